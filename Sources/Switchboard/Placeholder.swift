@@ -1,0 +1,2 @@
+import CEL
+public enum SwitchboardPlaceholder {}

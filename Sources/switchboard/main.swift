@@ -1,0 +1,2 @@
+import Switchboard
+print("x")
