@@ -33,11 +33,11 @@ struct Parser {
         self.limits = limits
     }
 
-    private var current: PositionedToken { tokens[position] }
+    private var current: PositionedToken { tokens[min(position, tokens.count - 1)] }
 
     private mutating func advance() -> PositionedToken {
-        let token = tokens[position]
-        if position < tokens.count - 1 { position += 1 }
+        let token = current
+        position += 1
         return token
     }
 
