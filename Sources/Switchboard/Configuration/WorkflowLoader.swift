@@ -1,0 +1,364 @@
+import CEL
+import Foundation
+import Mustache
+
+/// Reads a workflow file into a ``Workflow``, reporting every problem it finds.
+struct WorkflowLoader {
+    let connectors: [String: ConnectorConfig]
+    var collector = ProblemCollector()
+    private var stepIDs: [String: YAMLNode] = [:]
+    /// `steps.<id>` references, checked once every step id is known.
+    private var stepReferences: [(id: String, at: YAMLNode)] = []
+
+    static let stepKinds = ["if", "switch", "action", "connector", "parallel", "wait"]
+    static let stepKeys = ["id", "description", "if", "then", "else", "switch", "action", "with", "connector", "operation",
+                           "parallel", "wait", "correlation", "timeout", "retry", "on_error"]
+
+    init(connectors: [String: ConnectorConfig]) { self.connectors = connectors }
+
+    mutating func load(_ node: YAMLNode) -> Workflow? {
+        collector.checkKeys(node, allowed: ["id", "description", "trigger", "steps"], required: ["id", "trigger", "steps"],
+                            context: "workflow")
+        guard node.mapping != nil else { return nil }
+        let id = node["id"]?.scalar ?? ""
+        if let idNode = node["id"], !Self.isIdentifier(id) {
+            collector.error(idNode, "workflow id '\(id)' must be letters, digits, '-' and '_'")
+        }
+        let trigger = node["trigger"].flatMap { loadTrigger($0) }
+        let steps = node["steps"].map { loadSteps($0, context: "steps") } ?? []
+        if let stepsNode = node["steps"], steps.isEmpty, stepsNode.sequence?.isEmpty == true {
+            collector.error(stepsNode, "a workflow needs at least one step")
+        }
+        for reference in stepReferences where stepIDs[reference.id] == nil {
+            collector.error(reference.at, "reference to unknown step 'steps.\(reference.id)'; known steps: "
+                + (stepIDs.keys.sorted().joined(separator: ", ")))
+        }
+        guard let trigger, !id.isEmpty else { return nil }
+        return Workflow(id: id, description: node["description"]?.scalar, trigger: trigger, steps: steps, file: node.file)
+    }
+
+    static func isIdentifier(_ text: String) -> Bool {
+        !text.isEmpty && text.unicodeScalars.allSatisfy {
+            ("a" ... "z").contains($0) || ("A" ... "Z").contains($0) || ("0" ... "9").contains($0) || $0 == "-" || $0 == "_"
+        }
+    }
+
+    // MARK: Trigger
+
+    private mutating func loadTrigger(_ node: YAMLNode) -> Trigger? {
+        collector.checkKeys(node, allowed: ["event", "api"], context: "trigger")
+        let event = node["event"]
+        let api = node["api"]
+        switch (event, api) {
+        case let (event?, nil):
+            guard let type = event.scalar, !type.isEmpty else {
+                collector.error(event, "trigger.event must be an event type such as inquiry.completed")
+                return nil
+            }
+            return .event(type: type)
+        case let (nil, api?):
+            return .api(loadInputSchema(api))
+        case (nil, nil):
+            collector.error(node, "trigger needs 'event: TYPE' or 'api: { input: {...} }'")
+            return nil
+        default:
+            collector.error(node, "trigger has both 'event' and 'api'; a workflow has one trigger")
+            return nil
+        }
+    }
+
+    private mutating func loadInputSchema(_ node: YAMLNode) -> InputSchema {
+        if node.scalar == "" || node.mapping?.isEmpty == true { return InputSchema(fields: []) }
+        collector.checkKeys(node, allowed: ["input"], context: "trigger.api")
+        var fields: [InputSchema.Field] = []
+        guard let input = node["input"] else { return InputSchema(fields: []) }
+        guard let entries = input.mapping else {
+            collector.error(input, "trigger.api.input must map field names to { type, required, pattern, enum }")
+            return InputSchema(fields: [])
+        }
+        for entry in entries {
+            let spec = entry.value
+            collector.checkKeys(spec, allowed: ["type", "required", "pattern", "enum", "description"],
+                                context: "input field '\(entry.key)'")
+            let typeName = spec["type"]?.scalar ?? "string"
+            guard let type = InputSchema.FieldType(rawValue: typeName) else {
+                collector.error(spec["type"] ?? spec, "unknown input type '\(typeName)'; expected one of: "
+                    + InputSchema.FieldType.allCases.map(\.rawValue).joined(separator: ", "))
+                continue
+            }
+            if let pattern = spec["pattern"]?.scalar, (try? NSRegularExpression(pattern: pattern)) == nil {
+                collector.error(spec["pattern"]!, "pattern '\(pattern)' is not a valid regular expression")
+            }
+            var allowed: [JSON]?
+            if let values = spec["enum"] {
+                if let items = values.sequence { allowed = items.map(\.json) } else {
+                    collector.error(values, "enum must be a list of allowed values")
+                }
+            }
+            fields.append(InputSchema.Field(
+                name: entry.key, type: type, required: spec["required"]?.json == .bool(true),
+                pattern: spec["pattern"]?.scalar, allowed: allowed, description: spec["description"]?.scalar))
+        }
+        return InputSchema(fields: fields)
+    }
+
+    // MARK: Steps
+
+    private mutating func loadSteps(_ node: YAMLNode, context: String) -> [Step] {
+        guard let items = node.sequence else {
+            collector.error(node, "\(context) must be a list of steps, got \(node.kindName)")
+            return []
+        }
+        return items.compactMap { loadStep($0) }
+    }
+
+    private mutating func loadStep(_ node: YAMLNode) -> Step? {
+        guard node.mapping != nil else {
+            collector.error(node, "a step must be a mapping with an 'id' and one of: \(Self.stepKinds.joined(separator: ", "))")
+            return nil
+        }
+        collector.checkKeys(node, allowed: Self.stepKeys, context: "step")
+        guard let idNode = node["id"], let id = idNode.scalar, !id.isEmpty else {
+            collector.error(node, "missing key 'id' in step")
+            return nil
+        }
+        if !Self.isIdentifier(id) || id.contains("-") {
+            collector.error(idNode, "step id '\(id)' must be letters, digits and '_' (it is used as steps.\(id) in expressions)")
+        }
+        if let previous = stepIDs[id] {
+            collector.error(idNode, "duplicate step id '\(id)' (first used at line \(previous.line)); step ids are unique within a workflow")
+        } else {
+            stepIDs[id] = idNode
+        }
+        let kinds = Self.stepKinds.filter { node[$0] != nil && !($0 == "connector" && node["wait"] != nil) }
+        guard kinds.count == 1 else {
+            if kinds.isEmpty {
+                collector.error(node, "step '\(id)' has no kind; expected one of: \(Self.stepKinds.joined(separator: ", "))")
+            } else {
+                collector.error(node, "step '\(id)' has several kinds (\(kinds.joined(separator: ", "))); a step has exactly one")
+            }
+            return nil
+        }
+        let kind: Step.Kind?
+        switch kinds[0] {
+        case "if": kind = loadCondition(node, id: id)
+        case "switch": kind = loadSwitch(node["switch"]!, id: id)
+        case "action": kind = loadAction(node, id: id)
+        case "connector": kind = loadConnectorStep(node, id: id)
+        case "parallel": kind = .parallel(loadSteps(node["parallel"]!, context: "parallel"))
+        default: kind = loadWait(node, id: id)
+        }
+        let misplaced: [(String, String)] = [("then", "if"), ("else", "if"), ("with", "action or connector"),
+                                             ("operation", "connector"), ("correlation", "wait: callback")]
+        for (key, owner) in misplaced where node[key] != nil {
+            let fits = switch key {
+            case "then", "else": kinds[0] == "if"
+            case "with": kinds[0] == "action" || kinds[0] == "connector"
+            case "operation": kinds[0] == "connector"
+            default: kinds[0] == "wait"
+            }
+            if !fits { collector.error(node[key]!, "'\(key)' belongs to a step of kind \(owner), not \(kinds[0])") }
+        }
+        var timeout: Duration?
+        if let timeoutNode = node["timeout"] {
+            timeout = ConfigDuration.parse(timeoutNode.scalar ?? "")
+            if timeout == nil {
+                collector.error(timeoutNode, "timeout '\(timeoutNode.scalar ?? "")' is not a duration; write it like 250ms, 5s, 10m or 72h")
+            }
+        }
+        let retry = node["retry"].map { loadRetry($0) }
+        var onError = OnError.fail
+        if let handler = node["on_error"] {
+            switch handler.scalar {
+            case "fail": onError = .fail
+            case "continue": onError = .continue
+            case let other?:
+                collector.error(handler, "on_error '\(other)' must be fail, continue, or a list of steps")
+            case nil: onError = .steps(loadSteps(handler, context: "on_error"))
+            }
+        }
+        guard let kind else { return nil }
+        return Step(id: id, kind: kind, timeout: timeout, retry: retry, onError: onError, location: idNode.location)
+    }
+
+    private mutating func loadCondition(_ node: YAMLNode, id: String) -> Step.Kind? {
+        let expression = compile(node["if"]!, context: "if")
+        if node["then"] == nil { collector.error(node, "step '\(id)' has 'if' but no 'then'") }
+        let then = node["then"].map { loadSteps($0, context: "then") } ?? []
+        let otherwise = node["else"].map { loadSteps($0, context: "else") } ?? []
+        return expression.map { .condition($0, then: then, else: otherwise) }
+    }
+
+    private mutating func loadSwitch(_ node: YAMLNode, id: String) -> Step.Kind? {
+        guard let routes = node.sequence else {
+            collector.error(node, "switch must be a list of routes: - if: EXPR then: [steps], and a last - else: [steps]")
+            return nil
+        }
+        var result: [SwitchRoute] = []
+        for (index, route) in routes.enumerated() {
+            collector.checkKeys(route, allowed: ["if", "then", "else"], context: "switch route")
+            if let steps = route["else"] {
+                if route["if"] != nil || route["then"] != nil {
+                    collector.error(route, "a switch route has either 'if' and 'then', or 'else'")
+                }
+                if index != routes.count - 1 { collector.error(route, "the 'else' route must be the last route of the switch") }
+                result.append(SwitchRoute(condition: nil, steps: loadSteps(steps, context: "else")))
+            } else if let condition = route["if"] {
+                guard route["then"] != nil else {
+                    collector.error(route, "switch route has 'if' but no 'then'")
+                    continue
+                }
+                let expression = compile(condition, context: "switch route")
+                let steps = loadSteps(route["then"]!, context: "then")
+                if let expression { result.append(SwitchRoute(condition: expression, steps: steps)) }
+            } else if route.mapping != nil {
+                collector.error(route, "a switch route needs 'if' and 'then', or 'else'")
+            }
+        }
+        return .switch(result)
+    }
+
+    private mutating func loadAction(_ node: YAMLNode, id: String) -> Step.Kind? {
+        let name = node["action"]?.scalar ?? ""
+        switch name {
+        case "approve": return .action(.approve)
+        case "decline": return .action(.decline)
+        case "mark_for_review": return .action(.markForReview)
+        case "tag":
+            guard let with = node["with"], let tag = with["tag"] else {
+                collector.error(node, "action 'tag' needs with: { tag: NAME }")
+                return nil
+            }
+            collector.checkKeys(with, allowed: ["tag"], context: "with (action tag)")
+            return loadTemplate(tag).map { .action(.tag($0)) }
+        default:
+            collector.error(node["action"]!, "unknown action '\(name)'; expected one of: approve, decline, mark_for_review, tag")
+            return nil
+        }
+    }
+
+    private mutating func loadConnectorStep(_ node: YAMLNode, id: String) -> Step.Kind? {
+        let connectorNode = node["connector"]!
+        let connector = connectorNode.scalar ?? ""
+        if connectors[connector] == nil {
+            let known = connectors.keys.sorted()
+            collector.error(connectorNode, "reference to unknown connector '\(connector)'; "
+                + (known.isEmpty ? "no connectors are configured" : "configured connectors: \(known.joined(separator: ", "))"))
+        }
+        guard let operation = node["operation"]?.scalar, !operation.isEmpty else {
+            collector.error(node, "connector step '\(id)' needs an 'operation'")
+            return nil
+        }
+        var with: [String: ValueTemplate] = [:]
+        if let withNode = node["with"] {
+            guard let entries = withNode.mapping else {
+                collector.error(withNode, "'with' must be a mapping of input names to values")
+                return nil
+            }
+            for entry in entries {
+                if let template = loadTemplate(entry.value) { with[entry.key] = template }
+            }
+        }
+        return .connector(connector: connector, operation: operation, with: with)
+    }
+
+    private mutating func loadWait(_ node: YAMLNode, id: String) -> Step.Kind? {
+        let waitNode = node["wait"]!
+        let what = waitNode.scalar ?? ""
+        switch what {
+        case "review":
+            return .wait(.review)
+        case "callback":
+            guard let connector = node["connector"]?.scalar else {
+                collector.error(node, "wait: callback needs 'connector:' naming the connector whose callback it waits for")
+                return nil
+            }
+            if connectors[connector] == nil {
+                collector.error(node["connector"]!, "reference to unknown connector '\(connector)'")
+            }
+            guard let correlationNode = node["correlation"] else {
+                collector.error(node, "wait: callback needs 'correlation:', a CEL value the callback must carry")
+                return nil
+            }
+            return compile(correlationNode, context: "correlation").map { .wait(.callback(connector: connector, correlation: $0)) }
+        default:
+            if let duration = ConfigDuration.parse(what) { return .wait(.duration(duration)) }
+            collector.error(waitNode, "wait '\(what)' must be review, callback, or a duration such as 30s or 72h")
+            return nil
+        }
+    }
+
+    private mutating func loadRetry(_ node: YAMLNode) -> RetrySettings {
+        collector.checkKeys(node, allowed: ["max_attempts", "initial_interval", "backoff", "max_interval", "max_age"],
+                            context: "retry")
+        func duration(_ key: String) -> Duration? {
+            guard let value = node[key] else { return nil }
+            guard let parsed = ConfigDuration.parse(value.scalar ?? "") else {
+                collector.error(value, "\(key) '\(value.scalar ?? "")' is not a duration; write it like 250ms, 5s, 10m or 72h")
+                return nil
+            }
+            return parsed
+        }
+        var maxAttempts: Int?
+        if let value = node["max_attempts"] {
+            maxAttempts = Int(value.scalar ?? "")
+            if maxAttempts == nil || maxAttempts! < 1 { collector.error(value, "max_attempts must be a whole number of at least 1") }
+        }
+        var backoff: Double?
+        if let value = node["backoff"] {
+            backoff = Double(value.scalar ?? "")
+            if backoff == nil || backoff! < 1 { collector.error(value, "backoff must be a number of at least 1.0") }
+        }
+        return RetrySettings(maxAttempts: maxAttempts, initialInterval: duration("initial_interval"), backoff: backoff,
+                             maxInterval: duration("max_interval"), maxAge: duration("max_age"))
+    }
+
+    // MARK: Values
+
+    /// Compiles a CEL expression, reporting a compile error at its position in the file.
+    private mutating func compile(_ node: YAMLNode, context: String) -> Expression? {
+        guard let source = node.scalar, !source.trimmingCharacters(in: .whitespaces).isEmpty else {
+            collector.error(node, "\(context) must be a CEL expression, got \(node.kindName)")
+            return nil
+        }
+        do {
+            let program = try ExpressionEnvironment.shared.compile(source)
+            for path in program.referencedPaths where path.first == "steps" && path.count >= 2 {
+                stepReferences.append((path[1], node))
+            }
+            return Expression(source: source, program: program, location: node.location)
+        } catch {
+            let quoted: Int = if case let .scalar(s) = node.node, s.style == .singleQuoted || s.style == .doubleQuoted { 1 } else { 0 }
+            let line = node.line + (error.line ?? 1) - 1
+            let column = (error.line ?? 1) == 1 ? node.column + quoted + (error.column ?? 1) - 1 : (error.column ?? 1)
+            collector.problems.append(ConfigurationProblem(
+                file: node.file, line: line, column: column, "in \(context) expression '\(source)': \(error.message)"))
+            return nil
+        }
+    }
+
+    /// A `with:` value: `= expr` is CEL, a string with `{{` is a Mustache template, anything else is literal data.
+    private mutating func loadTemplate(_ node: YAMLNode) -> ValueTemplate? {
+        if let entries = node.mapping {
+            var object: [String: ValueTemplate] = [:]
+            for entry in entries { object[entry.key] = loadTemplate(entry.value) }
+            return .object(object)
+        }
+        if let items = node.sequence { return .array(items.compactMap { loadTemplate($0) }) }
+        let json = node.json
+        guard case let .string(text) = json else { return .literal(json) }
+        if text.hasPrefix("= ") {
+            let exprNode = YAMLNode(node: .scalar(.init(String(text.dropFirst(2)), .implicit, .plain, node.node.mark)), file: node.file)
+            return compile(exprNode, context: "value").map { .expression($0) }
+        }
+        if text.contains("{{") {
+            do {
+                return .template(source: text, try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + text))
+            } catch {
+                collector.error(node, "template '\(text)' is not valid Mustache: \(error)")
+                return nil
+            }
+        }
+        return .literal(json)
+    }
+}

@@ -1,2 +1,0 @@
-import CEL
-public enum SwitchboardPlaceholder {}

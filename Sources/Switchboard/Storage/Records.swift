@@ -1,0 +1,228 @@
+import CEL
+import Foundation
+
+/// Where a run is in its life.
+public enum RunStatus: String, Codable, Sendable, CaseIterable {
+    case pending, running, waiting, completed, failed, cancelled
+
+    public var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
+}
+
+/// The outcome a workflow's actions set on a run.
+public enum Decision: String, Codable, Sendable {
+    case approved, declined
+    case needsReview = "needs_review"
+}
+
+/// Where a step is in its life.
+public enum StepStatus: String, Codable, Sendable {
+    case running, waiting, completed, failed, cancelled
+}
+
+/// Why a step failed, in a form the API shows and `on_error` reads.
+public struct StepError: Codable, Hashable, Sendable, Error {
+    /// A stable class: `expression`, `timeout`, `not_supported`, `branch_failed`, ...
+    public var errorClass: String
+    public var message: String
+    /// The CEL expression that failed, with its position, when a condition failed.
+    public var expression: String?
+    public var line: Int?
+    public var column: Int?
+
+    public init(errorClass: String, message: String, expression: String? = nil, line: Int? = nil, column: Int? = nil) {
+        self.errorClass = errorClass
+        self.message = message
+        self.expression = expression
+        self.line = line
+        self.column = column
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case errorClass = "class", message, expression, line, column
+    }
+}
+
+/// What started a run.
+public struct RunTrigger: Codable, Hashable, Sendable {
+    public var eventID: EventID?
+    public var api: Bool
+
+    public init(eventID: EventID? = nil, api: Bool = false) {
+        self.eventID = eventID
+        self.api = api
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case eventID = "event_id", api
+    }
+}
+
+/// A workflow run as the store keeps it.
+public struct RunRecord: Sendable {
+    public var id: RunID
+    public var workflow: String
+    public var status: RunStatus
+    public var decision: Decision?
+    public var tags: [String]
+    public var trigger: RunTrigger
+    /// The CloudEvent that triggered the run, if any.
+    public var event: JSON?
+    /// The API trigger's input, if any.
+    public var input: JSON?
+    public var error: StepError?
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// When a waiting run should next be looked at (a timer, a timeout).
+    public var wakeAt: Date?
+
+    public init(id: RunID, workflow: String, status: RunStatus = .pending, decision: Decision? = nil, tags: [String] = [],
+                trigger: RunTrigger, event: JSON? = nil, input: JSON? = nil, error: StepError? = nil,
+                createdAt: Date, updatedAt: Date? = nil, wakeAt: Date? = nil)
+    {
+        self.id = id
+        self.workflow = workflow
+        self.status = status
+        self.decision = decision
+        self.tags = tags
+        self.trigger = trigger
+        self.event = event
+        self.input = input
+        self.error = error
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt ?? createdAt
+        self.wakeAt = wakeAt
+    }
+}
+
+/// One step's execution within a run.
+public struct StepRecord: Sendable, Equatable {
+    public var id: String
+    public var parent: String?
+    /// Start order within the run.
+    public var sequence: Int
+    public var status: StepStatus
+    public var attempts: Int
+    public var output: JSON?
+    public var error: StepError?
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var wakeAt: Date?
+
+    public init(id: String, parent: String?, sequence: Int, status: StepStatus, attempts: Int = 1, output: JSON? = nil,
+                error: StepError? = nil, startedAt: Date, endedAt: Date? = nil, wakeAt: Date? = nil)
+    {
+        self.id = id
+        self.parent = parent
+        self.sequence = sequence
+        self.status = status
+        self.attempts = attempts
+        self.output = output
+        self.error = error
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.wakeAt = wakeAt
+    }
+}
+
+/// A run with every step that has started.
+public struct RunSnapshot: Sendable {
+    public var run: RunRecord
+    public var steps: [StepRecord]
+}
+
+/// A received event, kept for deduplication and audit.
+public struct EventRecord: Sendable {
+    public var id: EventID
+    /// The CloudEvent `id`, or the `Idempotency-Key` header when one was sent.
+    public var dedupeKey: String
+    public var type: String
+    public var source: String
+    public var payload: JSON
+    public var receivedAt: Date
+    /// The runs the event started, answered again to a duplicate.
+    public var runs: [RunReference]
+}
+
+/// A run's id and workflow, as ingest answers them.
+public struct RunReference: Codable, Hashable, Sendable {
+    public var id: RunID
+    public var workflow: String
+}
+
+/// What the store did with an event.
+public enum IngestOutcome: Sendable {
+    case accepted
+    /// The event was seen before; this is the original.
+    case duplicate(EventRecord)
+}
+
+/// A filter and page over runs, newest first.
+public struct RunQuery: Sendable {
+    public var workflow: String?
+    public var status: RunStatus?
+    /// Only runs older than this id (the previous page's last id).
+    public var before: RunID?
+    public var limit: Int
+
+    public init(workflow: String? = nil, status: RunStatus? = nil, before: RunID? = nil, limit: Int = 50) {
+        self.workflow = workflow
+        self.status = status
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// A run's progress to commit at once: the run row and the steps that changed.
+public struct RunCheckpoint: Sendable {
+    public var run: RunRecord
+    public var steps: [StepRecord]
+}
+
+/// The result of resolving a waiting step from outside (a review decision, a callback).
+public enum WaitResolution: Sendable, Equatable {
+    case resolved
+    case runNotFound
+    case stepNotWaiting
+}
+
+/// The kinds of list, which decide how `inList` matches.
+public enum ListKind: String, Codable, Sendable, CaseIterable {
+    /// Exact addresses and CIDR ranges, IPv4 and IPv6.
+    case ip
+    /// Addresses or whole domains, case-insensitive.
+    case email
+    /// Exact strings.
+    case string
+}
+
+/// A named list of items that conditions test with `inList`.
+public struct ListRecord: Sendable, Equatable {
+    public var name: String
+    public var kind: ListKind
+    public var items: [String]
+    public var revision: Int64
+
+    public init(name: String, kind: ListKind, items: [String], revision: Int64 = 0) {
+        self.name = name
+        self.kind = kind
+        self.items = items
+        self.revision = revision
+    }
+}
+
+/// An API key; only the SHA-256 of the secret is stored.
+public struct APIKeyRecord: Sendable, Equatable {
+    public var name: String
+    public var hash: String
+    public var scopes: [String]
+    public var createdAt: Date
+    public var revokedAt: Date?
+
+    public init(name: String, hash: String, scopes: [String], createdAt: Date, revokedAt: Date? = nil) {
+        self.name = name
+        self.hash = hash
+        self.scopes = scopes
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}

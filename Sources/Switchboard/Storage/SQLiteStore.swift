@@ -1,0 +1,238 @@
+import CEL
+import Foundation
+import GRDB
+
+/// The embedded store: SQLite through GRDB, in WAL mode with `synchronous = FULL`, so a commit
+/// has reached the disk before anyone is answered. Concurrent writes share transactions
+/// (``GroupCommit``), which is what makes durable ingest fast.
+public final class SQLiteStore: Store {
+    let pool: DatabasePool
+    private let commits: GroupCommit
+    public let path: String
+
+    /// Opens (and creates, with its folder) the database at `path`.
+    public init(path: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var configuration = GRDB.Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.maximumReaderCount = 8
+        pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets NORMAL on the writer after prepareDatabase; FULL makes each commit durable.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        commits = GroupCommit(writer: pool)
+        self.path = path
+    }
+
+    public func migrate() async throws {
+        try Self.migrator.migrate(pool)
+    }
+
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    // MARK: Events and runs
+
+    public func ingest(_ event: EventRecord, runs: [RunRecord]) async throws -> IngestOutcome {
+        try await commits.write { db -> IngestOutcome in
+            if let existing = try Row.fetchOne(db, sql: "SELECT * FROM events WHERE dedupe_key = ?", arguments: [event.dedupeKey]) {
+                return .duplicate(try Self.event(from: existing))
+            }
+            try db.execute(
+                sql: "INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [event.id.rawValue, event.dedupeKey, event.type, event.source, event.payload.text,
+                            event.receivedAt.microseconds, try Self.encode(event.runs)])
+            for run in runs { try Self.insert(run, db) }
+            return .accepted
+        }
+    }
+
+    public func createRuns(_ runs: [RunRecord]) async throws {
+        try await commits.write { db in
+            for run in runs { try Self.insert(run, db) }
+        }
+    }
+
+    public func loadRun(_ id: RunID) async throws -> RunSnapshot? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id.rawValue]) else {
+                return nil
+            }
+            let steps = try Row.fetchAll(db, sql: "SELECT * FROM steps WHERE run_id = ? ORDER BY sequence", arguments: [id.rawValue])
+            return RunSnapshot(run: try Self.run(from: row), steps: try steps.map(Self.step(from:)))
+        }
+    }
+
+    public func listRuns(_ query: RunQuery) async throws -> [RunRecord] {
+        try await pool.read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let workflow = query.workflow { clauses.append("workflow = ?"); arguments += [workflow] }
+            if let status = query.status { clauses.append("status = ?"); arguments += [status.rawValue] }
+            if let before = query.before { clauses.append("id < ?"); arguments += [before.rawValue] }
+            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            arguments += [query.limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM runs \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
+                .map(Self.run(from:))
+        }
+    }
+
+    public func save(_ checkpoint: RunCheckpoint) async throws {
+        try await commits.write { db in
+            let run = checkpoint.run
+            try db.execute(
+                sql: """
+                UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ? WHERE id = ?
+                """,
+                arguments: [run.status.rawValue, run.decision?.rawValue, try Self.encode(run.tags),
+                            try run.error.map(Self.encode), run.updatedAt.microseconds, run.wakeAt?.microseconds,
+                            run.id.rawValue])
+            for step in checkpoint.steps {
+                // A wait's output may have been set from outside (a review); never overwrite it with nothing.
+                try db.execute(
+                    sql: """
+                    INSERT INTO steps (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at, wake_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (run_id, step_id) DO UPDATE SET
+                      status = excluded.status, attempts = excluded.attempts,
+                      output = COALESCE(excluded.output, steps.output), error = excluded.error,
+                      ended_at = excluded.ended_at, wake_at = excluded.wake_at
+                    """,
+                    arguments: [run.id.rawValue, step.id, step.parent, step.sequence, step.status.rawValue, step.attempts,
+                                step.output?.text, try step.error.map(Self.encode), step.startedAt.microseconds,
+                                step.endedAt?.microseconds, step.wakeAt?.microseconds])
+            }
+        }
+    }
+
+    public func unfinishedRuns() async throws -> [RunID] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM runs WHERE status IN ('pending', 'running') ORDER BY id").map(RunID.init)
+        }
+    }
+
+    public func dueRuns(at now: Date, limit: Int) async throws -> [RunID] {
+        try await pool.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT id FROM runs WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?",
+                arguments: [now.microseconds, limit]
+            ).map(RunID.init)
+        }
+    }
+
+    public func resolveWait(run: RunID, step: String, output: JSON) async throws -> WaitResolution {
+        try await commits.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [run.rawValue]) != nil else {
+                return .runNotFound
+            }
+            try db.execute(
+                sql: "UPDATE steps SET output = ? WHERE run_id = ? AND step_id = ? AND status = 'waiting' AND output IS NULL",
+                arguments: [output.text, run.rawValue, step])
+            guard db.changesCount == 1 else { return .stepNotWaiting }
+            try db.execute(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status = 'waiting'",
+                           arguments: [Date().microseconds, run.rawValue])
+            return .resolved
+        }
+    }
+
+    // MARK: Lists
+
+    public func putList(_ list: ListRecord) async throws {
+        try await commits.write { db in
+            try db.execute(sql: "DELETE FROM list_items WHERE list_name = ?", arguments: [list.name])
+            try db.execute(
+                sql: """
+                INSERT INTO lists (name, kind, revision) VALUES (?, ?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM lists))
+                ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, revision = excluded.revision
+                """, arguments: [list.name, list.kind.rawValue])
+            for item in list.items {
+                try db.execute(sql: "INSERT OR IGNORE INTO list_items (list_name, item) VALUES (?, ?)", arguments: [list.name, item])
+            }
+        }
+    }
+
+    public func addListItems(_ name: String, items: [String]) async throws -> Bool {
+        try await commits.write { db in
+            try db.execute(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [name])
+            guard db.changesCount == 1 else { return false }
+            for item in items {
+                try db.execute(sql: "INSERT OR IGNORE INTO list_items (list_name, item) VALUES (?, ?)", arguments: [name, item])
+            }
+            return true
+        }
+    }
+
+    public func removeListItem(_ name: String, item: String) async throws -> Bool {
+        try await commits.write { db in
+            try db.execute(sql: "DELETE FROM list_items WHERE list_name = ? AND item = ?", arguments: [name, item])
+            guard db.changesCount == 1 else { return false }
+            try db.execute(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [name])
+            return true
+        }
+    }
+
+    public func deleteList(_ name: String) async throws -> Bool {
+        try await commits.write { db in
+            try db.execute(sql: "DELETE FROM lists WHERE name = ?", arguments: [name])
+            let deleted = db.changesCount == 1
+            // Keep the revision moving so that readers notice the deletion.
+            try db.execute(sql: "UPDATE lists SET revision = revision + 1 WHERE revision = (SELECT MAX(revision) FROM lists)")
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'lists_deleted'")
+            return deleted
+        }
+    }
+
+    public func list(_ name: String) async throws -> ListRecord? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM lists WHERE name = ?", arguments: [name]) else { return nil }
+            return try Self.list(from: row, db)
+        }
+    }
+
+    public func lists() async throws -> [ListRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM lists ORDER BY name").map { try Self.list(from: $0, db) }
+        }
+    }
+
+    public func listsRevision() async throws -> Int64 {
+        try await pool.read { db in
+            let revision = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(revision), 0) FROM lists") ?? 0
+            let deletions = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'lists_deleted'") ?? 0
+            return revision &* 1_000_003 &+ deletions
+        }
+    }
+
+    // MARK: API keys
+
+    public func createAPIKey(_ key: APIKeyRecord) async throws {
+        try await commits.write { db in
+            if try Int.fetchOne(db, sql: "SELECT 1 FROM api_keys WHERE name = ? AND revoked_at IS NULL", arguments: [key.name]) != nil {
+                throw StoreError.duplicate("an active API key named '\(key.name)' already exists")
+            }
+            try db.execute(sql: "DELETE FROM api_keys WHERE name = ?", arguments: [key.name])
+            try db.execute(sql: "INSERT INTO api_keys (name, hash, scopes, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [key.name, key.hash, try Self.encode(key.scopes), key.createdAt.microseconds])
+        }
+    }
+
+    public func apiKeys() async throws -> [APIKeyRecord] {
+        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM api_keys ORDER BY name").map(Self.apiKey(from:)) }
+    }
+
+    public func revokeAPIKey(named name: String) async throws -> Bool {
+        try await commits.write { db in
+            try db.execute(sql: "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                           arguments: [Date().microseconds, name])
+            return db.changesCount == 1
+        }
+    }
+
+    public func apiKey(hash: String) async throws -> APIKeyRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE hash = ?", arguments: [hash]).map(Self.apiKey(from:))
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import CEL
+import Foundation
+
+/// The one place that remembers: events, runs and their steps, lists and API keys.
+///
+/// Implementations: ``SQLiteStore`` (embedded, the default). A PostgreSQL store implements the
+/// same protocol and passes the same contract tests. Every method that writes several rows
+/// writes them in one transaction.
+///
+/// ```swift
+/// let store = try SQLiteStore(path: ".switchboard/switchboard.sqlite")
+/// try await store.migrate()
+/// ```
+public protocol Store: Sendable {
+    /// Creates or upgrades the schema; safe to call on every start.
+    func migrate() async throws
+    /// Succeeds when the store answers.
+    func ping() async throws
+
+    /// Persists an event and the runs it triggers, or reports that the event was seen before.
+    func ingest(_ event: EventRecord, runs: [RunRecord]) async throws -> IngestOutcome
+    /// Persists new runs (API triggers).
+    func createRuns(_ runs: [RunRecord]) async throws
+    /// A run and its steps.
+    func loadRun(_ id: RunID) async throws -> RunSnapshot?
+    /// Runs matching a query, newest first.
+    func listRuns(_ query: RunQuery) async throws -> [RunRecord]
+    /// Commits a run's progress: the run row and every step record that changed.
+    func save(_ checkpoint: RunCheckpoint) async throws
+    /// Runs that were pending or running when the process stopped.
+    func unfinishedRuns() async throws -> [RunID]
+    /// Waiting runs whose wake time has come.
+    func dueRuns(at now: Date, limit: Int) async throws -> [RunID]
+    /// Records an outside answer (a review decision) on a waiting step, once.
+    func resolveWait(run: RunID, step: String, output: JSON) async throws -> WaitResolution
+
+    /// Creates or replaces a list.
+    func putList(_ list: ListRecord) async throws
+    /// Adds items to an existing list; false when the list does not exist.
+    func addListItems(_ name: String, items: [String]) async throws -> Bool
+    /// Removes one item; false when the list or the item does not exist.
+    func removeListItem(_ name: String, item: String) async throws -> Bool
+    /// Deletes a list; false when it does not exist.
+    func deleteList(_ name: String) async throws -> Bool
+    func list(_ name: String) async throws -> ListRecord?
+    func lists() async throws -> [ListRecord]
+    /// A number that changes whenever any list changes.
+    func listsRevision() async throws -> Int64
+
+    func createAPIKey(_ key: APIKeyRecord) async throws
+    func apiKeys() async throws -> [APIKeyRecord]
+    /// Revokes a key by name; false when no active key has that name.
+    func revokeAPIKey(named name: String) async throws -> Bool
+    func apiKey(hash: String) async throws -> APIKeyRecord?
+}
+
+/// A storage failure, with what was being done. Values never appear in `description`.
+public struct StoreError: Error, CustomStringConvertible {
+    public enum Code: Sendable { case duplicate, notFound, corrupt, unsupportedURL }
+    public let code: Code
+    public let detail: String
+
+    public static func duplicate(_ detail: String) -> StoreError { StoreError(code: .duplicate, detail: detail) }
+    public static func corrupt(_ detail: String) -> StoreError { StoreError(code: .corrupt, detail: detail) }
+    public static func unsupportedURL(_ detail: String) -> StoreError { StoreError(code: .unsupportedURL, detail: detail) }
+
+    public var description: String { detail }
+}

@@ -1,0 +1,58 @@
+import CEL
+import Foundation
+
+/// What a run's expressions and templates see: `event`, `data`, `input`, `steps`, `run`, `now`.
+struct RunContext {
+    private(set) var variables: [String: CELValue]
+    private var stepValues: CELMap
+    private var stepJSON: [String: JSON]
+    let celContext: CELContext
+    private let base: [String: JSON]
+
+    init(run: RunRecord, steps: [StepRecord], now: Date, lists: ListIndexSnapshot) {
+        let event = run.event ?? .null
+        let data = event["data"] ?? .null
+        let input = run.input ?? .null
+        let runInfo: JSON = ["id": .string(run.id.rawValue), "workflow": .string(run.workflow),
+                             "started_at": .string(run.createdAt.rfc3339)]
+        base = ["event": event, "data": data, "input": input, "run": runInfo, "now": .string(now.rfc3339)]
+        var runValue = CELMap()
+        runValue[.string("id")] = .string(run.id.rawValue)
+        runValue[.string("workflow")] = .string(run.workflow)
+        runValue[.string("started_at")] = .timestamp(CELTimestampBridge.timestamp(run.createdAt))
+        variables = [
+            "event": CELValue(json: event), "data": CELValue(json: data), "input": CELValue(json: input),
+            "run": .map(runValue), "now": .timestamp(CELTimestampBridge.timestamp(now)),
+        ]
+        stepValues = CELMap()
+        stepJSON = [:]
+        celContext = CELContext(now: CELTimestampBridge.timestamp(run.createdAt), host: lists)
+        for step in steps { update(step) }
+    }
+
+    /// Makes a step's latest status, output and error visible as `steps.<id>`.
+    mutating func update(_ step: StepRecord) {
+        let json: JSON = ["status": .string(step.status.rawValue), "output": step.output ?? .null,
+                          "error": step.error.map { ["class": .string($0.errorClass), "message": .string($0.message)] } ?? .null]
+        stepJSON[step.id] = json
+        stepValues[.string(step.id)] = CELValue(json: json)
+        variables["steps"] = .map(stepValues)
+    }
+
+    /// Evaluates an expression; a CEL error becomes a step error with the expression and position.
+    func evaluate(_ expression: Expression) throws(StepError) -> CELValue {
+        do {
+            return try expression.program.evaluate(variables, context: celContext)
+        } catch {
+            throw StepError(errorClass: "expression", message: error.message, expression: expression.source,
+                            line: error.line, column: error.column)
+        }
+    }
+
+    /// The context as Foundation objects, for Mustache templates.
+    var mustacheObject: [String: Any] {
+        var object = base.mapValues(\.foundationObject)
+        object["steps"] = stepJSON.mapValues(\.foundationObject)
+        return object
+    }
+}

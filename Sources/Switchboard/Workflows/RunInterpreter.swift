@@ -1,0 +1,242 @@
+import CEL
+import Foundation
+
+/// Advances one run as far as it can go now, deterministically and without I/O.
+///
+/// The interpreter walks the workflow's steps against the run's step records: a step that has
+/// ended is never executed again (its recorded result is used), a condition that has been
+/// evaluated keeps its recorded result, and a wait remembers when it started. Everything it
+/// changes is returned as one ``RunCheckpoint`` that the caller commits in one transaction, so
+/// a crash before the commit loses nothing that anybody has seen, and a crash after it never
+/// repeats a finished step.
+struct RunInterpreter {
+    enum Flow: Equatable {
+        case done
+        case suspended
+        case failed(StepError)
+    }
+
+    let workflow: Workflow
+    let now: Date
+    private(set) var run: RunRecord
+    private var records: [String: StepRecord]
+    private var changed: [String] = []
+    private var nextSequence: Int
+    private var context: RunContext
+    /// The earliest time a suspended step wants to be looked at again.
+    private var earliestWake: Date?
+
+    init(workflow: Workflow, snapshot: RunSnapshot, now: Date, lists: ListIndexSnapshot) {
+        self.workflow = workflow
+        self.now = now
+        run = snapshot.run
+        records = Dictionary(uniqueKeysWithValues: snapshot.steps.map { ($0.id, $0) })
+        nextSequence = (snapshot.steps.map(\.sequence).max() ?? 0) + 1
+        context = RunContext(run: snapshot.run, steps: snapshot.steps, now: now, lists: lists)
+    }
+
+    /// Runs until the workflow ends or every path waits; returns what to commit.
+    mutating func advance() -> RunCheckpoint {
+        guard !run.status.isFinished else { return RunCheckpoint(run: run, steps: []) }
+        let flow = block(workflow.steps, parent: nil)
+        switch flow {
+        case .done:
+            run.status = .completed
+            run.wakeAt = nil
+        case let .failed(error):
+            run.status = .failed
+            run.error = error
+            run.wakeAt = nil
+        case .suspended:
+            run.status = .waiting
+            run.wakeAt = earliestWake
+        }
+        run.updatedAt = now
+        var seen = Set<String>()
+        let steps = changed.filter { seen.insert($0).inserted }.compactMap { records[$0] }
+        return RunCheckpoint(run: run, steps: steps)
+    }
+
+    private mutating func block(_ steps: [Step], parent: String?) -> Flow {
+        for step in steps {
+            switch execute(step, parent: parent) {
+            case .done: continue
+            case .suspended: return .suspended
+            case let .failed(error):
+                switch step.onError {
+                case .fail: return .failed(error)
+                case .continue: continue
+                case let .steps(handlers):
+                    let handled = block(handlers, parent: step.id)
+                    if handled != .done { return handled }
+                }
+            }
+        }
+        return .done
+    }
+
+    private mutating func record(_ step: StepRecord) {
+        records[step.id] = step
+        changed.append(step.id)
+        context.update(step)
+    }
+
+    private mutating func start(_ step: Step, parent: String?) -> StepRecord {
+        if let existing = records[step.id] { return existing }
+        let fresh = StepRecord(id: step.id, parent: parent, sequence: nextSequence, status: .running, startedAt: now)
+        nextSequence += 1
+        record(fresh)
+        return fresh
+    }
+
+    private mutating func finish(_ step: inout StepRecord, _ flow: Flow, output: JSON? = nil) -> Flow {
+        switch flow {
+        case .done:
+            step.status = .completed
+            if let output { step.output = output }
+            step.endedAt = now
+        case let .failed(error):
+            step.status = .failed
+            step.error = error
+            step.endedAt = now
+        case .suspended:
+            return flow
+        }
+        record(step)
+        return flow
+    }
+
+    private mutating func suspend(_ step: inout StepRecord, until wake: Date?) -> Flow {
+        if step.status != .waiting || step.wakeAt != wake {
+            step.status = .waiting
+            step.wakeAt = wake
+            record(step)
+        }
+        if let wake { earliestWake = min(earliestWake ?? wake, wake) }
+        return .suspended
+    }
+
+    private mutating func execute(_ step: Step, parent: String?) -> Flow {
+        if let existing = records[step.id] {
+            switch existing.status {
+            case .completed: return .done
+            case .failed: return .failed(existing.error ?? StepError(errorClass: "unknown", message: "step failed"))
+            case .cancelled: return .failed(StepError(errorClass: "cancelled", message: "step was cancelled"))
+            case .running, .waiting: break
+            }
+        }
+        var current = start(step, parent: parent)
+        switch step.kind {
+        case let .condition(expression, then, otherwise):
+            let matched: Bool
+            if case let .bool(recorded)? = current.output?["result"] {
+                matched = recorded
+            } else {
+                do {
+                    matched = try condition(expression)
+                } catch {
+                    return finish(&current, .failed(error))
+                }
+                current.output = ["result": .bool(matched)]
+                record(current)
+            }
+            return finish(&current, block(matched ? then : otherwise, parent: step.id))
+
+        case let .switch(routes):
+            let chosen: Int
+            if case let .number(recorded)? = current.output?["route"] {
+                chosen = Int(recorded)
+            } else {
+                var found = -1
+                for (index, route) in routes.enumerated() {
+                    guard let expression = route.condition else { found = index; break }
+                    do {
+                        if try condition(expression) { found = index; break }
+                    } catch {
+                        return finish(&current, .failed(error))
+                    }
+                }
+                chosen = found
+                current.output = ["route": .number(Double(found))]
+                record(current)
+            }
+            let flow = chosen >= 0 && chosen < routes.count ? block(routes[chosen].steps, parent: step.id) : .done
+            return finish(&current, flow)
+
+        case let .action(action):
+            if let decision = action.decision {
+                run.decision = decision
+                return finish(&current, .done, output: ["decision": .string(decision.rawValue)])
+            }
+            if case let .tag(template) = action {
+                do {
+                    let value = try template.evaluate(in: context)
+                    guard case let .string(tag) = value, !tag.isEmpty else {
+                        return finish(&current, .failed(StepError(errorClass: "invalid_value",
+                                                                 message: "tag must be a non-empty string, got \(value.text)")))
+                    }
+                    if !run.tags.contains(tag) { run.tags.append(tag) }
+                    return finish(&current, .done, output: ["tag": .string(tag)])
+                } catch {
+                    return finish(&current, .failed(error))
+                }
+            }
+            return finish(&current, .done)
+
+        case let .parallel(branches):
+            var anySuspended = false
+            var failures: [String] = []
+            for branch in branches {
+                switch execute(branch, parent: step.id) {
+                case .done: break
+                case .suspended: anySuspended = true
+                case .failed: failures.append(branch.id)
+                }
+            }
+            if anySuspended { return suspend(&current, until: nil) }
+            if !failures.isEmpty {
+                return finish(&current, .failed(StepError(
+                    errorClass: "branch_failed",
+                    message: "parallel branch\(failures.count > 1 ? "es" : "") \(failures.joined(separator: ", ")) failed")))
+            }
+            return finish(&current, .done)
+
+        case let .wait(spec):
+            return wait(step, spec, &current)
+
+        case let .connector(connector, operation, _):
+            return finish(&current, .failed(StepError(
+                errorClass: "not_supported",
+                message: "connector step '\(connector).\(operation)' cannot run: this build has no delivery engine yet")))
+        }
+    }
+
+    private mutating func wait(_ step: Step, _ spec: WaitSpec, _ current: inout StepRecord) -> Flow {
+        switch spec {
+        case let .duration(duration):
+            let wake = current.wakeAt ?? current.startedAt.addingTimeInterval(duration.timeInterval)
+            if now >= wake { return finish(&current, .done, output: ["waited": .string(ConfigDuration.format(duration))]) }
+            return suspend(&current, until: wake)
+        case .review, .callback:
+            if let output = current.output, output != .null {
+                return finish(&current, .done)
+            }
+            let deadline = step.timeout.map { current.startedAt.addingTimeInterval($0.timeInterval) }
+            if let deadline, now >= deadline {
+                return finish(&current, .failed(StepError(
+                    errorClass: "timeout", message: "no answer within \(ConfigDuration.format(step.timeout!))")))
+            }
+            return suspend(&current, until: deadline)
+        }
+    }
+
+    private func condition(_ expression: Expression) throws(StepError) -> Bool {
+        let value = try context.evaluate(expression)
+        guard case let .bool(result) = value else {
+            throw StepError(errorClass: "expression",
+                            message: "condition must be a bool, got \(value.celType.name)",
+                            expression: expression.source, line: 1, column: 1)
+        }
+        return result
+    }
+}

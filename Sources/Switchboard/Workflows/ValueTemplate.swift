@@ -1,0 +1,43 @@
+import CEL
+import Foundation
+import Mustache
+
+/// A value in a step's `with:`: literal data, a Mustache string template, or a CEL value (`= expr`).
+public indirect enum ValueTemplate: Sendable {
+    case literal(JSON)
+    case template(source: String, MustacheTemplate)
+    case expression(Expression)
+    case object([String: ValueTemplate])
+    case array([ValueTemplate])
+
+    /// Produces the value against a run's context.
+    func evaluate(in context: RunContext) throws(StepError) -> JSON {
+        switch self {
+        case let .literal(json): return json
+        case let .template(_, template): return .string(template.render(context.mustacheObject))
+        case let .expression(expression): return try context.evaluate(expression).json
+        case let .object(fields):
+            var object: [String: JSON] = [:]
+            for (key, value) in fields { object[key] = try value.evaluate(in: context) }
+            return .object(object)
+        case let .array(items):
+            var array: [JSON] = []
+            for item in items { array.append(try item.evaluate(in: context)) }
+            return .array(array)
+        }
+    }
+}
+
+extension JSON {
+    /// The value as Foundation objects, for Mustache.
+    var foundationObject: Any {
+        switch self {
+        case .null: return NSNull()
+        case let .bool(b): return b
+        case let .number(d): return d.rounded() == d && abs(d) < 1e15 ? Int(d) as Any : d
+        case let .string(s): return s
+        case let .array(a): return a.map(\.foundationObject)
+        case let .object(o): return o.mapValues(\.foundationObject)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import CEL
+import Foundation
+
+/// A workflow: a trigger and the steps that run when it fires.
+public struct Workflow: Sendable {
+    public var id: String
+    public var description: String?
+    public var trigger: Trigger
+    public var steps: [Step]
+    /// The file the workflow was loaded from.
+    public var file: String
+
+    /// Every step by id, nested steps included.
+    public var stepsByID: [String: Step] {
+        var index: [String: Step] = [:]
+        func visit(_ steps: [Step]) {
+            for step in steps {
+                index[step.id] = step
+                visit(step.children)
+            }
+        }
+        visit(steps)
+        return index
+    }
+}
+
+/// What starts a workflow's runs.
+public enum Trigger: Sendable {
+    /// Each CloudEvent of this type.
+    case event(type: String)
+    /// `POST /v1/workflows/{id}/runs` with an input that matches the schema.
+    case api(InputSchema)
+}
+
+/// A step of a workflow. Step ids are unique within the workflow, nested steps included.
+public struct Step: Sendable {
+    public var id: String
+    public var kind: Kind
+    /// How long a wait may last before the step fails with the error class `timeout`.
+    public var timeout: Duration?
+    public var retry: RetrySettings?
+    public var onError: OnError
+    public var location: SourceLocation
+
+    public indirect enum Kind: Sendable {
+        /// `if` / `then` / `else`.
+        case condition(Expression, then: [Step], else: [Step])
+        /// Ordered routes; the first whose condition holds runs; a route without one is `else`.
+        case `switch`([SwitchRoute])
+        case action(BuiltinAction)
+        /// A connector operation with its inputs.
+        case connector(connector: String, operation: String, with: [String: ValueTemplate])
+        /// Steps that run concurrently; the step ends when all have ended.
+        case parallel([Step])
+        case wait(WaitSpec)
+    }
+
+    /// The steps nested directly in this one (branches, routes, parallel branches, error handlers).
+    public var children: [Step] {
+        var nested: [Step]
+        switch kind {
+        case let .condition(_, then, otherwise): nested = then + otherwise
+        case let .switch(routes): nested = routes.flatMap(\.steps)
+        case let .parallel(branches): nested = branches
+        case .action, .connector, .wait: nested = []
+        }
+        if case let .steps(handlers) = onError { nested += handlers }
+        return nested
+    }
+
+    /// The name of the step's kind as the YAML spells it.
+    public var kindName: String {
+        switch kind {
+        case .condition: "if"
+        case .switch: "switch"
+        case .action: "action"
+        case .connector: "connector"
+        case .parallel: "parallel"
+        case .wait: "wait"
+        }
+    }
+}
+
+/// One route of a `switch`.
+public struct SwitchRoute: Sendable {
+    /// nil for the `else` route.
+    public var condition: Expression?
+    public var steps: [Step]
+}
+
+/// The actions the engine performs itself.
+public enum BuiltinAction: Sendable {
+    case approve, decline, markForReview
+    case tag(ValueTemplate)
+
+    var decision: Decision? {
+        switch self {
+        case .approve: .approved
+        case .decline: .declined
+        case .markForReview: .needsReview
+        case .tag: nil
+        }
+    }
+}
+
+/// What a `wait` step waits for.
+public enum WaitSpec: Sendable {
+    case duration(Duration)
+    /// A reviewer's decision (`POST /v1/runs/{id}/review` or a Slack button).
+    case review
+    /// A connector's verified callback carrying the correlation value.
+    case callback(connector: String, correlation: Expression)
+}
+
+/// What happens when a step fails.
+public enum OnError: Sendable {
+    /// The failure propagates: the enclosing step fails, and at the top the run fails.
+    case fail
+    /// The step is recorded as failed and the run goes on with the next step.
+    case `continue`
+    /// These steps run in place of the failed step, then the run goes on after it.
+    case steps([Step])
+}
+
+/// Retry settings for a step's outbound calls (used by the delivery engine).
+public struct RetrySettings: Sendable, Equatable {
+    public var maxAttempts: Int?
+    public var initialInterval: Duration?
+    public var backoff: Double?
+    public var maxInterval: Duration?
+    public var maxAge: Duration?
+}
+
+/// A place in a configuration file.
+public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A compiled CEL expression with where it was written.
+public struct Expression: Sendable {
+    public var source: String
+    public var program: CELProgram
+    public var location: SourceLocation
+}
