@@ -22,6 +22,9 @@ public struct ConfigurationProblem: Sendable, Hashable, CustomStringConvertible 
 /// The configuration could not be loaded; every problem found is listed.
 public struct ConfigurationError: Error, CustomStringConvertible {
     public var problems: [ConfigurationProblem]
+
+    public init(problems: [ConfigurationProblem]) { self.problems = problems }
+
     public var description: String {
         let errors = problems.filter { $0.severity == .error }
         return "configuration has \(errors.count) error\(errors.count == 1 ? "" : "s"):\n"

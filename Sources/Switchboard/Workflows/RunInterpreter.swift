@@ -16,8 +16,17 @@ struct RunInterpreter {
         case failed(StepError)
     }
 
+    /// How connector steps are treated.
+    enum ConnectorMode {
+        /// They fail with `not_supported` (no delivery engine in this build).
+        case unavailable
+        /// They complete with the request they would send, and nothing is sent (`switchboard run`).
+        case dryRun
+    }
+
     let workflow: Workflow
     let now: Date
+    var connectorMode: ConnectorMode = .unavailable
     private(set) var run: RunRecord
     private var records: [String: StepRecord]
     private var changed: [String] = []
@@ -203,6 +212,18 @@ struct RunInterpreter {
 
         case let .wait(spec):
             return wait(step, spec, &current)
+
+        case let .connector(connector, operation, with) where connectorMode == .dryRun:
+            var inputs: [String: JSON] = [:]
+            do {
+                for (key, template) in with { inputs[key] = try template.evaluate(in: context) }
+            } catch {
+                return finish(&current, .failed(error))
+            }
+            return finish(&current, .done, output: [
+                "dry_run": true,
+                "request": ["connector": .string(connector), "operation": .string(operation), "with": .object(inputs)],
+            ])
 
         case let .connector(connector, operation, _):
             return finish(&current, .failed(StepError(

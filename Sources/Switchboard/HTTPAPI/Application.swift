@@ -1,0 +1,35 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Where the gateway listens and what it serves.
+public struct ServerSettings: Sendable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8080) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// Wires the gateway: the router with every route, and the services that run beside the HTTP
+/// server (the run scheduler). The one place that shows how the parts fit.
+///
+/// ```swift
+/// let gateway = Gateway(store: store, configuration: configuration, logger: logger)
+/// let app = buildApplication(gateway: gateway, settings: ServerSettings(port: 8080), logger: logger)
+/// try await app.runService()
+/// ```
+public func buildApplication(gateway: Gateway, settings: ServerSettings, logger: Logger) -> some ApplicationProtocol {
+    let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: RequestLogMiddleware(metrics: gateway.metrics))
+    gateway.addRoutes(to: router)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
+        logger: logger)
+    app.addServices(gateway.scheduler)
+    return app
+}

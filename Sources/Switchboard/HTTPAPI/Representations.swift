@@ -1,0 +1,71 @@
+import CEL
+import Foundation
+
+/// How resources look in the API (DESIGN.md, "Resource shapes").
+extension RunRecord {
+    func json(steps: [StepRecord]? = nil) -> JSON {
+        var trigger: [String: JSON] = [:]
+        if let eventID = self.trigger.eventID { trigger["event_id"] = .string(eventID.rawValue) }
+        if self.trigger.api { trigger["api"] = true }
+        var object: [String: JSON] = [
+            "id": .string(id.rawValue), "workflow": .string(workflow), "status": .string(status.rawValue),
+            "decision": decision.map { .string($0.rawValue) } ?? .null, "tags": .array(tags.map(JSON.string)),
+            "trigger": .object(trigger), "created_at": .string(createdAt.rfc3339), "updated_at": .string(updatedAt.rfc3339),
+            "error": error?.json ?? .null,
+        ]
+        if let wakeAt, status == .waiting { object["wake_at"] = .string(wakeAt.rfc3339) }
+        if let input { object["input"] = input }
+        if let steps { object["steps"] = .array(steps.map(\.json)) }
+        return .object(object)
+    }
+}
+
+extension StepRecord {
+    var json: JSON {
+        ["id": .string(id), "parent": parent.map(JSON.string) ?? .null, "status": .string(status.rawValue),
+         "attempts": .number(Double(attempts)), "output": output ?? .null, "error": error?.json ?? .null,
+         "started_at": .string(startedAt.rfc3339), "ended_at": endedAt.map { .string($0.rfc3339) } ?? .null]
+    }
+}
+
+extension StepError {
+    var json: JSON {
+        var object: [String: JSON] = ["class": .string(errorClass), "message": .string(message)]
+        if let expression { object["expression"] = .string(expression) }
+        if let line { object["line"] = .number(Double(line)) }
+        if let column { object["column"] = .number(Double(column)) }
+        return .object(object)
+    }
+}
+
+extension ListRecord {
+    var json: JSON {
+        ["name": .string(name), "kind": .string(kind.rawValue), "items": .array(items.map(JSON.string))]
+    }
+}
+
+extension Workflow {
+    var json: JSON {
+        var trigger: JSON
+        switch self.trigger {
+        case let .event(type): trigger = ["event": .string(type)]
+        case let .api(schema):
+            var fields: [String: JSON] = [:]
+            for field in schema.fields {
+                var spec: [String: JSON] = ["type": .string(field.type.rawValue), "required": .bool(field.required)]
+                if let pattern = field.pattern { spec["pattern"] = .string(pattern) }
+                if let allowed = field.allowed { spec["enum"] = .array(allowed) }
+                fields[field.name] = .object(spec)
+            }
+            trigger = ["api": ["input": .object(fields)]]
+        }
+        func steps(_ list: [Step], parent: String?) -> [JSON] {
+            list.flatMap { step -> [JSON] in
+                [["id": .string(step.id), "kind": .string(step.kindName), "parent": parent.map(JSON.string) ?? .null]]
+                    + steps(step.children, parent: step.id)
+            }
+        }
+        return ["id": .string(id), "description": description.map(JSON.string) ?? .null, "trigger": trigger,
+                "steps": .array(steps(self.steps, parent: nil)), "file": .string(file)]
+    }
+}

@@ -1,0 +1,256 @@
+import CEL
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Every route of the API, with what it needs; the OpenAPI document is generated from this table.
+struct RouteDescription: Sendable {
+    let method: String
+    let path: String
+    let summary: String
+    /// The scope an API key needs; nil for routes authenticated otherwise or open.
+    let scope: String?
+}
+
+enum Routes {
+    static let all: [RouteDescription] = [
+        .init(method: "post", path: "/v1/events", summary: "Ingest a CloudEvents 1.0 event; deduplicated by id or Idempotency-Key", scope: "events:write"),
+        .init(method: "post", path: "/v1/workflows/{id}/runs", summary: "Start a run of an API-triggered workflow", scope: "runs:write"),
+        .init(method: "get", path: "/v1/workflows", summary: "List loaded workflows", scope: "workflows:read"),
+        .init(method: "get", path: "/v1/workflows/{id}", summary: "Read a workflow", scope: "workflows:read"),
+        .init(method: "get", path: "/v1/runs", summary: "List runs, newest first (filters: workflow, status; cursor, limit)", scope: "runs:read"),
+        .init(method: "get", path: "/v1/runs/{id}", summary: "Read a run with every step", scope: "runs:read"),
+        .init(method: "post", path: "/v1/runs/{id}/review", summary: "Decide a run waiting for review", scope: "runs:write"),
+        .init(method: "get", path: "/v1/lists", summary: "List lists", scope: "lists:read"),
+        .init(method: "get", path: "/v1/lists/{name}", summary: "Read a list", scope: "lists:read"),
+        .init(method: "put", path: "/v1/lists/{name}", summary: "Create or replace a list", scope: "lists:write"),
+        .init(method: "delete", path: "/v1/lists/{name}", summary: "Delete a list", scope: "lists:write"),
+        .init(method: "post", path: "/v1/lists/{name}/items", summary: "Add items to a list", scope: "lists:write"),
+        .init(method: "delete", path: "/v1/lists/{name}/items/{item}", summary: "Remove an item from a list", scope: "lists:write"),
+        .init(method: "get", path: "/v1/connectors", summary: "Configured connectors, secrets redacted", scope: "connectors:read"),
+        .init(method: "get", path: "/health", summary: "Liveness probe", scope: nil),
+        .init(method: "get", path: "/ready", summary: "Readiness: store reachable, configuration loaded", scope: nil),
+        .init(method: "get", path: "/metrics", summary: "Prometheus metrics", scope: nil),
+        .init(method: "get", path: "/openapi.json", summary: "This document", scope: nil),
+    ]
+}
+
+extension Gateway {
+    /// Adds every route to a router.
+    func addRoutes(to router: Router<GatewayRequestContext>) {
+        router.get("health") { _, _ in Response.json(["status": "ok"]) }
+        router.get("ready") { [self] _, _ in
+            do {
+                try await store.ping()
+                return Response.json(["status": "ready", "workflows": .number(Double(configuration.workflows.count))])
+            } catch {
+                throw Problem(.serviceUnavailable, "the store does not answer")
+            }
+        }
+        router.get("metrics") { [self] _, _ in
+            var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render())))
+            response.headers[.contentType] = "text/plain; version=0.0.4"
+            return response
+        }
+        router.get("openapi.json") { _, _ in Response.json(OpenAPIDocument.json) }
+
+        let v1 = router.group("v1").add(middleware: APIKeyMiddleware(gateway: self))
+        addEventRoutes(v1)
+        addRunRoutes(v1)
+        addListRoutes(v1)
+        addConfigurationRoutes(v1)
+    }
+
+    private func addEventRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
+        v1.post("events") { [self] request, context in
+            try requireScope("events:write", context)
+            if let type = request.headers[.contentType]?.lowercased(),
+               !(type.hasPrefix("application/json") || type.hasPrefix("application/cloudevents+json"))
+            {
+                throw Problem(.unsupportedMediaType,
+                              "Content-Type must be application/json or application/cloudevents+json (structured mode), got \(type)")
+            }
+            var request = request
+            let body = try await request.jsonBody()
+            let event: CloudEvent
+            switch CloudEvent.validate(body) {
+            case let .success(valid): event = valid
+            case let .failure(invalid):
+                let names = invalid.errors.map(\.path).joined(separator: ", ")
+                throw Problem.badRequest("the CloudEvent is invalid: \(names)", errors: invalid.errors)
+            }
+            let answer = try await ingest(event, idempotencyKey: request.headers[.idempotencyKey])
+            return Response.json(answer.json, status: answer.duplicate ? .ok : .accepted)
+        }
+    }
+
+    private func addRunRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
+        v1.post("workflows/:id/runs") { [self] request, context in
+            try requireScope("runs:write", context)
+            let id = try context.parameters.require("id")
+            guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
+            guard case let .api(schema) = workflow.trigger else {
+                throw Problem(.conflict, "workflow '\(id)' is triggered by events, not by the API")
+            }
+            var request = request
+            let input = try await request.jsonBody()
+            let violations = schema.validate(input)
+            if !violations.isEmpty {
+                throw Problem(.unprocessableContent,
+                              "the input is invalid: " + violations.map { "\($0.path) \($0.message)" }.joined(separator: "; "),
+                              errors: violations.map { Problem.FieldError(path: $0.path, message: $0.message) })
+            }
+            let run = try await startRun(workflow, input: input)
+            return Response.json(run.json(), status: .accepted)
+        }
+        v1.get("runs") { [self] request, context in
+            try requireScope("runs:read", context)
+            var query = RunQuery()
+            let parameters = request.uri.queryParameters
+            if let workflow = parameters["workflow"] { query.workflow = String(workflow) }
+            if let status = parameters["status"] {
+                guard let parsed = RunStatus(rawValue: String(status)) else {
+                    throw Problem.badRequest("status must be one of: " + RunStatus.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                query.status = parsed
+            }
+            if let cursor = parameters["cursor"] { query.before = RunID(String(cursor)) }
+            if let limit = parameters["limit"] {
+                guard let value = Int(String(limit)), (1 ... 500).contains(value) else {
+                    throw Problem.badRequest("limit must be a whole number from 1 to 500")
+                }
+                query.limit = value
+            }
+            let runs = try await store.listRuns(query)
+            let next: JSON = runs.count == query.limit ? .string(runs.last!.id.rawValue) : .null
+            return Response.json(["data": .array(runs.map { $0.json() }), "next_cursor": next])
+        }
+        v1.get("runs/:id") { [self] _, context in
+            try requireScope("runs:read", context)
+            let id = RunID(try context.parameters.require("id"))
+            guard let snapshot = try await store.loadRun(id) else { throw Problem.notFound("no run '\(id)'") }
+            return Response.json(snapshot.run.json(steps: snapshot.steps))
+        }
+        v1.post("runs/:id/review") { [self] request, context in
+            try requireScope("runs:write", context)
+            let id = RunID(try context.parameters.require("id"))
+            var request = request
+            let body = try await request.jsonBody()
+            guard case let .string(decision)? = body["decision"], decision == "approve" || decision == "decline" else {
+                throw Problem(.unprocessableContent, "decision must be \"approve\" or \"decline\"",
+                              errors: [.init(path: "decision", message: "must be approve or decline")])
+            }
+            let reviewer = body["reviewer"]?.stringValue ?? context.apiKey?.name
+            do {
+                let run = try await review(run: id, decision: decision, reviewer: reviewer)
+                return Response.json(["run_id": .string(run.id.rawValue), "decision": .string(decision), "status": "accepted"],
+                                     status: .accepted)
+            } catch ReviewError.runNotFound {
+                throw Problem.notFound("no run '\(id)'")
+            } catch ReviewError.noReviewWaiting {
+                throw Problem(.conflict, "run '\(id)' is not waiting for a review (already decided, or no review step)")
+            }
+        }
+    }
+
+    private func addListRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
+        v1.get("lists") { [self] _, context in
+            try requireScope("lists:read", context)
+            return Response.json(["data": .array(try await store.lists().map(\.json))])
+        }
+        v1.get("lists/:name") { [self] _, context in
+            try requireScope("lists:read", context)
+            let name = try context.parameters.require("name")
+            guard let list = try await store.list(name) else { throw Problem.notFound("no list '\(name)'") }
+            return Response.json(list.json)
+        }
+        v1.put("lists/:name") { [self] request, context in
+            try requireScope("lists:write", context)
+            let name = try context.parameters.require("name")
+            var request = request
+            let body = try await request.jsonBody()
+            guard let kindName = body["kind"]?.stringValue, let kind = ListKind(rawValue: kindName) else {
+                throw Problem(.unprocessableContent, "kind must be one of: ip, email, string",
+                              errors: [.init(path: "kind", message: "must be ip, email or string")])
+            }
+            let items = try Self.listItems(body, kind: kind)
+            try await store.putList(ListRecord(name: name, kind: kind, items: items))
+            try await lists.refresh(from: store)
+            return Response.json(try await store.list(name)?.json ?? .null)
+        }
+        v1.delete("lists/:name") { [self] _, context in
+            try requireScope("lists:write", context)
+            let name = try context.parameters.require("name")
+            guard try await store.deleteList(name) else { throw Problem.notFound("no list '\(name)'") }
+            try await lists.refresh(from: store)
+            return Response(status: .noContent)
+        }
+        v1.post("lists/:name/items") { [self] request, context in
+            try requireScope("lists:write", context)
+            let name = try context.parameters.require("name")
+            guard let list = try await store.list(name) else {
+                throw Problem.notFound("no list '\(name)'; create it with PUT /v1/lists/\(name) and a kind")
+            }
+            var request = request
+            let items = try Self.listItems(try await request.jsonBody(), kind: list.kind)
+            _ = try await store.addListItems(name, items: items)
+            try await lists.refresh(from: store)
+            return Response.json(try await store.list(name)?.json ?? .null)
+        }
+        v1.delete("lists/:name/items/:item") { [self] _, context in
+            try requireScope("lists:write", context)
+            let name = try context.parameters.require("name")
+            let item = try context.parameters.require("item").removingPercentEncoding ?? ""
+            guard try await store.removeListItem(name, item: item) else {
+                throw Problem.notFound("list '\(name)' has no item '\(item)'")
+            }
+            try await lists.refresh(from: store)
+            return Response(status: .noContent)
+        }
+    }
+
+    static func listItems(_ body: JSON, kind: ListKind) throws -> [String] {
+        guard case let .array(values)? = body["items"] else {
+            throw Problem(.unprocessableContent, "items must be a list of strings",
+                          errors: [.init(path: "items", message: "must be a list of strings")])
+        }
+        var items: [String] = []
+        var errors: [Problem.FieldError] = []
+        for (index, value) in values.enumerated() {
+            guard case let .string(item) = value else {
+                errors.append(.init(path: "items[\(index)]", message: "must be a string"))
+                continue
+            }
+            if let problem = ListIndexSnapshot.problem(with: item, kind: kind) {
+                errors.append(.init(path: "items[\(index)]", message: problem))
+            } else {
+                items.append(item)
+            }
+        }
+        if !errors.isEmpty {
+            throw Problem(.unprocessableContent, "\(errors.count) item(s) are not valid for a list of kind \(kind.rawValue)",
+                          errors: errors)
+        }
+        return items
+    }
+
+    private func addConfigurationRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
+        v1.get("workflows") { [self] _, context in
+            try requireScope("workflows:read", context)
+            return Response.json(["data": .array(configuration.workflows.map(\.json))])
+        }
+        v1.get("workflows/:id") { [self] _, context in
+            try requireScope("workflows:read", context)
+            let id = try context.parameters.require("id")
+            guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
+            return Response.json(workflow.json)
+        }
+        v1.get("connectors") { [self] _, context in
+            try requireScope("connectors:read", context)
+            let connectors = configuration.connectors.values.sorted { $0.id < $1.id }.map { connector -> JSON in
+                ["id": .string(connector.id), "kind": .string(connector.kind), "settings": connector.redactedSettings]
+            }
+            return Response.json(["data": .array(connectors)])
+        }
+    }
+}

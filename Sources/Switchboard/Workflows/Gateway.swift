@@ -1,0 +1,160 @@
+import CEL
+import Crypto
+import Foundation
+import Logging
+import Synchronization
+
+/// The gateway's operations, shared by the HTTP API and the command line: ingest, API
+/// triggers, reviews, and API-key checks. Built once by ``buildApplication``.
+public final class Gateway: Sendable {
+    public let store: any Store
+    public let configuration: Configuration
+    public let engine: RunEngine
+    public let scheduler: RunScheduler
+    public let lists: ListIndex
+    public let metrics: GatewayMetrics
+    let clock: any WallClock
+    let logger: Logger
+    private let keyCache = Mutex<[String: (APIKeyRecord?, Date)]>([:])
+    /// How long a key lookup is cached; revoking a key takes effect within this time.
+    static let keyCacheLifetime: TimeInterval = 2
+
+    public init(store: any Store, configuration: Configuration, clock: any WallClock = SystemWallClock(),
+                concurrency: Int = 32, pollInterval: Duration = .milliseconds(200), logger: Logger)
+    {
+        self.store = store
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        metrics = GatewayMetrics()
+        lists = ListIndex()
+        engine = RunEngine(store: store, configuration: configuration, lists: lists, clock: clock, metrics: metrics,
+                           logger: logger)
+        scheduler = RunScheduler(engine: engine, concurrency: concurrency, pollInterval: pollInterval, logger: logger)
+    }
+
+    /// The answer to an event: its id and the runs it started.
+    public struct IngestAnswer: Sendable {
+        public var eventID: EventID
+        public var runs: [RunReference]
+        public var duplicate: Bool
+
+        var json: JSON {
+            ["event_id": .string(eventID.rawValue),
+             "runs": .array(runs.map { ["id": .string($0.id.rawValue), "workflow": .string($0.workflow)] })]
+        }
+    }
+
+    /// Persists an event and the runs it triggers in one transaction, then hands the runs to the scheduler.
+    public func ingest(_ event: CloudEvent, idempotencyKey: String?) async throws -> IngestAnswer {
+        let now = clock.now()
+        let eventID = EventID.generate(at: now)
+        let workflows = configuration.workflows(forEvent: event.type)
+        let runs = workflows.map { workflow in
+            RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID), event: event.raw,
+                      createdAt: now)
+        }
+        let references = runs.map { RunReference(id: $0.id, workflow: $0.workflow) }
+        let record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
+                                 payload: event.raw, receivedAt: now, runs: references)
+        switch try await store.ingest(record, runs: runs) {
+        case .accepted:
+            metrics.eventReceived(type: event.type, outcome: "accepted")
+            for run in runs {
+                metrics.runTransition(workflow: run.workflow, status: .pending)
+                scheduler.submit(run.id, snapshot: RunSnapshot(run: run, steps: []))
+            }
+            return IngestAnswer(eventID: eventID, runs: references, duplicate: false)
+        case let .duplicate(original):
+            metrics.eventReceived(type: event.type, outcome: "duplicate")
+            return IngestAnswer(eventID: original.id, runs: original.runs, duplicate: true)
+        }
+    }
+
+    /// Starts a run of an API-triggered workflow; the input must already be valid.
+    public func startRun(_ workflow: Workflow, input: JSON) async throws -> RunRecord {
+        let now = clock.now()
+        let run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(api: true), input: input,
+                            createdAt: now)
+        try await store.createRuns([run])
+        metrics.runTransition(workflow: run.workflow, status: .pending)
+        scheduler.submit(run.id, snapshot: RunSnapshot(run: run, steps: []))
+        return run
+    }
+
+    /// Why a review could not be applied.
+    public enum ReviewError: Error, Equatable {
+        case runNotFound
+        case noReviewWaiting
+    }
+
+    /// Resolves the run's waiting `wait: review` step with a decision.
+    public func review(run id: RunID, decision: String, reviewer: String?) async throws -> RunRecord {
+        guard let snapshot = try await store.loadRun(id) else { throw ReviewError.runNotFound }
+        guard let workflow = configuration.workflow(snapshot.run.workflow) else { throw ReviewError.noReviewWaiting }
+        let kinds = workflow.stepsByID
+        let waiting = snapshot.steps.first { step in
+            guard step.status == .waiting, case .wait(.review)? = kinds[step.id]?.kind else { return false }
+            return step.output == nil
+        }
+        guard let step = waiting else { throw ReviewError.noReviewWaiting }
+        let output: JSON = ["decision": .string(decision), "reviewer": reviewer.map(JSON.string) ?? .null,
+                            "decided_at": .string(clock.now().rfc3339)]
+        switch try await store.resolveWait(run: id, step: step.id, output: output) {
+        case .resolved:
+            scheduler.submit(id)
+            logger.info("review recorded", metadata: ["run_id": "\(id)", "step_id": "\(step.id)", "decision": "\(decision)"])
+            return snapshot.run
+        case .runNotFound: throw ReviewError.runNotFound
+        case .stepNotWaiting: throw ReviewError.noReviewWaiting
+        }
+    }
+
+    /// The key a bearer token belongs to, if it is valid and not revoked. Lookups are cached briefly.
+    public func authenticate(token: String) async throws -> APIKeyRecord? {
+        let hash = APIKeys.hash(token)
+        let now = clock.now()
+        if let (cached, at) = keyCache.withLock({ $0[hash] }), now.timeIntervalSince(at) < Self.keyCacheLifetime {
+            return cached
+        }
+        let record = try await store.apiKey(hash: hash)
+        let valid = record?.revokedAt == nil ? record : nil
+        keyCache.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[hash] = (valid, now)
+        }
+        return valid
+    }
+}
+
+/// API keys: `sk_` and 32 random bytes in hex; the store keeps only the SHA-256.
+public enum APIKeys {
+    /// Every scope a key can have; a key created without `--scopes` has all.
+    public static let allScopes = ["events:write", "runs:read", "runs:write", "lists:read", "lists:write",
+                                   "workflows:read", "connectors:read", "connectors:write", "deliveries:read",
+                                   "deliveries:write"]
+
+    public static func generate() -> String {
+        var random = SystemRandomNumberGenerator()
+        let bytes = (0 ..< 32).map { _ in UInt8.random(in: 0 ... 255, using: &random) }
+        return "sk_" + Hex.encode(bytes)
+    }
+
+    public static func hash(_ key: String) -> String {
+        Hex.encode(Array(SHA256.hash(data: Data(key.utf8))))
+    }
+}
+
+/// Lowercase hexadecimal, with a lookup table (String(format:) is slow on Linux).
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,68 @@
+import CEL
+import Foundation
+import Logging
+
+/// Advances runs: loads a run, lets the ``RunInterpreter`` take it as far as it can, and
+/// commits the result as one checkpoint. The one place that decides what happens next.
+public final class RunEngine: Sendable {
+    public let store: any Store
+    public let configuration: Configuration
+    public let lists: ListIndex
+    let clock: any WallClock
+    let metrics: GatewayMetrics
+    let logger: Logger
+
+    public init(store: any Store, configuration: Configuration, lists: ListIndex, clock: any WallClock = SystemWallClock(),
+                metrics: GatewayMetrics, logger: Logger)
+    {
+        self.store = store
+        self.configuration = configuration
+        self.lists = lists
+        self.clock = clock
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Advances one run and commits its progress; returns the run as committed.
+    @discardableResult
+    public func advance(_ id: RunID, snapshot cached: RunSnapshot? = nil) async throws -> RunRecord? {
+        var loaded = cached
+        if loaded == nil { loaded = try await store.loadRun(id) }
+        guard let snapshot = loaded else {
+            logger.warning("run not found", metadata: ["run_id": "\(id)"])
+            return nil
+        }
+        guard !snapshot.run.status.isFinished else { return snapshot.run }
+        guard let workflow = configuration.workflow(snapshot.run.workflow) else {
+            var run = snapshot.run
+            run.status = .failed
+            run.error = StepError(errorClass: "unknown_workflow",
+                                  message: "workflow '\(run.workflow)' is not in the loaded configuration")
+            run.updatedAt = clock.now()
+            try await store.save(RunCheckpoint(run: run, steps: []))
+            metrics.runTransition(workflow: run.workflow, status: .failed)
+            return run
+        }
+        var interpreter = RunInterpreter(workflow: workflow, snapshot: snapshot, now: clock.now(), lists: lists.snapshot)
+        let checkpoint = interpreter.advance()
+        try await store.save(checkpoint)
+        record(checkpoint, previous: snapshot.run.status, workflow: workflow)
+        return checkpoint.run
+    }
+
+    private func record(_ checkpoint: RunCheckpoint, previous: RunStatus, workflow: Workflow) {
+        let run = checkpoint.run
+        if run.status != previous { metrics.runTransition(workflow: run.workflow, status: run.status) }
+        let kinds = workflow.stepsByID
+        for step in checkpoint.steps where step.endedAt != nil {
+            metrics.stepEnded(workflow: run.workflow, kind: kinds[step.id]?.kindName ?? "unknown", status: step.status,
+                              duration: step.endedAt!.timeIntervalSince(step.startedAt))
+        }
+        if run.status.isFinished {
+            logger.debug("run finished", metadata: [
+                "run_id": "\(run.id)", "workflow": "\(run.workflow)", "status": "\(run.status.rawValue)",
+                "decision": "\(run.decision?.rawValue ?? "none")",
+            ])
+        }
+    }
+}

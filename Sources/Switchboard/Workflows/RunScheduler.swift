@@ -1,0 +1,153 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Runs due work: new runs handed over by ingest, runs woken by a timer or an outside answer,
+/// and, at start, every run that was unfinished when the process stopped.
+///
+/// At most `concurrency` runs advance at once. On graceful shutdown it stops taking work, lets
+/// the runs in progress reach their checkpoint, and returns.
+public final class RunScheduler: Service {
+    let engine: RunEngine
+    let queue = WorkQueue()
+    let concurrency: Int
+    let pollInterval: Duration
+    let logger: Logger
+
+    public init(engine: RunEngine, concurrency: Int = 32, pollInterval: Duration = .milliseconds(200), logger: Logger) {
+        self.engine = engine
+        self.concurrency = concurrency
+        self.pollInterval = pollInterval
+        self.logger = logger
+    }
+
+    /// Queues a run to advance; a fresh snapshot saves loading it again.
+    public func submit(_ id: RunID, snapshot: RunSnapshot? = nil) {
+        queue.push(id, snapshot: snapshot)
+    }
+
+    public func run() async throws {
+        let recovered = try await engine.store.unfinishedRuns()
+        if !recovered.isEmpty { logger.info("resuming unfinished runs", metadata: ["count": "\(recovered.count)"]) }
+        for id in recovered { submit(id) }
+        try await engine.lists.refresh(from: engine.store, force: true)
+
+        await withDiscardingTaskGroup { group in
+            group.addTask { [queue] in
+                // Stop taking work when shutdown begins; running advances finish their checkpoint.
+                try? await gracefulShutdown()
+                queue.close()
+            }
+            group.addTask { [self] in await pollLoop() }
+            for _ in 0 ..< concurrency {
+                group.addTask { [self] in await workerLoop() }
+            }
+        }
+        logger.info("run scheduler stopped")
+    }
+
+    private func workerLoop() async {
+        while let (id, snapshot) = await queue.next() {
+            do {
+                try await engine.advance(id, snapshot: snapshot)
+            } catch {
+                logger.error("advancing run failed", metadata: ["run_id": "\(id)", "error": "\(error)"])
+            }
+            queue.finished(id)
+        }
+    }
+
+    private func pollLoop() async {
+        while !queue.isClosed {
+            do {
+                try await Task.sleep(for: pollInterval)
+            } catch { return }
+            do {
+                for id in try await engine.store.dueRuns(at: engine.clock.now(), limit: 1000) { submit(id) }
+                try await engine.lists.refresh(from: engine.store)
+            } catch {
+                logger.warning("polling for due runs failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// A queue of runs to advance: each run at most once in the queue and once in progress; a run
+/// submitted while in progress is advanced again after.
+final class WorkQueue: Sendable {
+    private struct State {
+        var items: [RunID] = []
+        var head = 0
+        var snapshots: [RunID: RunSnapshot] = [:]
+        var queued: Set<RunID> = []
+        var inProgress: Set<RunID> = []
+        var again: Set<RunID> = []
+        var waiters: [CheckedContinuation<(RunID, RunSnapshot?)?, Never>] = []
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    func push(_ id: RunID, snapshot: RunSnapshot? = nil) {
+        let waiter: CheckedContinuation<(RunID, RunSnapshot?)?, Never>? = state.withLock { state in
+            if state.closed { return nil }
+            if state.inProgress.contains(id) {
+                state.again.insert(id)
+                return nil
+            }
+            guard state.queued.insert(id).inserted else { return nil }
+            if !state.waiters.isEmpty {
+                state.queued.remove(id)
+                state.inProgress.insert(id)
+                return state.waiters.removeFirst()
+            }
+            state.items.append(id)
+            if let snapshot { state.snapshots[id] = snapshot }
+            return nil
+        }
+        waiter?.resume(returning: (id, snapshot))
+    }
+
+    func next() async -> (RunID, RunSnapshot?)? {
+        await withCheckedContinuation { continuation in
+            let ready: (RunID, RunSnapshot?)?? = state.withLock { state in
+                if state.head < state.items.count {
+                    let id = state.items[state.head]
+                    state.head += 1
+                    if state.head > 1024 && state.head * 2 > state.items.count {
+                        state.items.removeFirst(state.head)
+                        state.head = 0
+                    }
+                    state.queued.remove(id)
+                    state.inProgress.insert(id)
+                    return .some((id, state.snapshots.removeValue(forKey: id)))
+                }
+                if state.closed { return .some(nil) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    func finished(_ id: RunID) {
+        let again = state.withLock { state in
+            state.inProgress.remove(id)
+            return state.again.remove(id) != nil
+        }
+        if again { push(id) }
+    }
+
+    func close() {
+        let waiters = state.withLock { state in
+            state.closed = true
+            let waiters = state.waiters
+            state.waiters = []
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: nil) }
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import Switchboard
+
+struct ListsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lists", abstract: "Manage the lists that inList() reads.",
+        subcommands: [Add.self, Remove.self, Show.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add items to a list, creating it if needed.")
+        @Argument(help: "The list's name") var name: String
+        @Argument(help: "Items to add") var items: [String]
+        @Option(help: "ip, email or string (for a new list; default string)") var kind: String?
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            var listKind: ListKind?
+            if let kind {
+                guard let parsed = ListKind(rawValue: kind) else { throw UserError("--kind must be ip, email or string") }
+                listKind = parsed
+            }
+            let store = try await database.open()
+            let existing = try await store.list(name)
+            if let existing, let listKind, existing.kind != listKind {
+                throw UserError("list '\(name)' exists with kind \(existing.kind.rawValue), not \(listKind.rawValue)")
+            }
+            let effective = existing?.kind ?? listKind ?? .string
+            let problems = items.compactMap { ListIndexSnapshot.problem(with: $0, kind: effective) }
+            if !problems.isEmpty { throw UserError(problems.joined(separator: "; ")) }
+            if existing == nil {
+                try await store.putList(ListRecord(name: name, kind: effective, items: items))
+            } else {
+                _ = try await store.addListItems(name, items: items)
+            }
+            print("\(name) (\(effective.rawValue)): added \(items.count) item(s)")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove items from a list.")
+        @Argument(help: "The list's name") var name: String
+        @Argument(help: "Items to remove") var items: [String]
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let store = try await database.open()
+            var missing: [String] = []
+            for item in items where try await !store.removeListItem(name, item: item) { missing.append(item) }
+            if !missing.isEmpty { throw UserError("list '\(name)' has no item(s): \(missing.joined(separator: ", "))") }
+            print("\(name): removed \(items.count) item(s)")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a list's kind and items.")
+        @Argument(help: "The list's name") var name: String
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            guard let list = try await database.open().list(name) else { throw UserError("no list '\(name)'") }
+            print("\(list.name) (\(list.kind.rawValue)), \(list.items.count) item(s)")
+            for item in list.items { print(item) }
+        }
+    }
+}
+
+struct ConnectorsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "connectors", abstract: "Show configured connectors.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List configured connectors, secrets redacted.")
+        @OptionGroup var config: ConfigOptions
+
+        func run() async throws {
+            let configuration = try config.load()
+            for connector in configuration.connectors.values.sorted(by: { $0.id < $1.id }) {
+                print("\(connector.id)\t\(connector.kind)\t\(connector.redactedSettings.text)")
+            }
+        }
+    }
+}

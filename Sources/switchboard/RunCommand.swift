@@ -1,0 +1,51 @@
+import ArgumentParser
+import CEL
+import Foundation
+import Switchboard
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Dry-run a workflow in memory against an event or an input; print the step trace and the decision.",
+        discussion: "Nothing is sent anywhere: a connector step prints the request it would send. Waits for a duration are skipped over; a wait for a review or a callback ends the dry run.")
+
+    @Argument(help: "The workflow id") var workflow: String
+    @Option(help: "A CloudEvent JSON file (for event-triggered workflows)") var event: String?
+    @Option(help: "An input JSON file (for API-triggered workflows)") var input: String?
+    @OptionGroup var config: ConfigOptions
+    @Option(help: "Read lists from this database for inList() (sqlite:PATH); without it, lists are empty")
+    var database: String?
+    @Flag(help: "Print the run as JSON instead of a trace") var json = false
+
+    func validate() throws {
+        if (event == nil) == (input == nil) { throw ValidationError("give exactly one of --event FILE or --input FILE") }
+    }
+
+    func run() async throws {
+        let configuration = try config.load()
+        guard let definition = configuration.workflow(workflow) else {
+            throw UserError("no workflow '\(workflow)'; loaded: \(configuration.workflows.map(\.id).joined(separator: ", "))")
+        }
+        let file = event ?? input!
+        guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
+        let payload: JSON
+        do { payload = try JSON.parse(data) } catch { throw UserError("\(file) is not valid JSON: \(error)") }
+        var lists = ListIndexSnapshot()
+        if let database {
+            let store = try await DatabaseURL(database).open()
+            lists = ListIndexSnapshot(lists: try await store.lists())
+        }
+        let result: DryRun.Result
+        do {
+            result = try DryRun.execute(definition, event: event != nil ? payload : nil, input: input != nil ? payload : nil,
+                                        lists: lists)
+        } catch let error as DryRun.InvalidTrigger {
+            throw UserError(error.message)
+        }
+        if json {
+            print(result.json.text)
+        } else {
+            print(result.trace)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Switchboard
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run the gateway: the HTTP API and the workflow scheduler.")
+
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Address to listen on (env SWITCHBOARD_HOST; default 127.0.0.1)") var host: String?
+    @Option(help: "Port to listen on (env SWITCHBOARD_PORT; default 8080)") var port: Int?
+    @Option(name: .customLong("public-url"), help: "Address vendors and Slack call back (env SWITCHBOARD_PUBLIC_URL)")
+    var publicURL: String?
+    @Flag(name: .customLong("allow-private-networks"), help: "Allow outbound calls to private addresses (env SWITCHBOARD_ALLOW_PRIVATE_NETWORKS=1)")
+    var allowPrivateNetworks = false
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env SWITCHBOARD_LOG_LEVEL; default info)")
+    var logLevel: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let level = Logger.Level(rawValue: logLevel ?? environment["SWITCHBOARD_LOG_LEVEL"] ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "switchboard")
+        logger.logLevel = level
+
+        let configuration = try config.load()
+        let host = host ?? environment["SWITCHBOARD_HOST"] ?? "127.0.0.1"
+        let portText = environment["SWITCHBOARD_PORT"]
+        guard let port = port ?? (portText.map { Int($0) } ?? 8080) else {
+            throw UserError("SWITCHBOARD_PORT must be a port number, got '\(portText ?? "")'")
+        }
+        let publicURL = publicURL ?? environment["SWITCHBOARD_PUBLIC_URL"] ?? "http://\(host):\(port)"
+        let databaseURL = try database.url()
+        let store = try await database.open()
+        let gateway = Gateway(store: store, configuration: configuration, logger: logger)
+        let app = buildApplication(gateway: gateway, settings: ServerSettings(host: host, port: port), logger: logger)
+        logger.info("switchboard starting", metadata: [
+            "address": "\(host):\(port)", "public_url": "\(publicURL)",
+            "workflows": "\(configuration.workflows.map(\.id).joined(separator: ","))",
+            "connectors": "\(configuration.connectors.keys.sorted().joined(separator: ","))",
+            "database": "\(databaseURL)",
+            "allow_private_networks": "\(allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1")",
+        ])
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+}
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate", abstract: "Create the database if needed and apply every migration.")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        _ = try await database.open()
+        print("database is up to date: \(try database.url())")
+    }
+}

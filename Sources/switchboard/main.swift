@@ -1,2 +1,0 @@
-import Switchboard
-print("x")
