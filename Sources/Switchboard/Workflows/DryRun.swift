@@ -88,7 +88,14 @@ public enum DryRun {
             var byID = Dictionary(uniqueKeysWithValues: snapshot.steps.map { ($0.id, $0) })
             for step in checkpoint.steps { byID[step.id] = step }
             snapshot = RunSnapshot(run: checkpoint.run, steps: byID.values.sorted { $0.sequence < $1.sequence })
-            guard checkpoint.run.status == .waiting, let wake = checkpoint.run.wakeAt, wake > now else { break }
+            // Skip over timers; a wait for a review or a callback ends the dry run.
+            let kinds = workflow.stepsByID
+            let waitsForAnswer = snapshot.steps.contains { step in
+                guard step.status == .waiting, case let .wait(spec)? = kinds[step.id]?.kind else { return false }
+                if case .duration = spec { return false }
+                return true
+            }
+            guard checkpoint.run.status == .waiting, !waitsForAnswer, let wake = checkpoint.run.wakeAt, wake > now else { break }
             now = wake
         }
         return Result(run: snapshot.run, steps: snapshot.steps, workflow: workflow)

@@ -11,6 +11,8 @@ public final class RunEngine: Sendable {
     let clock: any WallClock
     let metrics: GatewayMetrics
     let logger: Logger
+    /// Notified after every checkpoint.
+    public let watcher = RunWatcher()
 
     public init(store: any Store, configuration: Configuration, lists: ListIndex, clock: any WallClock = SystemWallClock(),
                 metrics: GatewayMetrics, logger: Logger)
@@ -41,12 +43,14 @@ public final class RunEngine: Sendable {
             run.updatedAt = clock.now()
             try await store.save(RunCheckpoint(run: run, steps: []))
             metrics.runTransition(workflow: run.workflow, status: .failed)
+            watcher.notify(run)
             return run
         }
         var interpreter = RunInterpreter(workflow: workflow, snapshot: snapshot, now: clock.now(), lists: lists.snapshot)
         let checkpoint = interpreter.advance()
         try await store.save(checkpoint)
         record(checkpoint, previous: snapshot.run.status, workflow: workflow)
+        watcher.notify(checkpoint.run)
         return checkpoint.run
     }
 

@@ -1,0 +1,63 @@
+import CEL
+import Foundation
+import HTTPTypes
+import Testing
+@testable import Switchboard
+
+@Suite("Operations routes")
+struct OperationsAPITests {
+    @Test("health, ready, metrics and the OpenAPI document need no key")
+    func probes() async throws {
+        let gateway = try await TestGateway()
+        try await gateway.test { api in
+            #expect(try await api.request(.get, "/health", authenticated: false).json["status"] == "ok")
+            let ready = try await api.request(.get, "/ready", authenticated: false)
+            #expect(ready.status == .ok)
+            #expect(ready.json["workflows"]?.number == 2)
+
+            try await api.request(.post, "/v1/events", json: try Repository.fixture("events/inquiry-adult.json"))
+            let metrics = try await api.request(.get, "/metrics", authenticated: false)
+            #expect(metrics.body.contains("switchboard_events_received_total{outcome=\"accepted\"} 1"))
+            #expect(metrics.body.contains("switchboard_runs_total"))
+
+            let openapi = try await api.request(.get, "/openapi.json", authenticated: false).json
+            #expect(openapi["openapi"] == "3.1.0")
+            for route in Routes.all {
+                #expect(openapi["paths"]?[route.path]?[route.method] != nil, "\(route.method) \(route.path)")
+            }
+        }
+    }
+
+    @Test("every response carries a request id")
+    func requestID() async throws {
+        let gateway = try await TestGateway()
+        try await gateway.test { api in
+            let given = try await api.request(.get, "/health", headers: [.requestID: "abc-123"], authenticated: false)
+            #expect(given.headers[.requestID] == "abc-123")
+            let made = try await api.request(.get, "/v1/runs", authenticated: false)
+            #expect(made.headers[.requestID]?.isEmpty == false)
+        }
+    }
+
+    @Test("GET /v1/connectors redacts secrets")
+    func connectors() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("workflows/noop.yaml", "id: noop\ntrigger: { event: x }\nsteps: [ { id: a, action: approve } ]\n")
+        try directory.write("connectors/crm.yaml", """
+            id: crm
+            kind: http
+            base_url: https://crm.example.com
+            auth: { bearer: "s3cret-token" }
+            signing: { secret: "whsec_abc" }
+            """)
+        let gateway = try await TestGateway(configurationDirectory: directory.path)
+        try await gateway.test { api in
+            let reply = try await api.request(.get, "/v1/connectors")
+            #expect(!reply.body.contains("s3cret"))
+            #expect(!reply.body.contains("whsec_abc"))
+            let crm = reply.json["data"]!.array[0]
+            #expect(crm["settings"]?["auth"]?["bearer"] == "••••")
+            #expect(crm["settings"]?["base_url"] == "https://crm.example.com")
+        }
+    }
+}
