@@ -60,6 +60,9 @@ struct Parser {
         if case .reserved(let word) = current.token {
             return CELError(.syntax, "'\(word)' is a reserved word and cannot be used as an identifier", offset: current.offset)
         }
+        if case .end = current.token {
+            return CELError(.syntax, "unexpected end of the expression, expected \(expecting)", offset: current.offset)
+        }
         return CELError(.syntax, "unexpected \(current.token.display), expected \(expecting)", offset: current.offset)
     }
 

@@ -29,7 +29,10 @@ struct WorkflowLoader {
         if let stepsNode = node["steps"], steps.isEmpty, stepsNode.sequence?.isEmpty == true {
             collector.error(stepsNode, "a workflow needs at least one step")
         }
-        for reference in stepReferences where stepIDs[reference.id] == nil {
+        var reported = Set<String>()
+        for reference in stepReferences where stepIDs[reference.id] == nil
+            && reported.insert("\(reference.id)@\(reference.at.line):\(reference.at.column)").inserted
+        {
             collector.error(reference.at, "reference to unknown step 'steps.\(reference.id)'; known steps: "
                 + (stepIDs.keys.sorted().joined(separator: ", ")))
         }

@@ -1,0 +1,145 @@
+import CEL
+import Foundation
+import Testing
+@testable import Switchboard
+
+/// The behaviour every Store must have. Runs against SQLite in a temporary file; a PostgreSQL
+/// store joins the argument list when it exists.
+@Suite("Store contract")
+struct StoreContractTests {
+    static func makeSQLite() async throws -> (any Store, TemporaryDirectory) {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteStore(path: directory.file("db.sqlite"))
+        try await store.migrate()
+        try await store.migrate()  // migrating twice is harmless
+        return (store, directory)
+    }
+
+    func run(_ workflow: String = "w", at date: Date = Date()) -> RunRecord {
+        RunRecord(id: .generate(at: date), workflow: workflow, trigger: RunTrigger(api: true), input: ["x": 1], createdAt: date)
+    }
+
+    @Test("an event and its runs are written together; a duplicate returns the original")
+    func ingest() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let runs = [run("a"), run("b")]
+        let event = EventRecord(id: .generate(), dedupeKey: "k1", type: "t", source: "s", payload: ["id": "k1"],
+                                receivedAt: Date(), runs: runs.map { RunReference(id: $0.id, workflow: $0.workflow) })
+        guard case .accepted = try await store.ingest(event, runs: runs) else { Issue.record("not accepted"); return }
+        let again = EventRecord(id: .generate(), dedupeKey: "k1", type: "t", source: "s", payload: [:], receivedAt: Date(),
+                                runs: [])
+        guard case let .duplicate(original) = try await store.ingest(again, runs: [run("c")]) else {
+            Issue.record("duplicate not detected"); return
+        }
+        #expect(original.id == event.id)
+        #expect(original.runs.map(\.workflow) == ["a", "b"])
+        #expect(try await store.listRuns(RunQuery()).count == 2)
+    }
+
+    @Test("concurrent writes are all committed (group commit)")
+    func concurrentWrites() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 0 ..< 200 {
+                group.addTask {
+                    let r = RunRecord(id: .generate(), workflow: "w", trigger: RunTrigger(), createdAt: Date())
+                    let e = EventRecord(id: .generate(), dedupeKey: "e\(n % 150)", type: "t", source: "s", payload: [:],
+                                        receivedAt: Date(), runs: [RunReference(id: r.id, workflow: "w")])
+                    _ = try await store.ingest(e, runs: [r])
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await store.listRuns(RunQuery(limit: 500)).count == 150)
+    }
+
+    @Test("checkpoints upsert steps and update the run; due runs come back by wake time")
+    func checkpoints() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        var record = run()
+        try await store.createRuns([record])
+        let now = Date()
+        record.status = .waiting
+        record.wakeAt = now.addingTimeInterval(5)
+        record.tags = ["t"]
+        let step = StepRecord(id: "s1", parent: nil, sequence: 1, status: .waiting, startedAt: now, wakeAt: record.wakeAt)
+        try await store.save(RunCheckpoint(run: record, steps: [step]))
+        #expect(try await store.dueRuns(at: now, limit: 10).isEmpty)
+        #expect(try await store.dueRuns(at: now.addingTimeInterval(6), limit: 10) == [record.id])
+        #expect(try await store.unfinishedRuns().isEmpty)
+
+        var done = step
+        done.status = .completed
+        done.endedAt = now
+        done.output = ["ok": true]
+        record.status = .completed
+        record.decision = .approved
+        try await store.save(RunCheckpoint(run: record, steps: [done]))
+        let loaded = try #require(try await store.loadRun(record.id))
+        #expect(loaded.run.status == .completed)
+        #expect(loaded.run.decision == .approved)
+        #expect(loaded.run.tags == ["t"])
+        #expect(loaded.run.input == ["x": 1])
+        #expect(loaded.steps.count == 1)
+        #expect(loaded.steps[0].output == ["ok": true])
+        #expect(abs(loaded.steps[0].startedAt.timeIntervalSince(now)) < 0.001)
+    }
+
+    @Test("a waiting step is resolved once")
+    func resolveOnce() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        var record = run()
+        try await store.createRuns([record])
+        record.status = .waiting
+        try await store.save(RunCheckpoint(run: record, steps: [
+            StepRecord(id: "review", parent: nil, sequence: 1, status: .waiting, startedAt: Date()),
+        ]))
+        #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "approve"]) == .resolved)
+        #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "decline"]) == .stepNotWaiting)
+        #expect(try await store.resolveWait(run: RunID("run_x"), step: "review", output: [:]) == .runNotFound)
+        // A later checkpoint of the still-waiting step does not erase the answer.
+        try await store.save(RunCheckpoint(run: record, steps: [
+            StepRecord(id: "review", parent: nil, sequence: 1, status: .waiting, startedAt: Date()),
+        ]))
+        #expect(try await store.loadRun(record.id)?.steps.first?.output?["decision"] == "approve")
+    }
+
+    @Test("lists: replace, add, remove, delete, and a revision that moves")
+    func lists() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let r0 = try await store.listsRevision()
+        try await store.putList(ListRecord(name: "l", kind: .ip, items: ["10.0.0.1", "10.0.0.1", "10.0.0.0/8"]))
+        #expect(try await store.list("l")?.items == ["10.0.0.1", "10.0.0.0/8"])
+        let r1 = try await store.listsRevision()
+        #expect(r1 != r0)
+        #expect(try await store.addListItems("l", items: ["::1"]))
+        #expect(try await !store.addListItems("nope", items: ["x"]))
+        #expect(try await store.removeListItem("l", item: "10.0.0.1"))
+        #expect(try await !store.removeListItem("l", item: "10.0.0.1"))
+        let r2 = try await store.listsRevision()
+        #expect(try await store.deleteList("l"))
+        #expect(try await store.listsRevision() != r2)
+        #expect(try await store.list("l") == nil)
+    }
+
+    @Test("API keys: only the hash is kept; names are unique among active keys; revocation")
+    func apiKeys() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let key = APIKeys.generate()
+        try await store.createAPIKey(APIKeyRecord(name: "ci", hash: APIKeys.hash(key), scopes: ["*"], createdAt: Date()))
+        await #expect(throws: StoreError.self) {
+            try await store.createAPIKey(APIKeyRecord(name: "ci", hash: "other", scopes: [], createdAt: Date()))
+        }
+        #expect(try await store.apiKey(hash: APIKeys.hash(key))?.name == "ci")
+        #expect(try await store.apiKeys().map(\.hash) == [APIKeys.hash(key)])
+        #expect(try await store.revokeAPIKey(named: "ci"))
+        #expect(try await !store.revokeAPIKey(named: "ci"))
+        #expect(try await store.apiKey(hash: APIKeys.hash(key))?.revokedAt != nil)
+    }
+}
