@@ -62,6 +62,7 @@ let package = Package(
             dependencies: [
                 "Switchboard",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
     ]

@@ -40,7 +40,10 @@ struct ServeCommand: AsyncParsableCommand {
         let databaseURL = try database.url()
         let store = try await database.open()
         let gateway = Gateway(store: store, configuration: configuration, logger: logger)
-        let app = buildApplication(gateway: gateway, settings: ServerSettings(host: host, port: port), logger: logger)
+        let workflows = configuration.workflows
+        let app = buildApplication(gateway: gateway, settings: ServerSettings(host: host, port: port), logger: logger) { bound in
+            ServeCommand.announce(host: host, port: bound, workflows: workflows)
+        }
         logger.info("switchboard starting", metadata: [
             "address": "\(host):\(port)", "public_url": "\(publicURL)",
             "workflows": "\(configuration.workflows.map(\.id).joined(separator: ","))",
@@ -49,6 +52,22 @@ struct ServeCommand: AsyncParsableCommand {
             "allow_private_networks": "\(allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1")",
         ])
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+}
+
+extension ServeCommand {
+    /// Tells a person on the terminal where the gateway is and how to send it the example events.
+    static func announce(host: String, port: Int, workflows: [Workflow]) {
+        let url = "http://\(host):\(port)"
+        var lines = ["switchboard listening on \(url)"]
+        lines.append("workflows: \(workflows.map(\.id).joined(separator: ", "))")
+        lines.append("""
+            send an example event (with a key from `switchboard keys create --name me`):
+              curl -s -X POST \(url)/v1/events -H "Authorization: Bearer $SWITCHBOARD_API_KEY" \\
+                -H 'Content-Type: application/json' --data @fixtures/events/inquiry-minor.json
+              curl -s \(url)/v1/runs -H "Authorization: Bearer $SWITCHBOARD_API_KEY"
+            """)
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 }
 

@@ -25,7 +25,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
             Foundation.exit(1)
         } catch {
             let code = exitCode(for: error)
-            if code == .success { Foundation.exit(0) }
+            if code == .success { exit(withError: error) }
             if code == .validationFailure {
                 FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
                 Foundation.exit(2)

@@ -22,13 +22,18 @@ public struct ServerSettings: Sendable {
 /// let app = buildApplication(gateway: gateway, settings: ServerSettings(port: 8080), logger: logger)
 /// try await app.runService()
 /// ```
-public func buildApplication(gateway: Gateway, settings: ServerSettings, logger: Logger) -> some ApplicationProtocol {
+/// - Parameter onRunning: called with the bound port once the server listens (useful with port 0).
+public func buildApplication(
+    gateway: Gateway, settings: ServerSettings, logger: Logger,
+    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(metrics: gateway.metrics))
     gateway.addRoutes(to: router)
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
+        onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? settings.port) },
         logger: logger)
     app.addServices(gateway.scheduler)
     return app
