@@ -51,12 +51,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Seeded random expressions, for the robustness test and the fuzz benchmark.
+        .target(name: "CELFuzzing", dependencies: ["CEL"], path: "Benchmarks/CELFuzzing"),
+        // Counts allocations by interposing malloc in the benchmark executable.
+        .target(name: "MallocCounter", path: "Benchmarks/MallocCounter"),
         .executableTarget(
-            name: "CELBenchmark",
-            dependencies: ["CEL"],
-            path: "Benchmarks/CELBenchmark"
+            name: "switchboard-bench",
+            dependencies: ["CEL", "Switchboard", "CELFuzzing", "MallocCounter"],
+            path: "Benchmarks/SwitchboardBenchmarks"
         ),
-        .testTarget(name: "CELTests", dependencies: ["CEL"]),
+        .testTarget(name: "CELTests", dependencies: ["CEL", "CELFuzzing"]),
         .testTarget(
             name: "SwitchboardTests",
             dependencies: [
