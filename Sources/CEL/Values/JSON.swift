@@ -19,19 +19,28 @@ public enum JSON: Hashable, Sendable {
         return nil
     }
 
-    /// Decodes JSON text; the error says where the text stops being JSON.
-    public static func parse(_ data: Data) throws -> JSON {
-        try JSONDecoder().decode(JSON.self, from: data)
+    /// Parses JSON text (RFC 8259); the error says where the text stops being JSON.
+    public static func parse(_ data: Data) throws(JSONParseError) -> JSON {
+        try JSONParser.parse(data)
+    }
+
+    /// Parses JSON text from a string.
+    public static func parse(_ text: String) throws(JSONParseError) -> JSON {
+        try JSONParser.parse(Data(text.utf8))
     }
 
     /// Encodes compactly with sorted keys.
-    public func encoded() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)) ?? Data("null".utf8)
+    public func encoded() -> Data { Data(bytes) }
+
+    /// The compact encoding as bytes.
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        JSONWriter.write(self, into: &out)
+        return out
     }
 
-    public var text: String { String(decoding: encoded(), as: UTF8.self) }
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 }
 
 extension JSON: Codable {

@@ -1,0 +1,48 @@
+import CEL
+import Foundation
+import Testing
+
+@Suite("JSON")
+struct JSONTests {
+    @Test("parses every JSON form and writes it back with sorted keys")
+    func roundTrip() throws {
+        let text = #"{"b": [1, -2.5, 1e3, true, false, null], "a": "x\"\\\/\n\u00e9\ud83d\ude00", "c": {}}"#
+        let value = try JSON.parse(text)
+        #expect(value["a"] == .string("x\"\\/\né😀"))
+        #expect(value["b"] == [1, -2.5, 1000, true, false, .null])
+        #expect(value.text == #"{"a":"x\"\\/\né😀","b":[1,-2.5,1000,true,false,null],"c":{}}"#)
+        #expect(try JSON.parse(value.text) == value)
+    }
+
+    @Test("errors carry line and column", arguments: [
+        ("{\"a\": 1,\n \"b\": oops}", 2, 7, "unexpected character 'o'"),
+        ("[1, 2", 1, 6, "unexpected end of the JSON text, expected ',' or ']'"),
+        ("{\"a\" 1}", 1, 6, "expected ':' after an object key"),
+        ("01", 1, 2, "unexpected text after the JSON value"),
+        ("\"\\ud800\"", 1, 8, "unpaired surrogate in a \\u escape"),
+        ("tru", 1, 1, "unexpected end of the JSON text"),
+        ("", 1, 1, "unexpected end of the JSON text"),
+    ])
+    func errors(_ text: String, _ line: Int, _ column: Int, _ message: String) {
+        do {
+            _ = try JSON.parse(text)
+            Issue.record("parsed \(text)")
+        } catch {
+            #expect(error.line == line)
+            #expect(error.column == column)
+            #expect(error.message == message)
+        }
+    }
+
+    @Test("deep nesting is an error, not a crash")
+    func depth() {
+        #expect(throws: JSONParseError.self) { try JSON.parse(String(repeating: "[", count: 100_000)) }
+    }
+
+    @Test("JSON maps onto CEL as cel-go does: numbers are doubles")
+    func celMapping() throws {
+        let value = CELValue(json: try JSON.parse(#"{"n": 2, "l": [1, "a"]}"#))
+        let program = try CELEnvironment(variables: ["v"]).compile("v.n * 1.5 == 3.0 && size(v.l) == 2 && int(v.n) + 1 == 3")
+        #expect(try program.evaluate(["v": value]) == .bool(true))
+    }
+}
