@@ -38,7 +38,7 @@ struct RunCommand: AsyncParsableCommand {
         let result: DryRun.Result
         do {
             result = try DryRun.execute(definition, event: event != nil ? payload : nil, input: input != nil ? payload : nil,
-                                        lists: lists)
+                                        lists: lists, connectors: configuration.connectorInstances)
         } catch let error as DryRun.InvalidTrigger {
             throw UserError(error.message)
         }

@@ -39,7 +39,8 @@ struct ServeCommand: AsyncParsableCommand {
         let publicURL = publicURL ?? environment["SWITCHBOARD_PUBLIC_URL"] ?? "http://\(host):\(port)"
         let databaseURL = try database.url()
         let store = try await database.open()
-        let gateway = Gateway(store: store, configuration: configuration, logger: logger)
+        let allowPrivate = allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1"
+        let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, logger: logger)
         let workflows = configuration.workflows
         let app = buildApplication(gateway: gateway, settings: ServerSettings(host: host, port: port), logger: logger) { bound in
             ServeCommand.announce(host: host, port: bound, workflows: workflows)
@@ -49,7 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
             "workflows": "\(configuration.workflows.map(\.id).joined(separator: ","))",
             "connectors": "\(configuration.connectors.keys.sorted().joined(separator: ","))",
             "database": "\(databaseURL)",
-            "allow_private_networks": "\(allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1")",
+            "allow_private_networks": "\(allowPrivate)",
         ])
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }

@@ -19,6 +19,16 @@ public enum JSON: Hashable, Sendable {
         return nil
     }
 
+    public var numberValue: Double? {
+        if case let .number(n) = self { return n }
+        return nil
+    }
+
+    public var arrayValue: [JSON]? {
+        if case let .array(a) = self { return a }
+        return nil
+    }
+
     /// Parses JSON text (RFC 8259); the error says where the text stops being JSON.
     public static func parse(_ data: Data) throws(JSONParseError) -> JSON {
         try JSONParser.parse(data)

@@ -7,6 +7,8 @@ import Yams
 public struct Configuration: Sendable {
     public var directory: String
     public var connectors: [String: ConnectorConfig]
+    /// The connector instances, for the kinds this build has.
+    public var connectorInstances: [String: any Connector] = [:]
     /// Workflows in file-name order.
     public var workflows: [Workflow]
 
@@ -26,7 +28,8 @@ public struct Configuration: Sendable {
     /// Loads and validates everything; returns the configuration with every problem found.
     /// Problems of severity `.error` mean the configuration must not be used.
     public static func load(
-        directory: String, environment: EnvironmentInterpolator = EnvironmentInterpolator()
+        directory: String, environment: EnvironmentInterpolator = EnvironmentInterpolator(),
+        registry: ConnectorRegistry = .shared, context: ConnectorBuildContext = ConnectorBuildContext()
     ) -> (Configuration, [ConfigurationProblem]) {
         var problems: [ConfigurationProblem] = []
         var configuration = Configuration(directory: directory)
@@ -53,10 +56,22 @@ public struct Configuration: Sendable {
             problems += collector.problems
         }
 
+        for connector in configuration.connectors.values.sorted(by: { $0.id < $1.id }) {
+            do {
+                if let instance = try registry.make(connector, context: context) {
+                    configuration.connectorInstances[connector.id] = instance
+                }
+            } catch {
+                let line = connector.keyLines[error.key.split(separator: ".").first.map(String.init) ?? ""] ?? 1
+                problems.append(ConfigurationProblem(file: connector.file, line: line, column: 1,
+                                                     "connector '\(connector.id)': \(error.key): \(error.message)"))
+            }
+        }
+
         var seenWorkflows: [String: String] = [:]
         for file in workflowFiles {
             guard let node = parse(file, environment: environment, problems: &problems) else { continue }
-            var loader = WorkflowLoader(connectors: configuration.connectors)
+            var loader = WorkflowLoader(connectors: configuration.connectors, instances: configuration.connectorInstances)
             if let workflow = loader.load(node) {
                 if let other = seenWorkflows[workflow.id] {
                     loader.collector.error(node, "duplicate workflow id '\(workflow.id)' (also in \(other))")

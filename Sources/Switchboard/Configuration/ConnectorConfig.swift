@@ -10,6 +10,16 @@ public struct ConnectorConfig: Sendable {
     /// Every key of the file except `id` and `kind`, after environment substitution.
     public var settings: [String: JSON]
     public var file: String
+    /// The line of each top-level key, for problems found later.
+    public var keyLines: [String: Int] = [:]
+
+    public init(id: String, kind: String, settings: [String: JSON], file: String, keyLines: [String: Int] = [:]) {
+        self.id = id
+        self.kind = kind
+        self.settings = settings
+        self.file = file
+        self.keyLines = keyLines
+    }
 
     /// Keys common to every kind.
     static let commonKeys = ["id", "kind", "description", "retry", "rate_limit", "timeout", "concurrency", "allow_networks",
@@ -60,8 +70,12 @@ public struct ConnectorConfig: Sendable {
             }
         }
         var settings: [String: JSON] = [:]
-        for entry in mapping where entry.key != "id" && entry.key != "kind" { settings[entry.key] = entry.value.json }
-        return ConnectorConfig(id: id, kind: kind, settings: settings, file: node.file)
+        var lines: [String: Int] = [:]
+        for entry in mapping where entry.key != "id" && entry.key != "kind" {
+            settings[entry.key] = entry.value.json
+            lines[entry.key] = entry.keyNode.line
+        }
+        return ConnectorConfig(id: id, kind: kind, settings: settings, file: node.file, keyLines: lines)
     }
 
     /// The settings with every secret replaced by `••••`.

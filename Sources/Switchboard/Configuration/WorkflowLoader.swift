@@ -5,6 +5,7 @@ import Mustache
 /// Reads a workflow file into a ``Workflow``, reporting every problem it finds.
 struct WorkflowLoader {
     let connectors: [String: ConnectorConfig]
+    let instances: [String: any Connector]
     var collector = ProblemCollector()
     private var stepIDs: [String: YAMLNode] = [:]
     /// `steps.<id>` references, checked once every step id is known.
@@ -14,7 +15,10 @@ struct WorkflowLoader {
     static let stepKeys = ["id", "description", "if", "then", "else", "switch", "action", "with", "connector", "operation",
                            "parallel", "wait", "correlation", "timeout", "retry", "on_error"]
 
-    init(connectors: [String: ConnectorConfig]) { self.connectors = connectors }
+    init(connectors: [String: ConnectorConfig], instances: [String: any Connector] = [:]) {
+        self.connectors = connectors
+        self.instances = instances
+    }
 
     mutating func load(_ node: YAMLNode) -> Workflow? {
         collector.checkKeys(node, allowed: ["id", "description", "trigger", "steps"], required: ["id", "trigger", "steps"],
@@ -251,6 +255,10 @@ struct WorkflowLoader {
         guard let operation = node["operation"]?.scalar, !operation.isEmpty else {
             collector.error(node, "connector step '\(id)' needs an 'operation'")
             return nil
+        }
+        if let instance = instances[connector], !instance.operations.contains(operation) {
+            collector.error(node["operation"]!, "connector '\(connector)' has no operation '\(operation)'; its operations: "
+                + instance.operations.joined(separator: ", "))
         }
         var with: [String: ValueTemplate] = [:]
         if let withNode = node["with"] {

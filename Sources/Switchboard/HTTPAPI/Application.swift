@@ -35,6 +35,6 @@ public func buildApplication(
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? settings.port) },
         logger: logger)
-    app.addServices(gateway.scheduler)
+    app.addServices(gateway.services)
     return app
 }

@@ -27,7 +27,10 @@ enum Routes {
         .init(method: "delete", path: "/v1/lists/{name}", summary: "Delete a list", scope: "lists:write"),
         .init(method: "post", path: "/v1/lists/{name}/items", summary: "Add items to a list", scope: "lists:write"),
         .init(method: "delete", path: "/v1/lists/{name}/items/{item}", summary: "Remove an item from a list", scope: "lists:write"),
-        .init(method: "get", path: "/v1/connectors", summary: "Configured connectors, secrets redacted", scope: "connectors:read"),
+        .init(method: "get", path: "/v1/connectors", summary: "Configured connectors, secrets redacted, with circuit state", scope: "connectors:read"),
+        .init(method: "get", path: "/v1/deliveries", summary: "The delivery log, newest first (filters: run, connector, status, since, until; cursor, limit)", scope: "deliveries:read"),
+        .init(method: "get", path: "/v1/deliveries/{id}", summary: "A delivery with every attempt", scope: "deliveries:read"),
+        .init(method: "post", path: "/v1/deliveries/{id}/retry", summary: "Send a failed or dead delivery again and resume its run", scope: "deliveries:write"),
         .init(method: "get", path: "/health", summary: "Liveness probe", scope: nil),
         .init(method: "get", path: "/ready", summary: "Readiness: store reachable, configuration loaded", scope: nil),
         .init(method: "get", path: "/metrics", summary: "Prometheus metrics", scope: nil),
@@ -59,6 +62,7 @@ extension Gateway {
         addRunRoutes(v1)
         addListRoutes(v1)
         addConfigurationRoutes(v1)
+        addDeliveryRoutes(v1)
     }
 
     private func addEventRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
@@ -248,7 +252,17 @@ extension Gateway {
         v1.get("connectors") { [self] _, context in
             try requireScope("connectors:read", context)
             let connectors = configuration.connectors.values.sorted { $0.id < $1.id }.map { connector -> JSON in
-                ["id": .string(connector.id), "kind": .string(connector.kind), "settings": connector.redactedSettings]
+                var object: [String: JSON] = ["id": .string(connector.id), "kind": .string(connector.kind),
+                                              "settings": connector.redactedSettings]
+                if let instance = configuration.connectorInstances[connector.id] {
+                    object["operations"] = .array(instance.operations.map(JSON.string))
+                    object["limits"] = ["concurrency": .number(Double(instance.delivery.concurrency)),
+                                        "rate_limit": instance.delivery.rateLimit.map { .string("\($0.count)/\(ConfigDuration.format($0.per))") } ?? .null]
+                    object["circuit"] = deliveryWorker.circuitState(connector.id) ?? .null
+                } else {
+                    object["available"] = false
+                }
+                return .object(object)
             }
             return Response.json(["data": .array(connectors)])
         }

@@ -5,7 +5,7 @@ import Prometheus
 /// The gateway's metrics, kept in one Prometheus registry that `GET /metrics` renders.
 public final class GatewayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
+    let factory: PrometheusMetricsFactory
 
     public init() {
         registry = PrometheusCollectorRegistry()

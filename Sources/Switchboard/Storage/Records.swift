@@ -107,10 +107,13 @@ public struct StepRecord: Sendable, Equatable {
     public var startedAt: Date
     public var endedAt: Date?
     public var wakeAt: Date?
+    /// The outbound call a connector step is waiting for.
+    public var deliveryID: DeliveryID?
 
     public init(id: String, parent: String?, sequence: Int, status: StepStatus, attempts: Int = 1, output: JSON? = nil,
-                error: StepError? = nil, startedAt: Date, endedAt: Date? = nil, wakeAt: Date? = nil)
+                error: StepError? = nil, startedAt: Date, endedAt: Date? = nil, wakeAt: Date? = nil, deliveryID: DeliveryID? = nil)
     {
+        self.deliveryID = deliveryID
         self.id = id
         self.parent = parent
         self.sequence = sequence
@@ -176,6 +179,14 @@ public struct RunQuery: Sendable {
 public struct RunCheckpoint: Sendable {
     public var run: RunRecord
     public var steps: [StepRecord]
+    /// Outbound calls created by this progress, persisted in the same transaction before any is sent.
+    public var deliveries: [Delivery] = []
+
+    public init(run: RunRecord, steps: [StepRecord], deliveries: [Delivery] = []) {
+        self.run = run
+        self.steps = steps
+        self.deliveries = deliveries
+    }
 }
 
 /// The result of resolving a waiting step from outside (a review decision, a callback).

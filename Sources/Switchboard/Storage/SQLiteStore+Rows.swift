@@ -33,6 +33,24 @@ extension SQLiteStore {
                   revoked_at INTEGER);
                 """)
         }
+        migrator.registerMigration("v2: deliveries and their attempts") { db in
+            try db.execute(sql: """
+                ALTER TABLE steps ADD COLUMN delivery_id TEXT;
+                CREATE TABLE deliveries (
+                  id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT NOT NULL,
+                  connector TEXT NOT NULL, operation TEXT NOT NULL, status TEXT NOT NULL, request TEXT NOT NULL, retry TEXT,
+                  attempt_count INTEGER NOT NULL, next_attempt_at INTEGER, manual INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+                  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+                CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+                CREATE INDEX deliveries_by_run ON deliveries (run_id);
+                CREATE INDEX deliveries_by_connector ON deliveries (connector, id);
+                CREATE TABLE delivery_attempts (
+                  delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE, number INTEGER NOT NULL,
+                  trigger TEXT NOT NULL, started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, request TEXT NOT NULL,
+                  response TEXT, error_class TEXT, error_message TEXT, PRIMARY KEY (delivery_id, number));
+                CREATE INDEX delivery_attempts_by_time ON delivery_attempts (started_at);
+                """)
+        }
         return migrator
     }
 
@@ -79,7 +97,40 @@ extension SQLiteStore {
             id: row["step_id"], parent: row["parent"], sequence: row["sequence"], status: status, attempts: row["attempts"],
             output: try json(row["output"]), error: try decode(StepError.self, row["error"]),
             startedAt: Date(microseconds: row["started_at"]), endedAt: (row["ended_at"] as Int64?).map(Date.init(microseconds:)),
-            wakeAt: (row["wake_at"] as Int64?).map(Date.init(microseconds:)))
+            wakeAt: (row["wake_at"] as Int64?).map(Date.init(microseconds:)),
+            deliveryID: (row["delivery_id"] as String?).map(DeliveryID.init))
+    }
+
+    static func insert(_ delivery: Delivery, _ db: Database) throws {
+        try db.execute(
+            sql: """
+            INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, retry, attempt_count,
+              next_attempt_at, manual, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            arguments: [delivery.id.rawValue, delivery.runID.rawValue, delivery.stepID, delivery.connector, delivery.operation,
+                        delivery.status.rawValue, try encode(delivery.request), try delivery.retry.map(encode),
+                        delivery.attemptCount, delivery.nextAttemptAt?.microseconds, delivery.manual,
+                        try delivery.lastError.map(encode), delivery.createdAt.microseconds, delivery.updatedAt.microseconds])
+    }
+
+    static func delivery(from row: Row) throws -> Delivery {
+        guard let status = DeliveryStatus(rawValue: row["status"]) else { throw StoreError.corrupt("unknown delivery status") }
+        guard let request = try decode(OutboundRequest.self, row["request"]) else { throw StoreError.corrupt("delivery without request") }
+        return Delivery(
+            id: DeliveryID(row["id"] as String), runID: RunID(row["run_id"] as String), stepID: row["step_id"],
+            connector: row["connector"], operation: row["operation"], status: status, request: request,
+            retry: try decode(RetrySettings.self, row["retry"]), attemptCount: row["attempt_count"],
+            nextAttemptAt: (row["next_attempt_at"] as Int64?).map(Date.init(microseconds:)), manual: row["manual"],
+            lastError: try decode(StepError.self, row["last_error"]), createdAt: Date(microseconds: row["created_at"]),
+            updatedAt: Date(microseconds: row["updated_at"]))
+    }
+
+    static func attempt(from row: Row) throws -> DeliveryAttempt {
+        DeliveryAttempt(
+            deliveryID: DeliveryID(row["delivery_id"] as String), number: row["number"],
+            trigger: DeliveryAttempt.Trigger(rawValue: row["trigger"]) ?? .scheduled, startedAt: Date(microseconds: row["started_at"]),
+            durationMilliseconds: row["duration_ms"], request: try json(row["request"]) ?? .null, response: try json(row["response"]),
+            errorClass: row["error_class"], errorMessage: row["error_message"])
     }
 
     static func event(from row: Row) throws -> EventRecord {

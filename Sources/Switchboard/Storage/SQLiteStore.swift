@@ -91,19 +91,24 @@ public final class SQLiteStore: Store {
                             run.id.rawValue])
             for step in checkpoint.steps {
                 // A wait's output may have been set from outside (a review); never overwrite it with nothing.
+                // Answers from outside (a review, a delivery's result) are written into a waiting
+                // step's output or error; a checkpoint that does not know them never erases them.
                 try db.execute(
                     sql: """
-                    INSERT INTO steps (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at, wake_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO steps (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at,
+                      wake_at, delivery_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (run_id, step_id) DO UPDATE SET
                       status = excluded.status, attempts = excluded.attempts,
-                      output = COALESCE(excluded.output, steps.output), error = excluded.error,
-                      ended_at = excluded.ended_at, wake_at = excluded.wake_at
+                      output = COALESCE(excluded.output, steps.output), error = COALESCE(excluded.error, steps.error),
+                      ended_at = excluded.ended_at, wake_at = excluded.wake_at,
+                      delivery_id = COALESCE(excluded.delivery_id, steps.delivery_id)
                     """,
                     arguments: [run.id.rawValue, step.id, step.parent, step.sequence, step.status.rawValue, step.attempts,
                                 step.output?.text, try step.error.map(Self.encode), step.startedAt.microseconds,
-                                step.endedAt?.microseconds, step.wakeAt?.microseconds])
+                                step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue])
             }
+            for delivery in checkpoint.deliveries { try Self.insert(delivery, db) }
         }
     }
 
@@ -134,6 +139,164 @@ public final class SQLiteStore: Store {
             try db.execute(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status = 'waiting'",
                            arguments: [Date().microseconds, run.rawValue])
             return .resolved
+        }
+    }
+
+    // MARK: Deliveries
+
+    public func claimDueDeliveries(at now: Date, limit: Int) async throws -> [Delivery] {
+        try await commits.write { db in
+            try Row.fetchAll(db, sql: """
+                UPDATE deliveries SET status = 'sending', updated_at = ?
+                WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                             ORDER BY next_attempt_at LIMIT ?)
+                RETURNING *
+                """, arguments: [now.microseconds, now.microseconds, limit]).map(Self.delivery(from:))
+        }
+    }
+
+    public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
+        try await commits.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [result.deliveryID.rawValue]) else {
+                return
+            }
+            let delivery = try Self.delivery(from: row)
+            if let attempt = result.attempt {
+                try db.execute(
+                    sql: """
+                    INSERT OR REPLACE INTO delivery_attempts (delivery_id, number, trigger, started_at, duration_ms, request,
+                      response, error_class, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    arguments: [attempt.deliveryID.rawValue, attempt.number, attempt.trigger.rawValue,
+                                attempt.startedAt.microseconds, attempt.durationMilliseconds, attempt.request.text,
+                                attempt.response?.text, attempt.errorClass, attempt.errorMessage])
+            }
+            let attempts = delivery.attemptCount + (result.attempt == nil ? 0 : 1)
+            switch result.outcome {
+            case let .succeeded(output):
+                try db.execute(sql: """
+                    UPDATE deliveries SET status = 'succeeded', attempt_count = ?, next_attempt_at = NULL, manual = 0,
+                      last_error = NULL, updated_at = ? WHERE id = ?
+                    """, arguments: [attempts, now.microseconds, delivery.id.rawValue])
+                try db.execute(sql: """
+                    UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
+                      AND status = 'waiting'
+                    """, arguments: [output.text, max(attempts, 1), delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
+                try Self.wake(delivery.runID, now, db)
+            case let .retry(at):
+                try db.execute(sql: """
+                    UPDATE deliveries SET status = 'pending', attempt_count = ?, next_attempt_at = ?, manual = 0,
+                      last_error = ?, updated_at = ? WHERE id = ?
+                    """, arguments: [attempts, at.microseconds, try result.attempt.flatMap(Self.attemptError).map(Self.encode),
+                                     now.microseconds, delivery.id.rawValue])
+                try db.execute(sql: "UPDATE steps SET attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?",
+                               arguments: [attempts, delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
+            case let .gaveUp(status, error):
+                try db.execute(sql: """
+                    UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = NULL, manual = 0, last_error = ?,
+                      updated_at = ? WHERE id = ?
+                    """, arguments: [status.rawValue, attempts, try Self.encode(error), now.microseconds, delivery.id.rawValue])
+                try db.execute(sql: """
+                    UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
+                    """, arguments: [try Self.encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
+                                     delivery.id.rawValue])
+                try Self.wake(delivery.runID, now, db)
+            case let .postponed(until):
+                try db.execute(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                               arguments: [until.microseconds, now.microseconds, delivery.id.rawValue])
+            }
+        }
+    }
+
+    private static func wake(_ run: RunID, _ now: Date, _ db: Database) throws {
+        try db.execute(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status IN ('waiting', 'running')",
+                       arguments: [now.microseconds, run.rawValue])
+    }
+
+    private static func attemptError(_ attempt: DeliveryAttempt) -> StepError? {
+        attempt.errorClass.map { StepError(errorClass: $0, message: attempt.errorMessage ?? $0) }
+    }
+
+    public func releaseDeliveries() async throws -> Int {
+        try await commits.write { db in
+            try db.execute(sql: "UPDATE deliveries SET status = 'pending' WHERE status = 'sending'")
+            return db.changesCount
+        }
+    }
+
+    public func listDeliveries(_ query: DeliveryQuery) async throws -> [Delivery] {
+        try await pool.read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let run = query.run { clauses.append("run_id = ?"); arguments += [run.rawValue] }
+            if let connector = query.connector { clauses.append("connector = ?"); arguments += [connector] }
+            if let status = query.status { clauses.append("status = ?"); arguments += [status.rawValue] }
+            if let since = query.since { clauses.append("created_at >= ?"); arguments += [since.microseconds] }
+            if let until = query.until { clauses.append("created_at < ?"); arguments += [until.microseconds] }
+            if let before = query.before { clauses.append("id < ?"); arguments += [before.rawValue] }
+            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            arguments += [query.limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM deliveries \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
+                .map(Self.delivery(from:))
+        }
+    }
+
+    public func delivery(_ id: DeliveryID) async throws -> DeliveryRecord? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else { return nil }
+            let attempts = try Row.fetchAll(db, sql: "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY number",
+                                            arguments: [id.rawValue]).map(Self.attempt(from:))
+            return DeliveryRecord(delivery: try Self.delivery(from: row), attempts: attempts)
+        }
+    }
+
+    public func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult {
+        try await commits.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else {
+                return .notFound
+            }
+            let delivery = try Self.delivery(from: row)
+            guard delivery.status == .failed || delivery.status == .dead else { return .notRetryable(delivery.status) }
+            try db.execute(sql: """
+                UPDATE deliveries SET status = 'pending', next_attempt_at = ?, manual = 1, updated_at = ? WHERE id = ?
+                """, arguments: [now.microseconds, now.microseconds, id.rawValue])
+            let runStatus = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [delivery.runID.rawValue])
+            if runStatus == RunStatus.failed.rawValue {
+                // Reopen the step and every enclosing step, and the run.
+                var stepID: String? = delivery.stepID
+                var first = true
+                while let current = stepID {
+                    try db.execute(sql: """
+                        UPDATE steps SET status = ?, error = NULL, ended_at = NULL WHERE run_id = ? AND step_id = ?
+                        """, arguments: [first ? "waiting" : "running", delivery.runID.rawValue, current])
+                    first = false
+                    stepID = try String.fetchOne(db, sql: "SELECT parent FROM steps WHERE run_id = ? AND step_id = ?",
+                                                 arguments: [delivery.runID.rawValue, current])
+                }
+                try db.execute(sql: "UPDATE runs SET status = 'running', error = NULL, wake_at = NULL, updated_at = ? WHERE id = ?",
+                               arguments: [now.microseconds, delivery.runID.rawValue])
+            }
+            return .reopened(delivery.runID)
+        }
+    }
+
+    public func pruneAttempts(before cutoff: Date, limit: Int) async throws -> Int {
+        try await commits.write { db in
+            try db.execute(sql: """
+                DELETE FROM delivery_attempts WHERE rowid IN
+                  (SELECT rowid FROM delivery_attempts WHERE started_at < ? LIMIT ?)
+                """, arguments: [cutoff.microseconds, limit])
+            return db.changesCount
+        }
+    }
+
+    public func deliveryBacklog(at now: Date) async throws -> (due: Int, oldestDue: Date?) {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS due, MIN(next_attempt_at) AS oldest FROM deliveries
+                WHERE status = 'pending' AND next_attempt_at <= ?
+                """, arguments: [now.microseconds])
+            return (row?["due"] ?? 0, (row?["oldest"] as Int64?).map(Date.init(microseconds:)))
         }
     }
 

@@ -47,6 +47,23 @@ public protocol Store: Sendable {
     /// A number that changes whenever any list changes.
     func listsRevision() async throws -> Int64
 
+    /// Takes up to `limit` due deliveries (pending, next attempt due) and marks them sending.
+    func claimDueDeliveries(at now: Date, limit: Int) async throws -> [Delivery]
+    /// Records an attempt and its consequence in one transaction: the delivery's new state and,
+    /// when the delivery is settled, its step's output or error and a wake-up for its run.
+    func recordAttempt(_ result: AttemptResult, at now: Date) async throws
+    /// Puts every delivery left `sending` by a stopped process back to `pending` (single instance).
+    func releaseDeliveries() async throws -> Int
+    func listDeliveries(_ query: DeliveryQuery) async throws -> [Delivery]
+    func delivery(_ id: DeliveryID) async throws -> DeliveryRecord?
+    /// Sends a failed or dead delivery again: reopens it, its step, the step's parents and a
+    /// failed run, in one transaction.
+    func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult
+    /// Deletes up to `limit` attempts that started before `cutoff`; returns how many.
+    func pruneAttempts(before cutoff: Date, limit: Int) async throws -> Int
+    /// How many deliveries are due now, and the oldest due time.
+    func deliveryBacklog(at now: Date) async throws -> (due: Int, oldestDue: Date?)
+
     func createAPIKey(_ key: APIKeyRecord) async throws
     func apiKeys() async throws -> [APIKeyRecord]
     /// Revokes a key by name; false when no active key has that name.

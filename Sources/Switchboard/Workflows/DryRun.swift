@@ -56,7 +56,7 @@ public enum DryRun {
     }
 
     public static func execute(_ workflow: Workflow, event: JSON?, input: JSON?, lists: ListIndexSnapshot,
-                               now start: Date = Date()) throws -> Result
+                               connectors: [String: any Connector] = [:], now start: Date = Date()) throws -> Result
     {
         switch workflow.trigger {
         case let .event(type):
@@ -84,6 +84,7 @@ public enum DryRun {
         for _ in 0 ..< 10_000 {
             var interpreter = RunInterpreter(workflow: workflow, snapshot: snapshot, now: now, lists: lists)
             interpreter.connectorMode = .dryRun
+            interpreter.connectors = connectors
             let checkpoint = interpreter.advance()
             var byID = Dictionary(uniqueKeysWithValues: snapshot.steps.map { ($0.id, $0) })
             for step in checkpoint.steps { byID[step.id] = step }

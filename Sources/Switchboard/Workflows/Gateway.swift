@@ -1,7 +1,9 @@
+import AsyncHTTPClient
 import CEL
 import Crypto
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// The gateway's operations, shared by the HTTP API and the command line: ingest, API
@@ -13,6 +15,8 @@ public final class Gateway: Sendable {
     public let scheduler: RunScheduler
     public let lists: ListIndex
     public let metrics: GatewayMetrics
+    public let deliveryWorker: DeliveryWorker
+    let httpClient: HTTPClient
     let clock: any WallClock
     let logger: Logger
     private let keyCache = Mutex<[String: (APIKeyRecord?, Date)]>([:])
@@ -20,7 +24,8 @@ public final class Gateway: Sendable {
     static let keyCacheLifetime: TimeInterval = 2
 
     public init(store: any Store, configuration: Configuration, clock: any WallClock = SystemWallClock(),
-                concurrency: Int = 32, pollInterval: Duration = .milliseconds(200), logger: Logger)
+                concurrency: Int = 32, pollInterval: Duration = .milliseconds(200), allowPrivateNetworks: Bool = false,
+                logger: Logger)
     {
         self.store = store
         self.configuration = configuration
@@ -30,8 +35,22 @@ public final class Gateway: Sendable {
         lists = ListIndex()
         engine = RunEngine(store: store, configuration: configuration, lists: lists, clock: clock, metrics: metrics,
                            logger: logger)
-        scheduler = RunScheduler(engine: engine, concurrency: concurrency, pollInterval: pollInterval, logger: logger)
+        let scheduler = RunScheduler(engine: engine, concurrency: concurrency, pollInterval: pollInterval, logger: logger)
+        self.scheduler = scheduler
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.redirectConfiguration = .disallow
+        clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(30))
+        clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        deliveryWorker = DeliveryWorker(
+            store: store, connectors: configuration.connectorInstances, clock: clock, metrics: metrics, logger: logger,
+            client: httpClient, allowPrivateNetworks: allowPrivateNetworks, doorbell: engine.deliveriesCreated,
+            pollInterval: min(pollInterval, .milliseconds(100)),
+            onStepSettled: { run in scheduler.submit(run) })
     }
+
+    /// The services that run beside the HTTP server, in start order (they stop in reverse).
+    public var services: [any Service] { [HTTPClientService(client: httpClient), scheduler, deliveryWorker] }
 
     /// The answer to an event: its id and the runs it started.
     public struct IngestAnswer: Sendable {
@@ -124,6 +143,16 @@ public final class Gateway: Sendable {
             cache[hash] = (valid, now)
         }
         return valid
+    }
+}
+
+/// Owns the shared HTTP client: shuts it down once the services that send have stopped.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
     }
 }
 

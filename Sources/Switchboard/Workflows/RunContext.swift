@@ -2,7 +2,7 @@ import CEL
 import Foundation
 
 /// What a run's expressions and templates see: `event`, `data`, `input`, `steps`, `run`, `now`.
-struct RunContext {
+struct RunContext: Sendable {
     private(set) var variables: [String: CELValue]
     private var stepValues: CELMap
     private var stepJSON: [String: JSON]

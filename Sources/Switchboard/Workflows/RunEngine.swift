@@ -13,6 +13,8 @@ public final class RunEngine: Sendable {
     let logger: Logger
     /// Notified after every checkpoint.
     public let watcher = RunWatcher()
+    /// Rung when a checkpoint created deliveries, so that the delivery worker looks at once.
+    let deliveriesCreated = Doorbell()
 
     public init(store: any Store, configuration: Configuration, lists: ListIndex, clock: any WallClock = SystemWallClock(),
                 metrics: GatewayMetrics, logger: Logger)
@@ -47,8 +49,10 @@ public final class RunEngine: Sendable {
             return run
         }
         var interpreter = RunInterpreter(workflow: workflow, snapshot: snapshot, now: clock.now(), lists: lists.snapshot)
+        interpreter.connectors = configuration.connectorInstances
         let checkpoint = interpreter.advance()
         try await store.save(checkpoint)
+        if !checkpoint.deliveries.isEmpty { deliveriesCreated.ring() }
         record(checkpoint, previous: snapshot.run.status, workflow: workflow)
         watcher.notify(checkpoint.run)
         return checkpoint.run

@@ -18,15 +18,18 @@ struct RunInterpreter {
 
     /// How connector steps are treated.
     enum ConnectorMode {
-        /// They fail with `not_supported` (no delivery engine in this build).
-        case unavailable
+        /// They create a delivery, wait for its result, and complete or fail with it.
+        case deliver
         /// They complete with the request they would send, and nothing is sent (`switchboard run`).
         case dryRun
     }
 
     let workflow: Workflow
     let now: Date
-    var connectorMode: ConnectorMode = .unavailable
+    var connectorMode: ConnectorMode = .deliver
+    /// The configured connectors; a connector step needs its instance.
+    var connectors: [String: any Connector] = [:]
+    private var newDeliveries: [Delivery] = []
     private(set) var run: RunRecord
     private var records: [String: StepRecord]
     private var changed: [String] = []
@@ -63,7 +66,7 @@ struct RunInterpreter {
         run.updatedAt = now
         var seen = Set<String>()
         let steps = changed.filter { seen.insert($0).inserted }.compactMap { records[$0] }
-        return RunCheckpoint(run: run, steps: steps)
+        return RunCheckpoint(run: run, steps: steps, deliveries: newDeliveries)
     }
 
     private mutating func block(_ steps: [Step], parent: String?) -> Flow {
@@ -213,23 +216,51 @@ struct RunInterpreter {
         case let .wait(spec):
             return wait(step, spec, &current)
 
-        case let .connector(connector, operation, with) where connectorMode == .dryRun:
-            var inputs: [String: JSON] = [:]
-            do {
-                for (key, template) in with { inputs[key] = try template.evaluate(in: context) }
-            } catch {
-                return finish(&current, .failed(error))
-            }
-            return finish(&current, .done, output: [
-                "dry_run": true,
-                "request": ["connector": .string(connector), "operation": .string(operation), "with": .object(inputs)],
-            ])
+        case let .connector(connectorID, operation, with):
+            return connectorStep(step, connectorID, operation, with, &current)
+        }
+    }
 
-        case let .connector(connector, operation, _):
+    private mutating func connectorStep(_ step: Step, _ connectorID: String, _ operation: String,
+                                        _ with: [String: ValueTemplate], _ current: inout StepRecord) -> Flow
+    {
+        // A delivery already exists: its result, written into the step from outside, decides.
+        if current.deliveryID != nil {
+            if let error = current.error { return finish(&current, .failed(error)) }
+            if current.output != nil { return finish(&current, .done) }
+            return suspend(&current, until: nil)
+        }
+        guard let connector = connectors[connectorID] else {
             return finish(&current, .failed(StepError(
                 errorClass: "not_supported",
-                message: "connector step '\(connector).\(operation)' cannot run: this build has no delivery engine yet")))
+                message: "connector '\(connectorID)' is of a kind this build cannot run")))
         }
+        var inputs: [String: JSON] = [:]
+        let request: OutboundRequest
+        do {
+            for (key, template) in with { inputs[key] = try template.evaluate(in: context) }
+            let snapshot = context
+            let view = RunContextView { template throws(StepError) in try template.evaluate(in: snapshot) }
+            request = try connector.request(operation: operation, input: .object(inputs), run: view)
+        } catch {
+            return finish(&current, .failed(error))
+        }
+        if connectorMode == .dryRun {
+            return finish(&current, .done, output: [
+                "dry_run": true,
+                "request": ["connector": .string(connectorID), "operation": .string(operation),
+                            "method": .string(request.method), "url": .string(request.url),
+                            "headers": .object(Dictionary(request.headers.map { ($0[0], JSON.string($0[1])) }, uniquingKeysWith: { $1 })),
+                            "body": request.body.map(JSON.string) ?? .null],
+            ])
+        }
+        let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: step.id, connector: connectorID,
+                                operation: operation, request: request, retry: step.retry, nextAttemptAt: now, createdAt: now)
+        newDeliveries.append(delivery)
+        current.deliveryID = delivery.id
+        current.status = .waiting
+        record(current)
+        return .suspended
     }
 
     private mutating func wait(_ step: Step, _ spec: WaitSpec, _ current: inout StepRecord) -> Flow {

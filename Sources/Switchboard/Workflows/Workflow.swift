@@ -123,7 +123,7 @@ public enum OnError: Sendable {
 }
 
 /// Retry settings for a step's outbound calls (used by the delivery engine).
-public struct RetrySettings: Sendable, Equatable {
+public struct RetrySettings: Sendable, Equatable, Codable {
     public var maxAttempts: Int?
     public var initialInterval: Duration?
     public var backoff: Double?

@@ -48,13 +48,13 @@ struct OperationsAPITests {
             kind: http
             base_url: https://crm.example.com
             auth: { bearer: "s3cret-token" }
-            signing: { secret: "whsec_abc" }
+            signing: { secret: "whsec_YWJjZA==" }
             """)
         let gateway = try await TestGateway(configurationDirectory: directory.path)
         try await gateway.test { api in
             let reply = try await api.request(.get, "/v1/connectors")
             #expect(!reply.body.contains("s3cret"))
-            #expect(!reply.body.contains("whsec_abc"))
+            #expect(!reply.body.contains("whsec_YWJjZA=="))
             let crm = reply.json["data"]!.array[0]
             #expect(crm["settings"]?["auth"]?["bearer"] == "••••")
             #expect(crm["settings"]?["base_url"] == "https://crm.example.com")

@@ -147,21 +147,24 @@ struct CommandLineTests {
     @Test("run prints the request a connector step would send, and sends nothing")
     func dryRunConnector() throws {
         let directory = try TemporaryDirectory()
-        try directory.write("connectors/crm.yaml", "id: crm\nkind: http\nbase_url: http://127.0.0.1:9\n")
+        try directory.write("connectors/crm.yaml", "id: crm\nkind: http\nbase_url: http://127.0.0.1:9\nsigning: off\nauth: { bearer: hidden-token }\n")
         try directory.write("workflows/notify.yaml", """
             id: notify
             trigger: { api: { input: { name: { type: string, required: true } } } }
             steps:
               - id: tell
                 connector: crm
-                operation: notify
+                operation: request
                 with:
-                  title: "Hello {{input.name}}"
-                  size: "= size(input.name)"
+                  path: /tickets
+                  body:
+                    title: "Hello {{input.name}}"
+                    size: "= size(input.name)"
             """)
         try directory.write("input.json", #"{"name": "Ada"}"#)
         let output = try Binary.run(["run", "notify", "--input", directory.file("input.json"), "--config", directory.path])
         #expect(output.status == 0, "\(output.stderr)")
-        #expect(output.stdout.contains(#"✔ tell (connector) would send: {"connector":"crm","operation":"notify","with":{"size":3,"title":"Hello Ada"}}"#))
+        #expect(output.stdout.contains(#"✔ tell (connector) would send: {"body":"{\"size\":3,\"title\":\"Hello Ada\"}","connector":"crm","headers":{"Content-Type":"application/json"},"method":"POST","operation":"request","url":"http://127.0.0.1:9/tickets"}"#), "\(output.stdout)")
+        #expect(!output.stdout.contains("hidden-token"), "credentials are added at send time only")
     }
 }

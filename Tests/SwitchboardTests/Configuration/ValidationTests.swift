@@ -79,6 +79,7 @@ struct ValidationTests {
             kind: http
             base_url: ${CRM_URL:-https://crm.example.com}
             auth: { bearer: "${CRM_TOKEN}" }
+            signing: off
             """
         let workflow = "id: w\ntrigger: { event: e }\nsteps: [ { id: a, action: approve } ]\n"
         let found = try problems(workflow: workflow, connectors: ["crm": connector])

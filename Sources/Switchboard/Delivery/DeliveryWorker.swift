@@ -1,0 +1,262 @@
+import AsyncHTTPClient
+import CEL
+import CoreMetrics
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The one place that sends: claims due deliveries, applies each connector's flow control,
+/// signs, sends, logs every attempt, and decides between success, retry and giving up.
+public final class DeliveryWorker: Service {
+    let store: any Store
+    let connectors: [String: any Connector]
+    let clock: any WallClock
+    let logger: Logger
+    let metrics: GatewayMetrics
+    let sender: HTTPSender
+    let allowPrivateNetworks: Bool
+    let doorbell: Doorbell
+    /// Called when a delivery settled its step, so that the run goes on.
+    let onStepSettled: @Sendable (RunID) -> Void
+    let pollInterval: Duration
+    let maxInFlight: Int
+    /// Attempts older than this are pruned.
+    let attemptRetention: TimeInterval
+    private let flows: [String: ConnectorFlow]
+
+    /// Per connector: concurrency, rate and circuit breaker.
+    final class ConnectorFlow: Sendable {
+        let limiter: ConcurrencyLimiter
+        let bucket: TokenBucket?
+        let breaker = CircuitBreaker()
+
+        init(_ settings: DeliverySettings) {
+            limiter = ConcurrencyLimiter(limit: settings.concurrency)
+            bucket = settings.rateLimit.map(TokenBucket.init)
+        }
+    }
+
+    init(store: any Store, connectors: [String: any Connector], clock: any WallClock, metrics: GatewayMetrics, logger: Logger,
+         client: HTTPClient, allowPrivateNetworks: Bool, doorbell: Doorbell, pollInterval: Duration = .milliseconds(100),
+         maxInFlight: Int = 256, attemptRetention: TimeInterval = 30 * 86_400, onStepSettled: @escaping @Sendable (RunID) -> Void)
+    {
+        self.store = store
+        self.connectors = connectors
+        self.clock = clock
+        self.metrics = metrics
+        self.logger = logger
+        sender = HTTPSender(client: client)
+        self.allowPrivateNetworks = allowPrivateNetworks
+        self.doorbell = doorbell
+        self.pollInterval = pollInterval
+        self.maxInFlight = maxInFlight
+        self.attemptRetention = attemptRetention
+        self.onStepSettled = onStepSettled
+        flows = connectors.mapValues { ConnectorFlow($0.delivery) }
+    }
+
+    private final class LoopState: Sendable {
+        let inFlight = Mutex(0)
+        let stopping = Mutex(false)
+    }
+
+    /// The circuit breaker's state of a connector, for GET /v1/connectors.
+    func circuitState(_ connector: String) -> JSON? { flows[connector]?.breaker.json }
+
+    public func run() async throws {
+        let released = try await store.releaseDeliveries()
+        if released > 0 { logger.info("took back deliveries left sending", metadata: ["count": "\(released)"]) }
+        let state = LoopState()
+        var lastHousekeeping = Date.distantPast
+        await withDiscardingTaskGroup { group in
+            group.addTask { [doorbell] in
+                try? await gracefulShutdown()
+                state.stopping.withLock { $0 = true }
+                doorbell.ring()
+            }
+            while !state.stopping.withLock({ $0 }) {
+                let free = maxInFlight - state.inFlight.withLock { $0 }
+                var claimed: [Delivery] = []
+                if free > 0 {
+                    do {
+                        claimed = try await store.claimDueDeliveries(at: clock.now(), limit: min(free, 128))
+                    } catch {
+                        logger.error("claiming deliveries failed", metadata: ["error": "\(error)"])
+                    }
+                }
+                for delivery in claimed {
+                    state.inFlight.withLock { $0 += 1 }
+                    group.addTask { [self] in
+                        await attempt(delivery)
+                        state.inFlight.withLock { $0 -= 1 }
+                        doorbell.ring()
+                    }
+                }
+                if Date().timeIntervalSince(lastHousekeeping) > 5 {
+                    lastHousekeeping = Date()
+                    await housekeeping()
+                }
+                if claimed.count < min(free, 128) || free <= 0 { await doorbell.wait(upTo: pollInterval) }
+            }
+        }
+        logger.info("delivery worker stopped")
+    }
+
+    private func housekeeping() async {
+        do {
+            let now = clock.now()
+            let backlog = try await store.deliveryBacklog(at: now)
+            Gauge(label: "switchboard_delivery_queue_depth", factory: metrics.factory).record(backlog.due)
+            Gauge(label: "switchboard_delivery_oldest_due_seconds", factory: metrics.factory)
+                .record(backlog.oldestDue.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+            for (id, flow) in flows {
+                let open: Double = if case .closed = flow.breaker.current { 0 } else { 1 }
+                Gauge(label: "switchboard_circuit_open", dimensions: [("connector", id)], factory: metrics.factory).record(open)
+            }
+            let pruned = try await store.pruneAttempts(before: now.addingTimeInterval(-attemptRetention), limit: 1000)
+            if pruned > 0 { logger.info("pruned delivery attempts", metadata: ["count": "\(pruned)"]) }
+        } catch {
+            logger.warning("delivery housekeeping failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// One attempt of one delivery, and its consequence.
+    func attempt(_ delivery: Delivery) async {
+        let result = await perform(delivery)
+        do {
+            try await store.recordAttempt(result, at: clock.now())
+        } catch {
+            logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
+            return
+        }
+        switch result.outcome {
+        case .succeeded, .gaveUp:
+            onStepSettled(delivery.runID)
+        case .retry, .postponed:
+            break
+        }
+    }
+
+    private func perform(_ delivery: Delivery) async -> AttemptResult {
+        let number = delivery.attemptCount + 1
+        guard let connector = connectors[delivery.connector], let flow = flows[delivery.connector] else {
+            return AttemptResult(deliveryID: delivery.id, attempt: nil, outcome: .gaveUp(.failed, StepError(
+                errorClass: "not_configured", message: "connector '\(delivery.connector)' is not configured")))
+        }
+        let settings = connector.delivery
+        if !delivery.manual, let until = flow.breaker.permit(now: clock.now()) {
+            return AttemptResult(deliveryID: delivery.id, attempt: nil, outcome: .postponed(until: until))
+        }
+        await flow.limiter.acquire()
+        defer { flow.limiter.release() }
+        if let bucket = flow.bucket { await bucket.acquire() }
+
+        let startedAt = clock.now()
+        let started = ContinuousClock.now
+        var headers = delivery.request.headers.compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
+        headers.append(("Idempotency-Key", delivery.id.rawValue))
+        let body = Array((delivery.request.body ?? "").utf8)
+        if let signing = settings.signing {
+            headers += signing.headers(id: delivery.id.rawValue, timestamp: Int64(startedAt.timeIntervalSince1970), body: body)
+        } else {
+            headers.append(("webhook-id", delivery.id.rawValue))
+        }
+        var sent = headers
+        connector.authenticate(&sent)
+        let ssrf = SSRFGuard(allowAll: allowPrivateNetworks, allowed: settings.allowNetworks)
+        let outcome = await sender.send(method: delivery.request.method, url: delivery.request.url, headers: sent,
+                                        body: delivery.request.body, guard: ssrf, followRedirects: settings.followRedirects,
+                                        timeout: settings.totalTimeout)
+        let duration = ContinuousClock.now - started
+        let now = clock.now()
+
+        var attempt = DeliveryAttempt(
+            deliveryID: delivery.id, number: number, trigger: delivery.manual ? .manual : .scheduled, startedAt: startedAt,
+            durationMilliseconds: Int(duration.timeInterval * 1000),
+            request: Self.loggedRequest(method: delivery.request.method, url: delivery.request.url, headers: sent,
+                                        body: body, secretHeaders: settings.secretHeaders),
+            response: outcome.response.map(Self.loggedResponse), errorClass: outcome.errorClass, errorMessage: outcome.errorMessage)
+
+        CoreMetrics.Timer(label: "switchboard_delivery_attempt_duration_seconds", dimensions: [("connector", delivery.connector)],
+                          factory: metrics.factory).recordNanoseconds(Int64(duration.timeInterval * 1e9))
+        let policy = settings.retry.overridden(by: delivery.retry)
+        let result: AttemptResult.Outcome
+        if let response = outcome.response {
+            switch connector.outcome(operation: delivery.operation, response: response) {
+            case let .done(output):
+                flow.breaker.record(success: true, now: now)
+                result = .succeeded(output: output)
+            case let .failed(error):
+                let retryable = RetryPolicy.isRetryable(status: response.status)
+                flow.breaker.record(success: !retryable, now: now)
+                attempt.errorClass = "http_status"
+                attempt.errorMessage = error.message
+                if retryable, let next = policy.nextAttempt(afterAttempts: number, createdAt: delivery.createdAt, now: now,
+                                                            retryAfter: RetryPolicy.retryAfter(response.header("retry-after"), now: now))
+                {
+                    result = .retry(at: next)
+                } else {
+                    result = .gaveUp(retryable ? .dead : .failed, StepError(
+                        errorClass: "http_status", message: "\(error.message) (delivery \(delivery.id), attempt \(number))"))
+                }
+            }
+        } else {
+            let errorClass = outcome.errorClass ?? "connect"
+            let message = outcome.errorMessage ?? errorClass
+            if errorClass == "ssrf_blocked" {
+                result = .gaveUp(.failed, StepError(errorClass: errorClass, message: message))
+            } else {
+                flow.breaker.record(success: false, now: now)
+                if let next = policy.nextAttempt(afterAttempts: number, createdAt: delivery.createdAt, now: now, retryAfter: nil) {
+                    result = .retry(at: next)
+                } else {
+                    result = .gaveUp(.dead, StepError(errorClass: errorClass,
+                                                      message: "\(message) (delivery \(delivery.id), attempt \(number))"))
+                }
+            }
+        }
+        let label = switch result {
+        case .succeeded: "succeeded"
+        case .retry: "retry"
+        case let .gaveUp(status, _): status.rawValue
+        case .postponed: "postponed"
+        }
+        Counter(label: "switchboard_deliveries_total", dimensions: [("connector", delivery.connector), ("outcome", label)],
+                factory: metrics.factory).increment()
+        logger.debug("delivery attempt", metadata: [
+            "delivery_id": "\(delivery.id)", "connector": "\(delivery.connector)", "attempt": "\(number)",
+            "status": "\(outcome.response?.status ?? 0)", "error_class": "\(outcome.errorClass ?? "none")", "outcome": "\(label)",
+        ])
+        return AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: result)
+    }
+
+    static let alwaysSecret: Set<String> = ["authorization", "cookie", "set-cookie", "proxy-authorization", "webhook-signature",
+                                            "x-api-key", "x-slack-signature"]
+
+    static func redact(_ headers: [(String, String)], secret: Set<String>) -> JSON {
+        var object: [String: JSON] = [:]
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            object[name] = .string(alwaysSecret.contains(lower) || secret.contains(lower) ? "••••" : value)
+        }
+        return .object(object)
+    }
+
+    static func excerpt(_ body: [UInt8]) -> JSON {
+        .string(String(decoding: body.prefix(HTTPSender.excerptLimit), as: UTF8.self))
+    }
+
+    static func loggedRequest(method: String, url: String, headers: [(String, String)], body: [UInt8],
+                              secretHeaders: Set<String>) -> JSON
+    {
+        ["method": .string(method), "url": .string(url), "headers": redact(headers, secret: secretHeaders),
+         "body_size": .number(Double(body.count)), "body_excerpt": excerpt(body)]
+    }
+
+    static func loggedResponse(_ response: ConnectorResponse) -> JSON {
+        ["status": .number(Double(response.status)), "headers": redact(response.headers, secret: []),
+         "body_size": .number(Double(response.body.count)), "body_truncated": .bool(response.truncated),
+         "body_excerpt": excerpt(response.body)]
+    }
+}

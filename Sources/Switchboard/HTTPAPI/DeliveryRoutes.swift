@@ -1,0 +1,87 @@
+import CEL
+import Foundation
+import Hummingbird
+
+extension Gateway {
+    func addDeliveryRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
+        v1.get("deliveries") { [self] request, context in
+            try requireScope("deliveries:read", context)
+            let parameters = request.uri.queryParameters
+            var query = DeliveryQuery()
+            if let run = parameters["run"] { query.run = RunID(String(run)) }
+            if let connector = parameters["connector"] { query.connector = String(connector) }
+            if let status = parameters["status"] {
+                guard let parsed = DeliveryStatus(rawValue: String(status)) else {
+                    throw Problem.badRequest("status must be one of: " + DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                query.status = parsed
+            }
+            for (name, keyPath) in [("since", \DeliveryQuery.since), ("until", \DeliveryQuery.until)] {
+                if let text = parameters[Substring(name)] {
+                    guard let date = Date(rfc3339: String(text)) else {
+                        throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-26T10:00:00Z")
+                    }
+                    query[keyPath: keyPath] = date
+                }
+            }
+            if let cursor = parameters["cursor"] { query.before = DeliveryID(String(cursor)) }
+            if let limit = parameters["limit"] {
+                guard let value = Int(String(limit)), (1 ... 500).contains(value) else {
+                    throw Problem.badRequest("limit must be a whole number from 1 to 500")
+                }
+                query.limit = value
+            }
+            let deliveries = try await store.listDeliveries(query)
+            let next: JSON = deliveries.count == query.limit ? .string(deliveries.last!.id.rawValue) : .null
+            return Response.json(["data": .array(deliveries.map { $0.json(attempts: nil) }), "next_cursor": next])
+        }
+        v1.get("deliveries/:id") { [self] _, context in
+            try requireScope("deliveries:read", context)
+            let id = DeliveryID(try context.parameters.require("id"))
+            guard let record = try await store.delivery(id) else { throw Problem.notFound("no delivery '\(id)'") }
+            return Response.json(record.delivery.json(attempts: record.attempts))
+        }
+        v1.post("deliveries/:id/retry") { [self] _, context in
+            try requireScope("deliveries:write", context)
+            let id = DeliveryID(try context.parameters.require("id"))
+            switch try await retryDelivery(id) {
+            case .reopened:
+                guard let record = try await store.delivery(id) else { throw Problem.notFound("no delivery '\(id)'") }
+                return Response.json(record.delivery.json(attempts: record.attempts), status: .accepted)
+            case .notFound:
+                throw Problem.notFound("no delivery '\(id)'")
+            case let .notRetryable(status):
+                throw Problem(.conflict, "delivery '\(id)' is \(status.rawValue); only failed and dead deliveries can be sent again")
+            }
+        }
+    }
+
+    /// Reopens a failed or dead delivery and wakes the delivery worker.
+    public func retryDelivery(_ id: DeliveryID) async throws -> DeliveryRetryResult {
+        let result = try await store.retryDelivery(id, at: clock.now())
+        if case .reopened = result { engine.deliveriesCreated.ring() }
+        return result
+    }
+}
+
+extension Delivery {
+    func json(attempts: [DeliveryAttempt]?) -> JSON {
+        var object: [String: JSON] = [
+            "id": .string(id.rawValue), "run_id": .string(runID.rawValue), "step_id": .string(stepID),
+            "connector": .string(connector), "operation": .string(operation), "status": .string(status.rawValue),
+            "attempt_count": .number(Double(attemptCount)),
+            "next_attempt_at": nextAttemptAt.flatMap { status == .pending ? .string($0.rfc3339) : nil } ?? .null,
+            "last_error": lastError?.json ?? .null, "created_at": .string(createdAt.rfc3339), "updated_at": .string(updatedAt.rfc3339),
+            "request": ["method": .string(request.method), "url": .string(request.url)],
+        ]
+        if let attempts {
+            object["attempts"] = .array(attempts.map { attempt in
+                ["number": .number(Double(attempt.number)), "trigger": .string(attempt.trigger.rawValue),
+                 "started_at": .string(attempt.startedAt.rfc3339), "duration_ms": .number(Double(attempt.durationMilliseconds)),
+                 "request": attempt.request, "response": attempt.response ?? .null,
+                 "error": attempt.errorClass.map { ["class": .string($0), "message": .string(attempt.errorMessage ?? $0)] } ?? .null]
+            })
+        }
+        return .object(object)
+    }
+}

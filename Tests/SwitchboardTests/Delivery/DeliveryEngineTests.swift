@@ -1,0 +1,291 @@
+import CEL
+import Foundation
+import HTTPTypes
+import Testing
+@testable import Switchboard
+
+/// The delivery engine against a loopback receiver whose answers each test scripts.
+@Suite("Delivery engine", .serialized)
+struct DeliveryEngineTests {
+    static let secret = "whsec_" + Data("0123456789abcdef0123456789abcdef".utf8).base64EncodedString()
+
+    /// A configuration with connector `crm` pointing at the receiver and a workflow `notify`.
+    static func configuration(receiverURL: String, extra: String = "", onError: String = "fail") throws -> TemporaryDirectory {
+        let directory = try TemporaryDirectory()
+        try directory.write("connectors/crm.yaml", """
+            id: crm
+            kind: http
+            base_url: \(receiverURL)
+            auth: { bearer: "crm-token-secret" }
+            signing: { secret: "\(secret)" }
+            allow_networks: [ 127.0.0.0/8 ]
+            timeout: { connect: 2s, total: 1s }
+            retry: { max_attempts: 3, initial_interval: 1s, backoff: 2.0, max_interval: 10s }
+            \(extra)
+            operations:
+              notify: { method: POST, path: /hooks/identity, headers: { X-Event-Id: "{{input.ref}}" }, body: "= input" }
+            """)
+        try directory.write("workflows/notify.yaml", """
+            id: notify
+            trigger: { api: { input: { ref: { type: string, required: true } } } }
+            steps:
+              - id: tell
+                connector: crm
+                operation: notify
+                on_error: \(onError)
+              - id: done
+                action: approve
+            """)
+        return directory
+    }
+
+    func start(_ api: APIClient, ref: String = "r1") async throws -> String {
+        let reply = try await api.request(.post, "/v1/workflows/notify/runs", json: ["ref": .string(ref)])
+        #expect(reply.status == .accepted, "\(reply.body)")
+        return reply.json["id"]!.stringValue!
+    }
+
+    func deliveryOf(_ api: APIClient, run: String) async throws -> JSON {
+        let list = try await api.request(.get, "/v1/deliveries?run=\(run)").json
+        let id = list["data"]!.array[0]["id"]!.stringValue!
+        return try await api.request(.get, "/v1/deliveries/\(id)").json
+    }
+
+    @Test("success: signed with Standard Webhooks, idempotency key, secrets redacted in the log")
+    func success() async throws {
+        let receiver = TestReceiver(script: [.init(status: 200, body: #"{"ticket": 42}"#)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url)
+            let gateway = try await TestGateway(configurationDirectory: config.path)
+            try await gateway.test { api in
+                let run = try await start(api)
+                let done = try await api.waitUntilFinished(run)
+                #expect(done["status"] == "completed")
+                #expect(done["decision"] == "approved")
+                let tell = done["steps"]!.array.first { $0["id"] == "tell" }!
+                #expect(tell["output"]?["status"]?.numberValue == 200)
+                #expect(tell["output"]?["body"]?["ticket"]?.numberValue == 42)
+
+                let request = try #require(receiver.received.first)
+                #expect(request.path == "/hooks/identity")
+                #expect(request.headers["X-Event-Id"] == "r1")
+                #expect(request.headers["Authorization"] == "Bearer crm-token-secret")
+                #expect(try JSON.parse(request.body) == ["ref": "r1"])
+                let delivery = try await deliveryOf(api, run: run)
+                let id = delivery["id"]!.stringValue!
+                #expect(request.headers["webhook-id"] == id)
+                #expect(request.headers["Idempotency-Key"] == id)
+                let verifier = StandardWebhooks(secrets: [try SigningSecret(Self.secret)])
+                let headers = request.headers
+                #expect(try verifier.verify(headers: { name in headers.first { $0.key.lowercased() == name }?.value },
+                                            body: Array(request.body.utf8), now: Date()) == id)
+
+                #expect(delivery["status"] == "succeeded")
+                let attempt = delivery["attempts"]!.array[0]
+                #expect(attempt["trigger"] == "scheduled")
+                #expect(attempt["response"]?["status"]?.numberValue == 200)
+                #expect(attempt["request"]?["headers"]?["Authorization"] == "••••")
+                #expect(attempt["request"]?["headers"]?["webhook-signature"] == "••••")
+                let log = try await api.request(.get, "/v1/deliveries/\(id)").body
+                #expect(!log.contains("crm-token-secret"))
+            }
+        }
+    }
+
+    @Test("500 twice then 200: three attempts with the same webhook-id and Idempotency-Key")
+    func retriesThenSuccess() async throws {
+        let receiver = TestReceiver(script: [.init(status: 500), .init(status: 503), .init(status: 200)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url)
+            let clock = ManualClock()
+            let gateway = try await TestGateway(configurationDirectory: config.path, clock: clock)
+            try await gateway.test { api in
+                let run = try await start(api)
+                await receiver.waitForRequests(1)
+                // The retries wait for the injected clock: nothing is sent until it moves.
+                for expected in 2 ... 3 {
+                    try await Self.eventually { try await gateway.store.listDeliveries(DeliveryQuery()).first?.status == .pending }
+                    let delivery = try #require(try await gateway.store.listDeliveries(DeliveryQuery()).first)
+                    let wait = delivery.nextAttemptAt!.timeIntervalSince(clock.now())
+                    #expect(wait >= 0 && wait <= Double(1 << (expected - 2)), "full jitter under a growing ceiling")
+                    clock.advance(by: 10)
+                    await receiver.waitForRequests(expected)
+                }
+                let done = try await api.waitUntilFinished(run)
+                #expect(done["status"] == "completed")
+                let ids = Set(receiver.received.compactMap { $0.headers["webhook-id"] })
+                let keys = Set(receiver.received.compactMap { $0.headers["Idempotency-Key"] })
+                #expect(receiver.received.count == 3)
+                #expect(ids.count == 1 && ids == keys)
+                let delivery = try await deliveryOf(api, run: run)
+                #expect(delivery["attempts"]!.array.map { $0["response"]?["status"]?.numberValue } == [500, 503, 200])
+                #expect(done["steps"]!.array.first { $0["id"] == "tell" }?["attempts"]?.numberValue == 3)
+            }
+        }
+    }
+
+    @Test("429 with Retry-After sets the next attempt")
+    func retryAfter() async throws {
+        let receiver = TestReceiver(script: [.init(status: 429, headers: [("Retry-After", "7")]), .init(status: 200)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url)
+            let clock = ManualClock()
+            let gateway = try await TestGateway(configurationDirectory: config.path, clock: clock)
+            try await gateway.test { api in
+                let run = try await start(api)
+                try await Self.eventually { try await gateway.store.listDeliveries(DeliveryQuery()).first?.status == .pending }
+                let delivery = try #require(try await gateway.store.listDeliveries(DeliveryQuery()).first)
+                #expect(abs(delivery.nextAttemptAt!.timeIntervalSince(clock.now()) - 7) < 0.01)
+                clock.advance(by: 7)
+                #expect(try await api.waitUntilFinished(run)["status"] == "completed")
+            }
+        }
+    }
+
+    @Test("400 is final: one attempt, the delivery failed, the run failed; a manual retry resumes it")
+    func finalThenManualRetry() async throws {
+        let receiver = TestReceiver(script: [.init(status: 400, body: "bad"), .init(status: 200)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url)
+            let gateway = try await TestGateway(configurationDirectory: config.path)
+            try await gateway.test { api in
+                let run = try await start(api)
+                let failed = try await api.waitUntilFinished(run)
+                #expect(failed["status"] == "failed")
+                #expect(failed["error"]?["class"] == "http_status")
+                var delivery = try await deliveryOf(api, run: run)
+                #expect(delivery["status"] == "failed")
+                #expect(delivery["attempts"]!.array.count == 1)
+                #expect(receiver.received.count == 1)
+
+                let id = delivery["id"]!.stringValue!
+                let retry = try await api.request(.post, "/v1/deliveries/\(id)/retry")
+                #expect(retry.status == .accepted)
+                let done = try await api.waitForRun(run) { $0.status == .completed }
+                #expect(done["status"] == "completed")
+                #expect(done["decision"] == "approved")
+                delivery = try await deliveryOf(api, run: run)
+                #expect(delivery["attempts"]!.array.map { $0["trigger"]!.stringValue! } == ["scheduled", "manual"])
+                #expect(try await api.request(.post, "/v1/deliveries/\(id)/retry").status == .conflict)
+                #expect(try await api.request(.post, "/v1/deliveries/dlv_nope/retry").status == .notFound)
+            }
+        }
+    }
+
+    @Test("a timeout and a refused connection are retried, then dead; on_error decides")
+    func timeoutAndRefused() async throws {
+        let receiver = TestReceiver(script: [.init(status: 200, delay: .seconds(3))])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url, onError: "continue")
+            let clock = ManualClock()
+            let gateway = try await TestGateway(configurationDirectory: config.path, clock: clock)
+            try await gateway.test { api in
+                let run = try await start(api)
+                for attempt in 1 ... 3 {
+                    try await Self.eventually {
+                        let d = try await gateway.store.listDeliveries(DeliveryQuery()).first
+                        return d?.attemptCount == attempt && d?.status != .sending
+                    }
+                    clock.advance(by: 60)
+                }
+                let done = try await api.waitUntilFinished(run)
+                #expect(done["status"] == "completed", "on_error: continue")
+                let delivery = try await deliveryOf(api, run: run)
+                #expect(delivery["status"] == "dead")
+                #expect(delivery["attempts"]!.array.allSatisfy { $0["error"]?["class"] == "timeout" })
+                #expect(done["steps"]!.array.first { $0["id"] == "tell" }?["error"]?["class"] == "timeout")
+            }
+        }
+        // Nothing listens on the receiver's old port now.
+        let config = try Self.configuration(receiverURL: "http://127.0.0.1:\(receiver.port)")
+        let clock = ManualClock()
+        let gateway = try await TestGateway(configurationDirectory: config.path, clock: clock)
+        try await gateway.test { api in
+            let run = try await start(api)
+            try await Self.eventually { try await gateway.store.listDeliveries(DeliveryQuery()).first?.attemptCount == 1 }
+            let delivery = try await deliveryOf(api, run: run)
+            #expect(delivery["attempts"]!.array[0]["error"]?["class"] == "connect")
+            #expect(delivery["status"] == "pending", "a refused connection is retried")
+        }
+    }
+
+    @Test("a redirect to 127.0.0.1 is refused while private networks are disallowed")
+    func redirectRefused() async throws {
+        let target = TestReceiver(script: [.init(status: 200)])
+        try await target.serve {
+            let front = TestReceiver(host: "127.0.0.2", script: [.init(status: 307, headers: [("Location", target.url + "/inner")])])
+            try await front.serve {
+                let config = try Self.configuration(receiverURL: front.url, extra: "redirects: true")
+                let text = try String(contentsOfFile: config.file("connectors/crm.yaml"), encoding: .utf8)
+                    .replacingOccurrences(of: "127.0.0.0/8", with: "127.0.0.2/32")
+                try config.write("connectors/crm.yaml", text)
+                let gateway = try await TestGateway(configurationDirectory: config.path)
+                try await gateway.test { api in
+                    let run = try await start(api)
+                    let failed = try await api.waitUntilFinished(run)
+                    #expect(failed["status"] == "failed")
+                    #expect(failed["error"]?["class"] == "ssrf_blocked")
+                    #expect(front.received.count == 1)
+                    #expect(target.received.isEmpty)
+                    let delivery = try await deliveryOf(api, run: run)
+                    #expect(delivery["status"] == "failed")
+                }
+            }
+        }
+    }
+
+    @Test("private addresses are refused without allow_networks")
+    func ssrfGuard() async {
+        let guardian = SSRFGuard()
+        for address in ["127.0.0.1", "10.1.2.3", "169.254.169.254", "100.64.0.1", "192.168.1.1", "::1", "fd00::1", "fe80::1",
+                        "203.0.113.9", "[::ffff:7f00:1]"] {
+            #expect(await guardian.check(host: address) != nil, "\(address)")
+        }
+        #expect(await guardian.check(host: "8.8.8.8") == nil)
+        #expect(await guardian.check(host: "localhost") != nil, "the resolved address is checked")
+        #expect(await SSRFGuard(allowed: [CIDR("127.0.0.0/8")!]).check(host: "127.0.0.1") == nil)
+        #expect(await SSRFGuard(allowAll: true).check(host: "10.0.0.1") == nil)
+    }
+
+    @Test("a 10 MiB response is read up to 1 MiB and logged as an excerpt")
+    func largeResponse() async throws {
+        let receiver = TestReceiver(script: [.init(status: 200, bodyBytes: 10 << 20)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url)
+            let gateway = try await TestGateway(configurationDirectory: config.path)
+            try await gateway.test { api in
+                let run = try await start(api)
+                _ = try await api.waitUntilFinished(run)
+                let delivery = try await deliveryOf(api, run: run)
+                let response = delivery["attempts"]!.array[0]["response"]!
+                #expect(response["body_size"]?.numberValue == Double(1 << 20))
+                #expect(response["body_truncated"] == true)
+                #expect(response["body_excerpt"]?.stringValue?.utf8.count == 4096)
+            }
+        }
+    }
+
+    @Test("retry policy: exponential ceiling, caps, Retry-After within bounds, attempts and age")
+    func policy() {
+        let policy = RetryPolicy(maxAttempts: 5, initialInterval: .seconds(1), backoff: 2, maxInterval: .seconds(10),
+                                 maxAge: .seconds(60), jitter: { $0 })
+        #expect((1 ... 6).map { policy.delay(afterAttempts: $0, retryAfter: nil) } == [1, 2, 4, 8, 10, 10])
+        #expect(policy.delay(afterAttempts: 1, retryAfter: 30) == 10)
+        let start = Date(timeIntervalSince1970: 0)
+        #expect(policy.nextAttempt(afterAttempts: 5, createdAt: start, now: start, retryAfter: nil) == nil)
+        #expect(policy.nextAttempt(afterAttempts: 2, createdAt: start, now: start.addingTimeInterval(59), retryAfter: nil) == nil)
+        #expect(RetryPolicy.retryAfter("Wed, 21 Oct 2015 07:28:10 GMT", now: Date(timeIntervalSince1970: 1_445_412_480)) == 10)
+        for status in [408, 425, 429, 500, 503] { #expect(RetryPolicy.isRetryable(status: status)) }
+        for status in [301, 400, 401, 404, 422] { #expect(!RetryPolicy.isRetryable(status: status)) }
+    }
+
+    /// Waits (bounded) for a condition on the store.
+    static func eventually(timeout: TimeInterval = 10, _ condition: @Sendable () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("condition not met within \(timeout) s")
+    }
+}
