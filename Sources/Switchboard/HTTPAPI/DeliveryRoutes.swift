@@ -85,3 +85,8 @@ extension Delivery {
         return .object(object)
     }
 }
+
+/// The delivery log's JSON, shared by the API and the command line.
+public enum DeliveryPresentation {
+    public static func json(_ record: DeliveryRecord) -> JSON { record.delivery.json(attempts: record.attempts) }
+}

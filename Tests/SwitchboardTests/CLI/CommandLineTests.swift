@@ -9,7 +9,7 @@ struct CommandLineTests {
     func help() throws {
         let output = try Binary.run(["--help"])
         #expect(output.status == 0)
-        for command in ["serve", "validate", "run", "eval", "keys", "lists", "connectors", "migrate"] {
+        for command in ["serve", "validate", "run", "eval", "keys", "lists", "deliveries", "connectors", "migrate"] {
             #expect(output.stdout.contains("  \(command)"), "\(command)")
         }
     }
@@ -91,6 +91,19 @@ struct CommandLineTests {
         #expect(badItem.stderr.contains("'10.0.0.300' is not an IP address"))
         #expect(try Binary.run(["lists", "remove", "vip", "example.org", "--database", database]).status == 0)
         #expect(try Binary.run(["lists", "remove", "vip", "example.org", "--database", database]).status == 1)
+    }
+
+    @Test("deliveries list, show and retry read the store")
+    func deliveries() throws {
+        let directory = try TemporaryDirectory()
+        let database = "sqlite:" + directory.file("db.sqlite")
+        #expect(try Binary.run(["migrate", "--database", database]).status == 0)
+        #expect(try Binary.run(["deliveries", "list", "--database", database]).stdout == "")
+        let missing = try Binary.run(["deliveries", "show", "dlv_nope", "--database", database])
+        #expect(missing.status == 1)
+        #expect(missing.stderr == "error: no delivery 'dlv_nope'\n")
+        #expect(try Binary.run(["deliveries", "retry", "dlv_nope", "--database", database]).status == 1)
+        #expect(try Binary.run(["deliveries", "list", "--status", "lost", "--database", database]).stderr.contains("--status must be one of"))
     }
 
     @Test("eval prints a value as JSON; errors go to stderr with the position")
