@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Durable ingest and end-to-end benchmarks (README, "Benchmarks").
+#
+#   Benchmarks/run-ingest.sh ingest    # example 1 loaded: events/s answered 202, each committed first
+#   Benchmarks/run-ingest.sh forward   # each event forwarded as a signed POST to nginx, attempt logged
+#
+# Both use a release build, wrk with 2 threads and 32 keep-alive connections for 10 s on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-ingest}
+duration=${DURATION:-10s}
+for tool in wrk nginx curl; do
+  command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl >/dev/null; break; }
+done
+swift build -c release --scratch-path .build-release --product switchboard >/dev/null
+bin=.build-release/release/switchboard
+work=$(mktemp -d)
+trap 'kill $server_pid 2>/dev/null || true; [ -n "${nginx_pid:-}" ] && kill $nginx_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/config/workflows" "$work/config/connectors"
+db="sqlite:$work/switchboard.sqlite"
+export SWITCHBOARD_API_KEY=$($bin keys create --name bench --database "$db")
+if [ "$mode" = ingest ]; then
+  cp workflows/decline-blocked-ip.yaml "$work/config/workflows/"
+  $bin lists add blocked-ips 203.0.113.7 198.51.100.0/25 --kind ip --database "$db" >/dev/null
+  export BENCH_EVENT_TYPE=inquiry.completed
+  counter='switchboard_runs_total{status="completed",workflow="decline-blocked-ip"}'
+else
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 '{"ok":true}'; } } }
+NGINX
+  nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & nginx_pid=$!
+  cat > "$work/config/connectors/sink.yaml" <<YAML
+id: sink
+kind: http
+base_url: http://127.0.0.1:18081
+signing: { secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }
+allow_networks: [ 127.0.0.0/8 ]
+concurrency: 64
+YAML
+  cat > "$work/config/workflows/forward.yaml" <<YAML
+id: forward
+trigger: { event: bench.forward }
+steps:
+  - id: send
+    connector: sink
+    operation: request
+    with: { path: /hook, body: "= event" }
+YAML
+  export BENCH_EVENT_TYPE=bench.forward
+  counter='switchboard_deliveries_total{connector="sink",outcome="succeeded"}'
+fi
+$bin serve --config "$work/config" --database "$db" --port 18080 --log-level warning > "$work/server.log" 2>&1 & server_pid=$!
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/health >/dev/null && break; sleep 0.1; done
+start=$(date +%s.%N)
+wrk -t2 -c32 -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
+sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')
+# Wait (at most 120 s) until every accepted event's run has completed.
+for _ in $(seq 1 1200); do
+  done_count=$(curl -s http://127.0.0.1:18080/metrics | grep -F "$counter" | awk '{print $2}' || true)
+  [ "${done_count:-0}" = "$sent" ] && break
+  sleep 0.1
+done
+end=$(date +%s.%N)
+echo "mode=$mode accepted=$sent completed=${done_count:-0} elapsed_s=$(echo "$end - $start" | bc)"
+echo "completion rate: $(echo "scale=0; ${done_count:-0} / ($end - $start)" | bc) per s (from the first request to the last completion)"
+echo "resident memory of the gateway: $(ps -o rss= -p $server_pid) KiB"
