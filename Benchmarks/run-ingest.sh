@@ -23,7 +23,7 @@ if [ "$mode" = ingest ]; then
   cp workflows/decline-blocked-ip.yaml "$work/config/workflows/"
   $bin lists add blocked-ips 203.0.113.7 198.51.100.0/25 --kind ip --database "$db" >/dev/null
   export BENCH_EVENT_TYPE=inquiry.completed
-  counter='switchboard_runs_total{status="completed",workflow="decline-blocked-ip"}'
+  counter='switchboard_runs_total{workflow="decline-blocked-ip",status="completed"}'
 else
   mkdir -p "$work/nginx"
   cat > "$work/nginx/nginx.conf" <<NGINX

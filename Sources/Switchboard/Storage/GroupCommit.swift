@@ -60,14 +60,20 @@ final class GroupCommit: Sendable {
                 let outcomes: [Result<Void, any Error>] = try await writer.write { db in
                     var outcomes: [Result<Void, any Error>] = []
                     outcomes.reserveCapacity(batch.count)
+                    // One savepoint per write, so that a failing write is undone alone. The
+                    // statements come from the connection's cache (GRDB's inSavepoint compiles them each time).
+                    let begin = try db.cachedStatement(sql: "SAVEPOINT entry")
+                    let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT entry")
+                    let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT entry")
                     for entry in batch {
+                        try begin.execute()
                         do {
-                            try db.inSavepoint {
-                                try entry.body(db)
-                                return .commit
-                            }
+                            try entry.body(db)
+                            try release.execute()
                             outcomes.append(.success(()))
                         } catch {
+                            try rollback.execute()
+                            try release.execute()
                             outcomes.append(.failure(error))
                         }
                     }

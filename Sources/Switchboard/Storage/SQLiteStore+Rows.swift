@@ -58,6 +58,18 @@ extension SQLiteStore {
         String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }
 
+    // Hot-path encoders that avoid JSONEncoder.
+    static func encode(_ strings: [String]) -> String { JSON.array(strings.map(JSON.string)).text }
+    static func encode(_ trigger: RunTrigger) -> String {
+        var object: [String: JSON] = [:]
+        if let eventID = trigger.eventID { object["event_id"] = .string(eventID.rawValue) }
+        object["api"] = .bool(trigger.api)
+        return JSON.object(object).text
+    }
+    static func encode(_ runs: [RunReference]) -> String {
+        JSON.array(runs.map { ["id": .string($0.id.rawValue), "workflow": .string($0.workflow)] }).text
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
         guard let text else { return nil }
         return try JSONDecoder().decode(T.self, from: Data(text.utf8))
@@ -68,14 +80,14 @@ extension SQLiteStore {
         return try JSON.parse(Data(text.utf8))
     }
 
-    static func insert(_ run: RunRecord, _ db: Database) throws {
-        try db.execute(
+    static func insert(_ run: RunRecord, _ db: Database, eventText: String? = nil) throws {
+        try db.cached(
             sql: """
             INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, input, error, created_at, updated_at, wake_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             arguments: [run.id.rawValue, run.workflow, run.status.rawValue, run.decision?.rawValue, try encode(run.tags),
-                        try encode(run.trigger), run.event?.text, run.input?.text, try run.error.map(encode),
+                        encode(run.trigger), eventText ?? run.event?.text, run.input?.text, try run.error.map(encode),
                         run.createdAt.microseconds, run.updatedAt.microseconds, run.wakeAt?.microseconds])
     }
 
@@ -102,7 +114,7 @@ extension SQLiteStore {
     }
 
     static func insert(_ delivery: Delivery, _ db: Database) throws {
-        try db.execute(
+        try db.cached(
             sql: """
             INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, retry, attempt_count,
               next_attempt_at, manual, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -150,5 +162,12 @@ extension SQLiteStore {
         APIKeyRecord(name: row["name"], hash: row["hash"], scopes: try decode([String].self, row["scopes"]) ?? [],
                      createdAt: Date(microseconds: row["created_at"]),
                      revokedAt: (row["revoked_at"] as Int64?).map(Date.init(microseconds:)))
+    }
+}
+
+extension Database {
+    /// Executes a statement from GRDB's per-connection cache: the SQL is compiled once, not per call.
+    func cached(sql: String, arguments: StatementArguments = StatementArguments()) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
     }
 }

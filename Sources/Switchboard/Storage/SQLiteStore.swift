@@ -20,7 +20,7 @@ public final class SQLiteStore: Store {
         configuration.maximumReaderCount = 8
         pool = try DatabasePool(path: path, configuration: configuration)
         // GRDB sets NORMAL on the writer after prepareDatabase; FULL makes each commit durable.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try pool.writeWithoutTransaction { db in try db.cached(sql: "PRAGMA synchronous = FULL") }
         commits = GroupCommit(writer: pool)
         self.path = path
     }
@@ -40,11 +40,12 @@ public final class SQLiteStore: Store {
             if let existing = try Row.fetchOne(db, sql: "SELECT * FROM events WHERE dedupe_key = ?", arguments: [event.dedupeKey]) {
                 return .duplicate(try Self.event(from: existing))
             }
-            try db.execute(
+            let payload = event.payload.text  // encoded once for the event and its runs
+            try db.cached(
                 sql: "INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [event.id.rawValue, event.dedupeKey, event.type, event.source, event.payload.text,
-                            event.receivedAt.microseconds, try Self.encode(event.runs)])
-            for run in runs { try Self.insert(run, db) }
+                arguments: [event.id.rawValue, event.dedupeKey, event.type, event.source, payload,
+                            event.receivedAt.microseconds, Self.encode(event.runs)])
+            for run in runs { try Self.insert(run, db, eventText: run.trigger.eventID == event.id ? payload : nil) }
             return .accepted
         }
     }
@@ -82,18 +83,18 @@ public final class SQLiteStore: Store {
     public func save(_ checkpoint: RunCheckpoint) async throws {
         try await commits.write { db in
             let run = checkpoint.run
-            try db.execute(
+            try db.cached(
                 sql: """
                 UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ? WHERE id = ?
                 """,
-                arguments: [run.status.rawValue, run.decision?.rawValue, try Self.encode(run.tags),
+                arguments: [run.status.rawValue, run.decision?.rawValue, Self.encode(run.tags),
                             try run.error.map(Self.encode), run.updatedAt.microseconds, run.wakeAt?.microseconds,
                             run.id.rawValue])
             for step in checkpoint.steps {
                 // A wait's output may have been set from outside (a review); never overwrite it with nothing.
                 // Answers from outside (a review, a delivery's result) are written into a waiting
                 // step's output or error; a checkpoint that does not know them never erases them.
-                try db.execute(
+                try db.cached(
                     sql: """
                     INSERT INTO steps (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at,
                       wake_at, delivery_id)
@@ -132,11 +133,11 @@ public final class SQLiteStore: Store {
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [run.rawValue]) != nil else {
                 return .runNotFound
             }
-            try db.execute(
+            try db.cached(
                 sql: "UPDATE steps SET output = ? WHERE run_id = ? AND step_id = ? AND status = 'waiting' AND output IS NULL",
                 arguments: [output.text, run.rawValue, step])
             guard db.changesCount == 1 else { return .stepNotWaiting }
-            try db.execute(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status = 'waiting'",
+            try db.cached(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status = 'waiting'",
                            arguments: [Date().microseconds, run.rawValue])
             return .resolved
         }
@@ -162,7 +163,7 @@ public final class SQLiteStore: Store {
             }
             let delivery = try Self.delivery(from: row)
             if let attempt = result.attempt {
-                try db.execute(
+                try db.cached(
                     sql: """
                     INSERT OR REPLACE INTO delivery_attempts (delivery_id, number, trigger, started_at, duration_ms, request,
                       response, error_class, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -174,42 +175,42 @@ public final class SQLiteStore: Store {
             let attempts = delivery.attemptCount + (result.attempt == nil ? 0 : 1)
             switch result.outcome {
             case let .succeeded(output):
-                try db.execute(sql: """
+                try db.cached(sql: """
                     UPDATE deliveries SET status = 'succeeded', attempt_count = ?, next_attempt_at = NULL, manual = 0,
                       last_error = NULL, updated_at = ? WHERE id = ?
                     """, arguments: [attempts, now.microseconds, delivery.id.rawValue])
-                try db.execute(sql: """
+                try db.cached(sql: """
                     UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
                       AND status = 'waiting'
                     """, arguments: [output.text, max(attempts, 1), delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
                 try Self.wake(delivery.runID, now, db)
             case let .retry(at):
-                try db.execute(sql: """
+                try db.cached(sql: """
                     UPDATE deliveries SET status = 'pending', attempt_count = ?, next_attempt_at = ?, manual = 0,
                       last_error = ?, updated_at = ? WHERE id = ?
                     """, arguments: [attempts, at.microseconds, try result.attempt.flatMap(Self.attemptError).map(Self.encode),
                                      now.microseconds, delivery.id.rawValue])
-                try db.execute(sql: "UPDATE steps SET attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?",
+                try db.cached(sql: "UPDATE steps SET attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?",
                                arguments: [attempts, delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
             case let .gaveUp(status, error):
-                try db.execute(sql: """
+                try db.cached(sql: """
                     UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = NULL, manual = 0, last_error = ?,
                       updated_at = ? WHERE id = ?
                     """, arguments: [status.rawValue, attempts, try Self.encode(error), now.microseconds, delivery.id.rawValue])
-                try db.execute(sql: """
+                try db.cached(sql: """
                     UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
                     """, arguments: [try Self.encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
                                      delivery.id.rawValue])
                 try Self.wake(delivery.runID, now, db)
             case let .postponed(until):
-                try db.execute(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                try db.cached(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
                                arguments: [until.microseconds, now.microseconds, delivery.id.rawValue])
             }
         }
     }
 
     private static func wake(_ run: RunID, _ now: Date, _ db: Database) throws {
-        try db.execute(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status IN ('waiting', 'running')",
+        try db.cached(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status IN ('waiting', 'running')",
                        arguments: [now.microseconds, run.rawValue])
     }
 
@@ -219,7 +220,7 @@ public final class SQLiteStore: Store {
 
     public func releaseDeliveries() async throws -> Int {
         try await commits.write { db in
-            try db.execute(sql: "UPDATE deliveries SET status = 'pending' WHERE status = 'sending'")
+            try db.cached(sql: "UPDATE deliveries SET status = 'pending' WHERE status = 'sending'")
             return db.changesCount
         }
     }
@@ -257,7 +258,7 @@ public final class SQLiteStore: Store {
             }
             let delivery = try Self.delivery(from: row)
             guard delivery.status == .failed || delivery.status == .dead else { return .notRetryable(delivery.status) }
-            try db.execute(sql: """
+            try db.cached(sql: """
                 UPDATE deliveries SET status = 'pending', next_attempt_at = ?, manual = 1, updated_at = ? WHERE id = ?
                 """, arguments: [now.microseconds, now.microseconds, id.rawValue])
             let runStatus = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [delivery.runID.rawValue])
@@ -266,14 +267,14 @@ public final class SQLiteStore: Store {
                 var stepID: String? = delivery.stepID
                 var first = true
                 while let current = stepID {
-                    try db.execute(sql: """
+                    try db.cached(sql: """
                         UPDATE steps SET status = ?, error = NULL, ended_at = NULL WHERE run_id = ? AND step_id = ?
                         """, arguments: [first ? "waiting" : "running", delivery.runID.rawValue, current])
                     first = false
                     stepID = try String.fetchOne(db, sql: "SELECT parent FROM steps WHERE run_id = ? AND step_id = ?",
                                                  arguments: [delivery.runID.rawValue, current])
                 }
-                try db.execute(sql: "UPDATE runs SET status = 'running', error = NULL, wake_at = NULL, updated_at = ? WHERE id = ?",
+                try db.cached(sql: "UPDATE runs SET status = 'running', error = NULL, wake_at = NULL, updated_at = ? WHERE id = ?",
                                arguments: [now.microseconds, delivery.runID.rawValue])
             }
             return .reopened(delivery.runID)
@@ -282,7 +283,7 @@ public final class SQLiteStore: Store {
 
     public func pruneAttempts(before cutoff: Date, limit: Int) async throws -> Int {
         try await commits.write { db in
-            try db.execute(sql: """
+            try db.cached(sql: """
                 DELETE FROM delivery_attempts WHERE rowid IN
                   (SELECT rowid FROM delivery_attempts WHERE started_at < ? LIMIT ?)
                 """, arguments: [cutoff.microseconds, limit])
@@ -304,24 +305,24 @@ public final class SQLiteStore: Store {
 
     public func putList(_ list: ListRecord) async throws {
         try await commits.write { db in
-            try db.execute(sql: "DELETE FROM list_items WHERE list_name = ?", arguments: [list.name])
-            try db.execute(
+            try db.cached(sql: "DELETE FROM list_items WHERE list_name = ?", arguments: [list.name])
+            try db.cached(
                 sql: """
                 INSERT INTO lists (name, kind, revision) VALUES (?, ?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM lists))
                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, revision = excluded.revision
                 """, arguments: [list.name, list.kind.rawValue])
             for item in list.items {
-                try db.execute(sql: "INSERT OR IGNORE INTO list_items (list_name, item) VALUES (?, ?)", arguments: [list.name, item])
+                try db.cached(sql: "INSERT OR IGNORE INTO list_items (list_name, item) VALUES (?, ?)", arguments: [list.name, item])
             }
         }
     }
 
     public func addListItems(_ name: String, items: [String]) async throws -> Bool {
         try await commits.write { db in
-            try db.execute(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [name])
+            try db.cached(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [name])
             guard db.changesCount == 1 else { return false }
             for item in items {
-                try db.execute(sql: "INSERT OR IGNORE INTO list_items (list_name, item) VALUES (?, ?)", arguments: [name, item])
+                try db.cached(sql: "INSERT OR IGNORE INTO list_items (list_name, item) VALUES (?, ?)", arguments: [name, item])
             }
             return true
         }
@@ -329,20 +330,20 @@ public final class SQLiteStore: Store {
 
     public func removeListItem(_ name: String, item: String) async throws -> Bool {
         try await commits.write { db in
-            try db.execute(sql: "DELETE FROM list_items WHERE list_name = ? AND item = ?", arguments: [name, item])
+            try db.cached(sql: "DELETE FROM list_items WHERE list_name = ? AND item = ?", arguments: [name, item])
             guard db.changesCount == 1 else { return false }
-            try db.execute(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [name])
+            try db.cached(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [name])
             return true
         }
     }
 
     public func deleteList(_ name: String) async throws -> Bool {
         try await commits.write { db in
-            try db.execute(sql: "DELETE FROM lists WHERE name = ?", arguments: [name])
+            try db.cached(sql: "DELETE FROM lists WHERE name = ?", arguments: [name])
             let deleted = db.changesCount == 1
             // Keep the revision moving so that readers notice the deletion.
-            try db.execute(sql: "UPDATE lists SET revision = revision + 1 WHERE revision = (SELECT MAX(revision) FROM lists)")
-            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'lists_deleted'")
+            try db.cached(sql: "UPDATE lists SET revision = revision + 1 WHERE revision = (SELECT MAX(revision) FROM lists)")
+            try db.cached(sql: "UPDATE meta SET value = value + 1 WHERE key = 'lists_deleted'")
             return deleted
         }
     }
@@ -375,8 +376,8 @@ public final class SQLiteStore: Store {
             if try Int.fetchOne(db, sql: "SELECT 1 FROM api_keys WHERE name = ? AND revoked_at IS NULL", arguments: [key.name]) != nil {
                 throw StoreError.duplicate("an active API key named '\(key.name)' already exists")
             }
-            try db.execute(sql: "DELETE FROM api_keys WHERE name = ?", arguments: [key.name])
-            try db.execute(sql: "INSERT INTO api_keys (name, hash, scopes, created_at) VALUES (?, ?, ?, ?)",
+            try db.cached(sql: "DELETE FROM api_keys WHERE name = ?", arguments: [key.name])
+            try db.cached(sql: "INSERT INTO api_keys (name, hash, scopes, created_at) VALUES (?, ?, ?, ?)",
                            arguments: [key.name, key.hash, try Self.encode(key.scopes), key.createdAt.microseconds])
         }
     }
@@ -387,7 +388,7 @@ public final class SQLiteStore: Store {
 
     public func revokeAPIKey(named name: String) async throws -> Bool {
         try await commits.write { db in
-            try db.execute(sql: "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            try db.cached(sql: "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
                            arguments: [Date().microseconds, name])
             return db.changesCount == 1
         }

@@ -7,15 +7,15 @@ struct RunContext: Sendable {
     private var stepValues: CELMap
     private var stepJSON: [String: JSON]
     let celContext: CELContext
-    private let base: [String: JSON]
+    private let run: RunRecord
+    private let now: Date
 
     init(run: RunRecord, steps: [StepRecord], now: Date, lists: ListIndexSnapshot) {
         let event = run.event ?? .null
         let data = event["data"] ?? .null
         let input = run.input ?? .null
-        let runInfo: JSON = ["id": .string(run.id.rawValue), "workflow": .string(run.workflow),
-                             "started_at": .string(run.createdAt.rfc3339)]
-        base = ["event": event, "data": data, "input": input, "run": runInfo, "now": .string(now.rfc3339)]
+        self.run = run
+        self.now = now
         var runValue = CELMap()
         runValue[.string("id")] = .string(run.id.rawValue)
         runValue[.string("workflow")] = .string(run.workflow)
@@ -51,6 +51,11 @@ struct RunContext: Sendable {
 
     /// The context as Foundation objects, for Mustache templates.
     var mustacheObject: [String: Any] {
+        let event = run.event ?? .null
+        let base: [String: JSON] = [
+            "event": event, "data": event["data"] ?? .null, "input": run.input ?? .null, "now": .string(now.rfc3339),
+            "run": ["id": .string(run.id.rawValue), "workflow": .string(run.workflow), "started_at": .string(run.createdAt.rfc3339)],
+        ]
         var object = base.mapValues(\.foundationObject)
         object["steps"] = stepJSON.mapValues(\.foundationObject)
         return object

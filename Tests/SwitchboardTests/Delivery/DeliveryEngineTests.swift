@@ -104,7 +104,10 @@ struct DeliveryEngineTests {
                 await receiver.waitForRequests(1)
                 // The retries wait for the injected clock: nothing is sent until it moves.
                 for expected in 2 ... 3 {
-                    try await Self.eventually { try await gateway.store.listDeliveries(DeliveryQuery()).first?.status == .pending }
+                    try await Self.eventually {
+                        let d = try await gateway.store.listDeliveries(DeliveryQuery()).first
+                        return d?.attemptCount == expected - 1 && d?.status == .pending
+                    }
                     let delivery = try #require(try await gateway.store.listDeliveries(DeliveryQuery()).first)
                     let wait = delivery.nextAttemptAt!.timeIntervalSince(clock.now())
                     #expect(wait >= 0 && wait <= Double(1 << (expected - 2)), "full jitter under a growing ceiling")
@@ -133,7 +136,10 @@ struct DeliveryEngineTests {
             let gateway = try await TestGateway(configurationDirectory: config.path, clock: clock)
             try await gateway.test { api in
                 let run = try await start(api)
-                try await Self.eventually { try await gateway.store.listDeliveries(DeliveryQuery()).first?.status == .pending }
+                try await Self.eventually {
+                    let d = try await gateway.store.listDeliveries(DeliveryQuery()).first
+                    return d?.attemptCount == 1 && d?.status == .pending
+                }
                 let delivery = try #require(try await gateway.store.listDeliveries(DeliveryQuery()).first)
                 #expect(abs(delivery.nextAttemptAt!.timeIntervalSince(clock.now()) - 7) < 0.01)
                 clock.advance(by: 7)
