@@ -35,24 +35,35 @@ public final class SQLiteStore: Store {
 
     // MARK: Events and runs
 
-    public func ingest(_ event: EventRecord, runs: [RunRecord]) async throws -> IngestOutcome {
+    public func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome {
         try await commits.write { db -> IngestOutcome in
-            if let existing = try Row.fetchOne(db, sql: "SELECT * FROM events WHERE dedupe_key = ?", arguments: [event.dedupeKey]) {
-                return .duplicate(try Self.event(from: existing))
-            }
             let payload = event.payload.text  // encoded once for the event and its runs
             try db.cached(
-                sql: "INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                sql: """
+                INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (dedupe_key) DO NOTHING
+                """,
                 arguments: [event.id.rawValue, event.dedupeKey, event.type, event.source, payload,
                             event.receivedAt.microseconds, Self.encode(event.runs)])
-            for run in runs { try Self.insert(run, db, eventText: run.trigger.eventID == event.id ? payload : nil) }
+            if db.changesCount == 0 {
+                let existing = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM events WHERE dedupe_key = ?"),
+                                                arguments: [event.dedupeKey])
+                if let existing { return .duplicate(try Self.event(from: existing)) }
+            }
+            for checkpoint in runs {
+                try Self.insert(checkpoint.run, db, eventText: checkpoint.run.trigger.eventID == event.id ? payload : nil)
+                try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
+            }
             return .accepted
         }
     }
 
-    public func createRuns(_ runs: [RunRecord]) async throws {
+    public func createRuns(_ runs: [RunCheckpoint]) async throws {
         try await commits.write { db in
-            for run in runs { try Self.insert(run, db) }
+            for checkpoint in runs {
+                try Self.insert(checkpoint.run, db)
+                try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
+            }
         }
     }
 
@@ -90,27 +101,31 @@ public final class SQLiteStore: Store {
                 arguments: [run.status.rawValue, run.decision?.rawValue, Self.encode(run.tags),
                             try run.error.map(Self.encode), run.updatedAt.microseconds, run.wakeAt?.microseconds,
                             run.id.rawValue])
-            for step in checkpoint.steps {
-                // A wait's output may have been set from outside (a review); never overwrite it with nothing.
-                // Answers from outside (a review, a delivery's result) are written into a waiting
-                // step's output or error; a checkpoint that does not know them never erases them.
-                try db.cached(
-                    sql: """
-                    INSERT INTO steps (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at,
-                      wake_at, delivery_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (run_id, step_id) DO UPDATE SET
-                      status = excluded.status, attempts = excluded.attempts,
-                      output = COALESCE(excluded.output, steps.output), error = COALESCE(excluded.error, steps.error),
-                      ended_at = excluded.ended_at, wake_at = excluded.wake_at,
-                      delivery_id = COALESCE(excluded.delivery_id, steps.delivery_id)
-                    """,
-                    arguments: [run.id.rawValue, step.id, step.parent, step.sequence, step.status.rawValue, step.attempts,
-                                step.output?.text, try step.error.map(Self.encode), step.startedAt.microseconds,
-                                step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue])
-            }
-            for delivery in checkpoint.deliveries { try Self.insert(delivery, db) }
+            try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, db)
         }
+    }
+
+    /// Upserts step records and inserts new deliveries of one run.
+    static func write(steps: [StepRecord], deliveries: [Delivery], run: RunID, _ db: Database) throws {
+        for step in steps {
+            // Answers from outside (a review, a delivery's result) are written into a waiting
+            // step's output or error; a checkpoint that does not know them never erases them.
+            try db.cached(
+                sql: """
+                INSERT INTO steps (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at,
+                  wake_at, delivery_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (run_id, step_id) DO UPDATE SET
+                  status = excluded.status, attempts = excluded.attempts,
+                  output = COALESCE(excluded.output, steps.output), error = COALESCE(excluded.error, steps.error),
+                  ended_at = excluded.ended_at, wake_at = excluded.wake_at,
+                  delivery_id = COALESCE(excluded.delivery_id, steps.delivery_id)
+                """,
+                arguments: [run.rawValue, step.id, step.parent, step.sequence, step.status.rawValue, step.attempts,
+                            step.output?.text, try step.error.map(Self.encode), step.startedAt.microseconds,
+                            step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue])
+        }
+        for delivery in deliveries { try insert(delivery, db) }
     }
 
     public func unfinishedRuns() async throws -> [RunID] {

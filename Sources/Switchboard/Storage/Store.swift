@@ -17,10 +17,11 @@ public protocol Store: Sendable {
     /// Succeeds when the store answers.
     func ping() async throws
 
-    /// Persists an event and the runs it triggers, or reports that the event was seen before.
-    func ingest(_ event: EventRecord, runs: [RunRecord]) async throws -> IngestOutcome
-    /// Persists new runs (API triggers).
-    func createRuns(_ runs: [RunRecord]) async throws
+    /// Persists an event and the runs it triggers, each with the progress it already made (its
+    /// steps and deliveries), in one transaction; or reports that the event was seen before.
+    func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome
+    /// Persists new runs (API triggers) with the progress they already made, in one transaction.
+    func createRuns(_ runs: [RunCheckpoint]) async throws
     /// A run and its steps.
     func loadRun(_ id: RunID) async throws -> RunSnapshot?
     /// Runs matching a query, newest first.
@@ -69,6 +70,18 @@ public protocol Store: Sendable {
     /// Revokes a key by name; false when no active key has that name.
     func revokeAPIKey(named name: String) async throws -> Bool
     func apiKey(hash: String) async throws -> APIKeyRecord?
+}
+
+extension Store {
+    /// Persists an event and runs that have not started.
+    public func ingest(_ event: EventRecord, runs: [RunRecord]) async throws -> IngestOutcome {
+        try await ingest(event, runs: runs.map { RunCheckpoint(run: $0, steps: []) })
+    }
+
+    /// Persists runs that have not started.
+    public func createRuns(_ runs: [RunRecord]) async throws {
+        try await createRuns(runs.map { RunCheckpoint(run: $0, steps: []) })
+    }
 }
 
 /// A storage failure, with what was being done. Values never appear in `description`.

@@ -76,13 +76,12 @@ public final class Gateway: Sendable {
         let references = runs.map { RunReference(id: $0.id, workflow: $0.workflow) }
         let record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
                                  payload: event.raw, receivedAt: now, runs: references)
-        switch try await store.ingest(record, runs: runs) {
+        let checkpoints = engine.startInline(runs)
+        switch try await store.ingest(record, runs: checkpoints) {
         case .accepted:
             metrics.eventReceived(type: event.type, outcome: "accepted")
-            for run in runs {
-                metrics.runTransition(workflow: run.workflow, status: .pending)
-                scheduler.submit(run.id, snapshot: RunSnapshot(run: run, steps: []))
-            }
+            engine.committedInline(checkpoints)
+            for checkpoint in checkpoints where checkpoint.run.status == .pending { scheduler.submit(checkpoint.run.id) }
             return IngestAnswer(eventID: eventID, runs: references, duplicate: false)
         case let .duplicate(original):
             metrics.eventReceived(type: event.type, outcome: "duplicate")
@@ -95,10 +94,10 @@ public final class Gateway: Sendable {
         let now = clock.now()
         let run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(api: true), input: input,
                             createdAt: now)
-        try await store.createRuns([run])
-        metrics.runTransition(workflow: run.workflow, status: .pending)
-        scheduler.submit(run.id, snapshot: RunSnapshot(run: run, steps: []))
-        return run
+        let checkpoints = engine.startInline([run])
+        try await store.createRuns(checkpoints)
+        engine.committedInline(checkpoints)
+        return checkpoints[0].run
     }
 
     /// Why a review could not be applied.

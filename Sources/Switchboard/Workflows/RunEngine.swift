@@ -58,6 +58,35 @@ public final class RunEngine: Sendable {
         return checkpoint.run
     }
 
+    /// Takes new runs as far as they can go before they are first committed, so that their
+    /// progress (steps, decision, deliveries) is written in the same transaction that creates
+    /// them: a run that needs nothing from outside is complete when its event is acknowledged.
+    func startInline(_ runs: [RunRecord]) -> [RunCheckpoint] {
+        let now = clock.now()
+        let listSnapshot = lists.snapshot
+        return runs.map { run in
+            guard let workflow = configuration.workflow(run.workflow) else { return RunCheckpoint(run: run, steps: []) }
+            var interpreter = RunInterpreter(workflow: workflow, snapshot: RunSnapshot(run: run, steps: []), now: now,
+                                             lists: listSnapshot)
+            interpreter.connectors = configuration.connectorInstances
+            return interpreter.advance()
+        }
+    }
+
+    /// After the checkpoints of new runs were committed: metrics, watchers and the delivery worker.
+    func committedInline(_ checkpoints: [RunCheckpoint]) {
+        var deliveries = false
+        for checkpoint in checkpoints {
+            metrics.runTransition(workflow: checkpoint.run.workflow, status: .pending)
+            if let workflow = configuration.workflow(checkpoint.run.workflow) {
+                record(checkpoint, previous: .pending, workflow: workflow)
+            }
+            watcher.notify(checkpoint.run)
+            deliveries = deliveries || !checkpoint.deliveries.isEmpty
+        }
+        if deliveries { deliveriesCreated.ring() }
+    }
+
     private func record(_ checkpoint: RunCheckpoint, previous: RunStatus, workflow: Workflow) {
         let run = checkpoint.run
         if run.status != previous { metrics.runTransition(workflow: run.workflow, status: run.status) }
