@@ -4,13 +4,16 @@ import Synchronization
 
 /// Batches concurrent writes into shared SQLite transactions.
 ///
-/// The first writer to arrive while no batch is being written becomes the leader: it takes every
-/// queued write, runs each in its own savepoint inside one transaction, commits once (one
-/// fsync), and wakes the others. Nobody is answered before the commit that holds their write.
+/// A writer that arrives while no batch is being written leads: it takes every queued write (its
+/// own first), runs each in its own savepoint inside one transaction, commits once (one fsync),
+/// and wakes their callers. If more writes queued meanwhile, it hands the lead to the oldest of
+/// them, so that no caller writes more than one batch for others. Nobody is answered before the
+/// commit that holds their write.
 final class GroupCommit: Sendable {
     private struct Entry: Sendable {
         let body: @Sendable (Database) throws -> Void
         let complete: @Sendable (Result<Void, any Error>) -> Void
+        let lead: @Sendable () -> Void
     }
 
     private struct State {
@@ -20,7 +23,7 @@ final class GroupCommit: Sendable {
 
     private let writer: DatabasePool
     private let state = Mutex(State())
-    /// Upper bound on writes per transaction, so one batch cannot grow without limit.
+    /// Upper bound on writes per transaction.
     private let maxBatch: Int
 
     init(writer: DatabasePool, maxBatch: Int = 512) {
@@ -33,35 +36,39 @@ final class GroupCommit: Sendable {
         let promise = Promise<T>()
         let entry = Entry(
             body: { db in promise.stage(try body(db)) },
-            complete: { result in promise.complete(result) })
-        let lead = state.withLock { state in
+            complete: { result in promise.complete(result) },
+            lead: { promise.lead() })
+        var leading = state.withLock { state in
             state.queue.append(entry)
             if state.leaderActive { return false }
             state.leaderActive = true
             return true
         }
-        if lead { await drain() }
-        return try await promise.value
+        while true {
+            if leading {
+                await writeOneBatch()
+                leading = false
+            }
+            switch try await promise.next() {
+            case let .value(value): return value
+            case .lead: leading = true
+            }
+        }
     }
 
-    private func drain() async {
-        while true {
-            let batch: [Entry] = state.withLock { state in
-                if state.queue.isEmpty {
-                    state.leaderActive = false
-                    return []
-                }
-                let taken = Array(state.queue.prefix(maxBatch))
-                state.queue.removeFirst(taken.count)
-                return taken
-            }
-            if batch.isEmpty { return }
+    private func writeOneBatch() async {
+        let batch: [Entry] = state.withLock { state in
+            let taken = Array(state.queue.prefix(maxBatch))
+            state.queue.removeFirst(taken.count)
+            return taken
+        }
+        if !batch.isEmpty {
             do {
                 let outcomes: [Result<Void, any Error>] = try await writer.write { db in
                     var outcomes: [Result<Void, any Error>] = []
                     outcomes.reserveCapacity(batch.count)
-                    // One savepoint per write, so that a failing write is undone alone. The
-                    // statements come from the connection's cache (GRDB's inSavepoint compiles them each time).
+                    // One savepoint per write, so that a failing write is undone alone. The statements
+                    // come from the connection's cache (GRDB's inSavepoint compiles them each time).
                     let begin = try db.cachedStatement(sql: "SAVEPOINT entry")
                     let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT entry")
                     let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT entry")
@@ -84,15 +91,27 @@ final class GroupCommit: Sendable {
                 for entry in batch { entry.complete(.failure(error)) }
             }
         }
+        let next: Entry? = state.withLock { state in
+            if let first = state.queue.first { return first }
+            state.leaderActive = false
+            return nil
+        }
+        next?.lead()
     }
 }
 
-/// A value set once by a writer and awaited by its caller.
+/// What a writer waits for: its committed value, or the lead of the next batch.
 final class Promise<T: Sendable>: Sendable {
+    enum Signal: Sendable {
+        case value(T)
+        case lead
+    }
+
     private struct State {
         var staged: T?
         var result: Result<T, any Error>?
-        var waiter: CheckedContinuation<T, any Error>?
+        var leadPending = false
+        var waiter: CheckedContinuation<Signal, any Error>?
     }
 
     private let state = Mutex(State())
@@ -101,9 +120,7 @@ final class Promise<T: Sendable>: Sendable {
     func stage(_ value: T) { state.withLock { $0.staged = value } }
 
     func complete(_ outcome: Result<Void, any Error>) {
-        let waiter: CheckedContinuation<T, any Error>?
-        let result: Result<T, any Error>
-        (waiter, result) = state.withLock { state in
+        let (waiter, result): (CheckedContinuation<Signal, any Error>?, Result<T, any Error>) = state.withLock { state in
             let result: Result<T, any Error> = switch outcome {
             case .success: state.staged.map { .success($0) } ?? .failure(StoreError.corrupt("write produced no value"))
             case let .failure(error): .failure(error)
@@ -113,19 +130,33 @@ final class Promise<T: Sendable>: Sendable {
             state.waiter = nil
             return (waiter, result)
         }
-        waiter?.resume(with: result)
+        waiter?.resume(with: result.map { .value($0) })
     }
 
-    var value: T {
-        get async throws {
-            try await withCheckedThrowingContinuation { continuation in
-                let ready: Result<T, any Error>? = state.withLock { state in
-                    if let result = state.result { return result }
-                    state.waiter = continuation
-                    return nil
-                }
-                if let ready { continuation.resume(with: ready) }
+    func lead() {
+        let waiter: CheckedContinuation<Signal, any Error>? = state.withLock { state in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
             }
+            state.leadPending = true
+            return nil
+        }
+        waiter?.resume(returning: .lead)
+    }
+
+    func next() async throws -> Signal {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready: Result<Signal, any Error>? = state.withLock { state in
+                if let result = state.result { return result.map { .value($0) } }
+                if state.leadPending {
+                    state.leadPending = false
+                    return .success(.lead)
+                }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
         }
     }
 }
