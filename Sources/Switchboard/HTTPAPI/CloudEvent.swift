@@ -7,6 +7,8 @@ public struct CloudEvent: Sendable {
     public var source: String
     public var type: String
     public var raw: JSON
+    /// The event's JSON text as it arrived, stored as is (nil when the event was built in code).
+    public var text: String?
 
     /// Validates the required context attributes; every problem is listed.
     public static func validate(_ json: JSON) -> Result<CloudEvent, CloudEventInvalid> {
@@ -48,7 +50,7 @@ public struct CloudEvent: Sendable {
             errors.append(.init(path: "data_base64", message: "an event carries 'data' or 'data_base64', not both"))
         }
         guard errors.isEmpty, let id, let source, let type else { return .failure(CloudEventInvalid(errors: errors)) }
-        return .success(CloudEvent(id: id, source: source, type: type, raw: json))
+        return .success(CloudEvent(id: id, source: source, type: type, raw: json, text: nil))
     }
 }
 

@@ -58,6 +58,11 @@ extension Response {
 extension Request {
     /// Reads the body (at most `limit` bytes; 413 beyond) and parses it as JSON (400 with the position of the error).
     mutating func jsonBody(limit: Int = 1 << 20) async throws -> JSON {
+        try await jsonBodyWithText(limit: limit).json
+    }
+
+    /// The body parsed, with its text as received.
+    mutating func jsonBodyWithText(limit: Int = 1 << 20) async throws -> (json: JSON, text: String) {
         let buffer: ByteBuffer
         do {
             buffer = try await collectBody(upTo: limit)
@@ -69,7 +74,7 @@ extension Request {
         let data = Data(buffer: buffer)
         if data.isEmpty { throw Problem.badRequest("the request body is empty; expected JSON") }
         do {
-            return try JSON.parse(data)
+            return (try JSON.parse(data), String(decoding: data, as: UTF8.self))
         } catch {
             throw Problem.badRequest("the request body is not valid JSON: \(error.message) at line \(error.line), column \(error.column)")
         }

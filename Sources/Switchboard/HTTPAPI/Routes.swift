@@ -75,10 +75,12 @@ extension Gateway {
                               "Content-Type must be application/json or application/cloudevents+json (structured mode), got \(type)")
             }
             var request = request
-            let body = try await request.jsonBody()
-            let event: CloudEvent
+            let (body, text) = try await request.jsonBodyWithText()
+            var event: CloudEvent
             switch CloudEvent.validate(body) {
-            case let .success(valid): event = valid
+            case let .success(valid):
+                event = valid
+                event.text = text
             case let .failure(invalid):
                 let names = invalid.errors.map(\.path).joined(separator: ", ")
                 throw Problem.badRequest("the CloudEvent is invalid: \(names)", errors: invalid.errors)

@@ -141,6 +141,8 @@ public struct EventRecord: Sendable {
     public var type: String
     public var source: String
     public var payload: JSON
+    /// The payload's text as received, when known; stored instead of encoding `payload` again.
+    public var payloadText: String? = nil
     public var receivedAt: Date
     /// The runs the event started, answered again to a duplicate.
     public var runs: [RunReference]

@@ -37,7 +37,7 @@ public final class SQLiteStore: Store {
 
     public func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome {
         try await commits.write { db -> IngestOutcome in
-            let payload = event.payload.text  // encoded once for the event and its runs
+            let payload = event.payloadText ?? event.payload.text  // written once for the event and its runs
             try db.cached(
                 sql: """
                 INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)

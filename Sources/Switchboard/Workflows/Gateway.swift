@@ -74,8 +74,9 @@ public final class Gateway: Sendable {
                       createdAt: now)
         }
         let references = runs.map { RunReference(id: $0.id, workflow: $0.workflow) }
-        let record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
+        var record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
                                  payload: event.raw, receivedAt: now, runs: references)
+        record.payloadText = event.text
         let checkpoints = engine.startInline(runs)
         switch try await store.ingest(record, runs: checkpoints) {
         case .accepted:
