@@ -108,6 +108,49 @@ struct StoreContractTests {
         #expect(try await store.loadRun(record.id)?.steps.first?.output?["decision"] == "approve")
     }
 
+    @Test("deliveries: outbox with the checkpoint, claim once, attempts logged, settle the step, prune old attempts")
+    func deliveries() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let now = Date()
+        var record = run(at: now)
+        try await store.createRuns([record])
+        let delivery = Delivery(id: .generate(at: now), runID: record.id, stepID: "send", connector: "crm", operation: "request",
+                                request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
+                                nextAttemptAt: now, createdAt: now)
+        record.status = .waiting
+        try await store.save(RunCheckpoint(run: record, steps: [
+            StepRecord(id: "send", parent: nil, sequence: 1, status: .waiting, startedAt: now, deliveryID: delivery.id),
+        ], deliveries: [delivery]))
+
+        #expect(try await store.claimDueDeliveries(at: now.addingTimeInterval(-1), limit: 10).isEmpty, "not due yet")
+        let claimed = try await store.claimDueDeliveries(at: now, limit: 10)
+        #expect(claimed.map(\.id) == [delivery.id])
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10).isEmpty, "a claimed delivery is not claimed twice")
+        #expect(try await store.releaseDeliveries() == 1, "a stopped process's claims are taken back")
+        _ = try await store.claimDueDeliveries(at: now, limit: 10)
+
+        let old = now.addingTimeInterval(-40 * 86_400)
+        let attempt = DeliveryAttempt(deliveryID: delivery.id, number: 1, trigger: .scheduled, startedAt: old, durationMilliseconds: 3,
+                                      request: ["method": "POST"], response: ["status": 200], errorClass: nil, errorMessage: nil)
+        try await store.recordAttempt(AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: ["status": 200])),
+                                      at: now)
+        let stored = try #require(try await store.delivery(delivery.id))
+        #expect(stored.delivery.status == .succeeded)
+        #expect(stored.attempts.count == 1)
+        #expect(stored.attempts.first?.request == attempt.request && stored.attempts.first?.response == attempt.response)
+        #expect(abs((stored.attempts.first?.startedAt ?? .distantPast).timeIntervalSince(old)) < 0.001)
+        let step = try #require(try await store.loadRun(record.id)?.steps.first)
+        #expect(step.output == ["status": 200], "the step's output is written in the same transaction")
+        #expect(try await store.dueRuns(at: now, limit: 10) == [record.id], "and its run is woken")
+        #expect(try await store.listDeliveries(DeliveryQuery(run: record.id)).count == 1)
+        #expect(try await store.listDeliveries(DeliveryQuery(connector: "other")).isEmpty)
+
+        #expect(try await store.retryDelivery(delivery.id, at: now) == .notRetryable(.succeeded))
+        #expect(try await store.pruneAttempts(before: now.addingTimeInterval(-30 * 86_400), limit: 100) == 1)
+        #expect(try await store.delivery(delivery.id)?.attempts.isEmpty == true)
+    }
+
     @Test("lists: replace, add, remove, delete, and a revision that moves")
     func lists() async throws {
         let (store, _dir) = try await Self.makeSQLite()
