@@ -3,8 +3,11 @@
 local counter = 0
 local padding = string.rep("x", 700)
 
+-- Each run and each thread gets its own id prefix, so no event of one run repeats another's.
+local threads = 0
 setup = function(thread)
-  thread:set("tid", tostring(math.random(1, 1000000000)))
+  threads = threads + 1
+  thread:set("tid", string.format("%d-%d-%d", os.time(), math.floor(os.clock() * 1000000), threads))
 end
 
 init = function(args)

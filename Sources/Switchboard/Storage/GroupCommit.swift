@@ -10,7 +10,7 @@ import Synchronization
 /// them, so that no caller writes more than one batch for others. Nobody is answered before the
 /// commit that holds their write.
 final class GroupCommit: Sendable {
-    private struct Entry: Sendable {
+    fileprivate struct Entry: Sendable {
         let body: @Sendable (Database) throws -> Void
         let complete: @Sendable (Result<Void, any Error>) -> Void
         let lead: @Sendable () -> Void
@@ -21,7 +21,7 @@ final class GroupCommit: Sendable {
         var leaderActive = false
     }
 
-    private let writer: DatabasePool
+    fileprivate let writer: DatabasePool
     private let state = Mutex(State())
     /// Upper bound on writes per transaction.
     private let maxBatch: Int
@@ -64,28 +64,7 @@ final class GroupCommit: Sendable {
         }
         if !batch.isEmpty {
             do {
-                let outcomes: [Result<Void, any Error>] = try await writer.write { db in
-                    var outcomes: [Result<Void, any Error>] = []
-                    outcomes.reserveCapacity(batch.count)
-                    // One savepoint per write, so that a failing write is undone alone. The statements
-                    // come from the connection's cache (GRDB's inSavepoint compiles them each time).
-                    let begin = try db.cachedStatement(sql: "SAVEPOINT entry")
-                    let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT entry")
-                    let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT entry")
-                    for entry in batch {
-                        try begin.execute()
-                        do {
-                            try entry.body(db)
-                            try release.execute()
-                            outcomes.append(.success(()))
-                        } catch {
-                            try rollback.execute()
-                            try release.execute()
-                            outcomes.append(.failure(error))
-                        }
-                    }
-                    return outcomes
-                }
+                let outcomes = try await commit(batch)
                 for (entry, outcome) in zip(batch, outcomes) { entry.complete(outcome) }
             } catch {
                 for entry in batch { entry.complete(.failure(error)) }
@@ -97,6 +76,38 @@ final class GroupCommit: Sendable {
             return nil
         }
         next?.lead()
+    }
+}
+
+extension GroupCommit {
+    /// Writes a batch in one transaction, each write in its own savepoint so that a failing write
+    /// is undone alone. It uses GRDB's callback API, not the async one: the leader's own request
+    /// being cancelled (its client went away) must not cancel a transaction that holds other
+    /// callers' writes.
+    fileprivate func commit(_ batch: [Entry]) async throws -> [Result<Void, any Error>] {
+        try await withCheckedThrowingContinuation { continuation in
+            writer.asyncWrite({ db in
+                var outcomes: [Result<Void, any Error>] = []
+                outcomes.reserveCapacity(batch.count)
+                // Cached statements: GRDB's inSavepoint compiles them on every call.
+                let begin = try db.cachedStatement(sql: "SAVEPOINT entry")
+                let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT entry")
+                let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT entry")
+                for entry in batch {
+                    try begin.execute()
+                    do {
+                        try entry.body(db)
+                        try release.execute()
+                        outcomes.append(.success(()))
+                    } catch {
+                        try rollback.execute()
+                        try release.execute()
+                        outcomes.append(.failure(error))
+                    }
+                }
+                return outcomes
+            }, completion: { _, result in continuation.resume(with: result) })
+        }
     }
 }
 
