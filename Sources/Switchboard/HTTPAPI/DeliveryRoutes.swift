@@ -25,12 +25,7 @@ extension Gateway {
                 }
             }
             if let cursor = parameters["cursor"] { query.before = DeliveryID(String(cursor)) }
-            if let limit = parameters["limit"] {
-                guard let value = Int(String(limit)), (1 ... 500).contains(value) else {
-                    throw Problem.badRequest("limit must be a whole number from 1 to 500")
-                }
-                query.limit = value
-            }
+            if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }
             let deliveries = try await store.listDeliveries(query)
             let next: JSON = deliveries.count == query.limit ? .string(deliveries.last!.id.rawValue) : .null
             return Response.json(["data": .array(deliveries.map { $0.json(attempts: nil) }), "next_cursor": next])

@@ -121,12 +121,7 @@ extension Gateway {
                 query.status = parsed
             }
             if let cursor = parameters["cursor"] { query.before = RunID(String(cursor)) }
-            if let limit = parameters["limit"] {
-                guard let value = Int(String(limit)), (1 ... 500).contains(value) else {
-                    throw Problem.badRequest("limit must be a whole number from 1 to 500")
-                }
-                query.limit = value
-            }
+            if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }
             let runs = try await store.listRuns(query)
             let next: JSON = runs.count == query.limit ? .string(runs.last!.id.rawValue) : .null
             return Response.json(["data": .array(runs.map { $0.json() }), "next_cursor": next])
@@ -213,6 +208,15 @@ extension Gateway {
             try await lists.refresh(from: store)
             return Response(status: .noContent)
         }
+    }
+
+    /// The `limit` query parameter of a list route: 1 to 500.
+    func pageLimit(_ limit: Substring?) throws -> Int? {
+        guard let limit else { return nil }
+        guard let value = Int(String(limit)), (1 ... 500).contains(value) else {
+            throw Problem.badRequest("limit must be a whole number from 1 to 500")
+        }
+        return value
     }
 
     static func listItems(_ body: JSON, kind: ListKind) throws -> [String] {

@@ -86,7 +86,7 @@ extension SQLiteStore {
             INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, input, error, created_at, updated_at, wake_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            arguments: [run.id.rawValue, run.workflow, run.status.rawValue, run.decision?.rawValue, try encode(run.tags),
+            arguments: [run.id.rawValue, run.workflow, run.status.rawValue, run.decision?.rawValue, encode(run.tags),
                         encode(run.trigger), eventText ?? run.event?.text, run.input?.text, try run.error.map(encode),
                         run.createdAt.microseconds, run.updatedAt.microseconds, run.wakeAt?.microseconds])
     }
@@ -170,4 +170,18 @@ extension Database {
     func cached(sql: String, arguments: StatementArguments = StatementArguments()) throws {
         try cachedStatement(sql: sql).execute(arguments: arguments)
     }
+}
+
+/// The WHERE clause of a list query, from the filters that are set.
+struct SQLFilter {
+    private var clauses: [String] = []
+    private(set) var arguments: StatementArguments = []
+
+    mutating func add(_ clause: String, _ value: (some DatabaseValueConvertible)?) {
+        guard let value else { return }
+        clauses.append(clause)
+        arguments += [value]
+    }
+
+    var whereClause: String { clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") }
 }

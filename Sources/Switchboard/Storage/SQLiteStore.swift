@@ -79,15 +79,12 @@ public final class SQLiteStore: Store {
 
     public func listRuns(_ query: RunQuery) async throws -> [RunRecord] {
         try await pool.read { db in
-            var clauses: [String] = []
-            var arguments: StatementArguments = []
-            if let workflow = query.workflow { clauses.append("workflow = ?"); arguments += [workflow] }
-            if let status = query.status { clauses.append("status = ?"); arguments += [status.rawValue] }
-            if let before = query.before { clauses.append("id < ?"); arguments += [before.rawValue] }
-            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-            arguments += [query.limit]
-            return try Row.fetchAll(db, sql: "SELECT * FROM runs \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
-                .map(Self.run(from:))
+            var filter = SQLFilter()
+            filter.add("workflow = ?", query.workflow)
+            filter.add("status = ?", query.status?.rawValue)
+            filter.add("id < ?", query.before?.rawValue)
+            return try Row.fetchAll(db, sql: "SELECT * FROM runs \(filter.whereClause) ORDER BY id DESC LIMIT ?",
+                                    arguments: filter.arguments + [query.limit]).map(Self.run(from:))
         }
     }
 
@@ -242,18 +239,15 @@ public final class SQLiteStore: Store {
 
     public func listDeliveries(_ query: DeliveryQuery) async throws -> [Delivery] {
         try await pool.read { db in
-            var clauses: [String] = []
-            var arguments: StatementArguments = []
-            if let run = query.run { clauses.append("run_id = ?"); arguments += [run.rawValue] }
-            if let connector = query.connector { clauses.append("connector = ?"); arguments += [connector] }
-            if let status = query.status { clauses.append("status = ?"); arguments += [status.rawValue] }
-            if let since = query.since { clauses.append("created_at >= ?"); arguments += [since.microseconds] }
-            if let until = query.until { clauses.append("created_at < ?"); arguments += [until.microseconds] }
-            if let before = query.before { clauses.append("id < ?"); arguments += [before.rawValue] }
-            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-            arguments += [query.limit]
-            return try Row.fetchAll(db, sql: "SELECT * FROM deliveries \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
-                .map(Self.delivery(from:))
+            var filter = SQLFilter()
+            filter.add("run_id = ?", query.run?.rawValue)
+            filter.add("connector = ?", query.connector)
+            filter.add("status = ?", query.status?.rawValue)
+            filter.add("created_at >= ?", query.since?.microseconds)
+            filter.add("created_at < ?", query.until?.microseconds)
+            filter.add("id < ?", query.before?.rawValue)
+            return try Row.fetchAll(db, sql: "SELECT * FROM deliveries \(filter.whereClause) ORDER BY id DESC LIMIT ?",
+                                    arguments: filter.arguments + [query.limit]).map(Self.delivery(from:))
         }
     }
 
@@ -393,7 +387,7 @@ public final class SQLiteStore: Store {
             }
             try db.cached(sql: "DELETE FROM api_keys WHERE name = ?", arguments: [key.name])
             try db.cached(sql: "INSERT INTO api_keys (name, hash, scopes, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [key.name, key.hash, try Self.encode(key.scopes), key.createdAt.microseconds])
+                           arguments: [key.name, key.hash, Self.encode(key.scopes), key.createdAt.microseconds])
         }
     }
 
