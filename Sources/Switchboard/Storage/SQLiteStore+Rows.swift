@@ -51,6 +51,9 @@ extension SQLiteStore {
                 CREATE INDEX delivery_attempts_by_time ON delivery_attempts (started_at);
                 """)
         }
+        migrator.registerMigration("v3: runs refer to their event instead of copying it") { db in
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN event_id TEXT")
+        }
         return migrator
     }
 
@@ -80,14 +83,18 @@ extension SQLiteStore {
         return try JSON.parse(Data(text.utf8))
     }
 
-    static func insert(_ run: RunRecord, _ db: Database, eventText: String? = nil) throws {
+    /// Inserts a run. A run whose event is in the events table refers to it (`event_id`) instead
+    /// of keeping a copy, which halves what ingest writes.
+    static func insert(_ run: RunRecord, _ db: Database, eventStored: Bool = false) throws {
         try db.cached(
             sql: """
-            INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, input, error, created_at, updated_at, wake_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at,
+              updated_at, wake_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             arguments: [run.id.rawValue, run.workflow, run.status.rawValue, run.decision?.rawValue, encode(run.tags),
-                        encode(run.trigger), eventText ?? run.event?.text, run.input?.text, try run.error.map(encode),
+                        encode(run.trigger), eventStored ? nil : run.event?.text,
+                        eventStored ? run.trigger.eventID?.rawValue : nil, run.input?.text, try run.error.map(encode),
                         run.createdAt.microseconds, run.updatedAt.microseconds, run.wakeAt?.microseconds])
     }
 
@@ -98,7 +105,7 @@ extension SQLiteStore {
             decision: (row["decision"] as String?).flatMap(Decision.init(rawValue:)),
             tags: try decode([String].self, row["tags"]) ?? [],
             trigger: try decode(RunTrigger.self, row["trigger"]) ?? RunTrigger(),
-            event: try json(row["event"]), input: try json(row["input"]), error: try decode(StepError.self, row["error"]),
+            event: try json((row["event"] as String?) ?? row["event_payload"]), input: try json(row["input"]), error: try decode(StepError.self, row["error"]),
             createdAt: Date(microseconds: row["created_at"]), updatedAt: Date(microseconds: row["updated_at"]),
             wakeAt: (row["wake_at"] as Int64?).map(Date.init(microseconds:)))
     }

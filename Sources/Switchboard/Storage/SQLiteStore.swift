@@ -37,7 +37,7 @@ public final class SQLiteStore: Store {
 
     public func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome {
         try await commits.write { db -> IngestOutcome in
-            let payload = event.payloadText ?? event.payload.text  // written once for the event and its runs
+            let payload = event.payloadText ?? event.payload.text  // the runs refer to it
             try db.cached(
                 sql: """
                 INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -51,7 +51,7 @@ public final class SQLiteStore: Store {
                 if let existing { return .duplicate(try Self.event(from: existing)) }
             }
             for checkpoint in runs {
-                try Self.insert(checkpoint.run, db, eventText: checkpoint.run.trigger.eventID == event.id ? payload : nil)
+                try Self.insert(checkpoint.run, db, eventStored: checkpoint.run.trigger.eventID == event.id)
                 try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
             }
             return .accepted
@@ -69,7 +69,10 @@ public final class SQLiteStore: Store {
 
     public func loadRun(_ id: RunID) async throws -> RunSnapshot? {
         try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id.rawValue]) else {
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT runs.*, events.payload AS event_payload FROM runs LEFT JOIN events ON events.id = runs.event_id
+                WHERE runs.id = ?
+                """, arguments: [id.rawValue]) else {
                 return nil
             }
             let steps = try Row.fetchAll(db, sql: "SELECT * FROM steps WHERE run_id = ? ORDER BY sequence", arguments: [id.rawValue])
