@@ -178,8 +178,8 @@ public final class DeliveryWorker: Service {
                                         body: body, secretHeaders: settings.secretHeaders),
             response: outcome.response.map(Self.loggedResponse), errorClass: outcome.errorClass, errorMessage: outcome.errorMessage)
 
-        CoreMetrics.Timer(label: "switchboard_delivery_attempt_duration_seconds", dimensions: [("connector", delivery.connector)],
-                          factory: metrics.factory).recordNanoseconds(Int64(duration.timeInterval * 1e9))
+        metrics.timer("switchboard_delivery_attempt_duration_seconds", [("connector", delivery.connector)])
+            .recordNanoseconds(Int64(duration.timeInterval * 1e9))
         let policy = settings.retry.overridden(by: delivery.retry)
         let result: AttemptResult.Outcome
         if let response = outcome.response {
@@ -222,8 +222,7 @@ public final class DeliveryWorker: Service {
         case let .gaveUp(status, _): status.rawValue
         case .postponed: "postponed"
         }
-        Counter(label: "switchboard_deliveries_total", dimensions: [("connector", delivery.connector), ("outcome", label)],
-                factory: metrics.factory).increment()
+        metrics.counter("switchboard_deliveries_total", [("connector", delivery.connector), ("outcome", label)]).increment()
         logger.debug("delivery attempt", metadata: [
             "delivery_id": "\(delivery.id)", "connector": "\(delivery.connector)", "attempt": "\(number)",
             "status": "\(outcome.response?.status ?? 0)", "error_class": "\(outcome.errorClass ?? "none")", "outcome": "\(label)",

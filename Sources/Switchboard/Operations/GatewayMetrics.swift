@@ -1,11 +1,34 @@
 import CoreMetrics
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The gateway's metrics, kept in one Prometheus registry that `GET /metrics` renders.
 public final class GatewayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
+    /// Metric handles by name and labels: making one looks the registry up under a lock, so
+    /// hot paths reuse them.
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+
+    /// A counter handle, made once per name and labels.
+    func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = dimensions.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
+        if let existing = counters.withLock({ $0[key] }) { return existing }
+        let made = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+        counters.withLock { $0[key] = made }
+        return made
+    }
+
+    /// A timer handle, made once per name and labels.
+    func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        let key = dimensions.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
+        if let existing = timers.withLock({ $0[key] }) { return existing }
+        let made = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
+        timers.withLock { $0[key] = made }
+        return made
+    }
 
     public init() {
         registry = PrometheusCollectorRegistry()
@@ -19,26 +42,23 @@ public final class GatewayMetrics: Sendable {
 
     /// Counts an accepted event (`outcome`: accepted or duplicate).
     func eventReceived(type: String, outcome: String) {
-        Counter(label: "switchboard_events_received_total", dimensions: [("outcome", outcome)], factory: factory).increment()
+        counter("switchboard_events_received_total", [("outcome", outcome)]).increment()
     }
 
     /// Counts a run reaching a status.
     func runTransition(workflow: String, status: RunStatus) {
-        Counter(label: "switchboard_runs_total", dimensions: [("workflow", workflow), ("status", status.rawValue)],
-                factory: factory).increment()
+        counter("switchboard_runs_total", [("workflow", workflow), ("status", status.rawValue)]).increment()
     }
 
     /// Records how long a step took from start to end.
     func stepEnded(workflow: String, kind: String, status: StepStatus, duration: TimeInterval) {
-        CoreMetrics.Timer(label: "switchboard_step_duration_seconds",
-                          dimensions: [("workflow", workflow), ("kind", kind), ("status", status.rawValue)],
-                          factory: factory).recordNanoseconds(Int64(max(0, duration) * 1e9))
+        timer("switchboard_step_duration_seconds", [("workflow", workflow), ("kind", kind), ("status", status.rawValue)])
+            .recordNanoseconds(Int64(max(0, duration) * 1e9))
     }
 
     /// Counts API requests by route and status class.
     func request(status: Int) {
-        Counter(label: "switchboard_http_requests_total", dimensions: [("status", "\(status / 100)xx")], factory: factory)
-            .increment()
+        counter("switchboard_http_requests_total", [("status", "\(status / 100)xx")]).increment()
     }
 
     /// Prometheus text exposition.

@@ -12,7 +12,6 @@ struct RunContext: Sendable {
 
     init(run: RunRecord, steps: [StepRecord], now: Date, lists: ListIndexSnapshot) {
         let event = run.event ?? .null
-        let data = event["data"] ?? .null
         let input = run.input ?? .null
         self.run = run
         self.now = now
@@ -20,8 +19,12 @@ struct RunContext: Sendable {
         runValue[.string("id")] = .string(run.id.rawValue)
         runValue[.string("workflow")] = .string(run.workflow)
         runValue[.string("started_at")] = .timestamp(CELTimestampBridge.timestamp(run.createdAt))
+        // The event is converted once; `data` is its entry, not a second conversion.
+        let eventValue = CELValue(json: event)
+        var dataValue = CELValue.null
+        if case let .map(map) = eventValue, let value = map[string: "data"] { dataValue = value }
         variables = [
-            "event": CELValue(json: event), "data": CELValue(json: data), "input": CELValue(json: input),
+            "event": eventValue, "data": dataValue, "input": CELValue(json: input),
             "run": .map(runValue), "now": .timestamp(CELTimestampBridge.timestamp(now)),
         ]
         stepValues = CELMap()
