@@ -67,7 +67,28 @@ struct ListsCommand: AsyncParsableCommand {
 
 struct ConnectorsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "connectors", abstract: "Show configured connectors.", subcommands: [List.self])
+        commandName: "connectors", abstract: "Show configured connectors and check them live.", subcommands: [List.self, Test.self])
+
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a connector's harmless live call and say what is wrong, if anything.")
+        @Argument(help: "The connector id") var id: String
+        @OptionGroup var config: ConfigOptions
+        @Flag(name: .customLong("allow-private-networks"), help: "Allow private addresses (env SWITCHBOARD_ALLOW_PRIVATE_NETWORKS=1)")
+        var allowPrivateNetworks = false
+
+        func run() async throws {
+            let configuration = try config.load()
+            guard configuration.connectors[id] != nil else { throw UserError("no connector '\(id)'") }
+            guard let connector = configuration.connectorInstances[id] else {
+                throw UserError("connector '\(id)' is of a kind this build cannot run")
+            }
+            let allow = allowPrivateNetworks || ProcessInfo.processInfo.environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1"
+            let result = await ConnectorCheck.run(connector, allowPrivateNetworks: allow)
+            guard result.ok else { throw UserError("\(id): \(result.status): \(result.detail)") }
+            print("\(id): \(result.status): \(result.detail)")
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List configured connectors, secrets redacted.")

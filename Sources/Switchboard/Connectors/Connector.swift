@@ -33,10 +33,44 @@ public protocol Connector: Sendable {
     func outcome(operation: String, response: ConnectorResponse) -> ConnectorOutcome
     /// Adds credentials at send time; they are never stored or logged.
     func authenticate(_ headers: inout [(String, String)])
+    /// A harmless request that checks reachability and credentials (`POST /v1/connectors/{id}/test`);
+    /// nil when the kind has none.
+    func testRequest() -> OutboundRequest?
+    /// What the answer to ``testRequest()`` means, in words.
+    func testVerdict(_ response: ConnectorResponse) -> ConnectorTestResult
 }
 
 extension Connector {
     public func authenticate(_ headers: inout [(String, String)]) {}
+    public func testRequest() -> OutboundRequest? { nil }
+    public func testVerdict(_ response: ConnectorResponse) -> ConnectorTestResult {
+        ConnectorTestResult.fromStatus(response.status)
+    }
+}
+
+/// The outcome of a connector's live check.
+public struct ConnectorTestResult: Sendable, Equatable {
+    public var ok: Bool
+    /// `ok`, `unreachable`, `unauthorized`, `forbidden`, `not_found`, `refused_address`, `error`, `not_supported`.
+    public var status: String
+    public var detail: String
+
+    public init(ok: Bool, status: String, detail: String) {
+        self.ok = ok
+        self.status = status
+        self.detail = detail
+    }
+
+    /// A reading of an HTTP status any kind can use.
+    public static func fromStatus(_ code: Int) -> ConnectorTestResult {
+        switch code {
+        case 200 ..< 400: ConnectorTestResult(ok: true, status: "ok", detail: "the service answered \(code)")
+        case 401: ConnectorTestResult(ok: false, status: "unauthorized", detail: "401: the credentials were refused; check auth")
+        case 403: ConnectorTestResult(ok: false, status: "forbidden", detail: "403: the credentials lack permission")
+        case 404: ConnectorTestResult(ok: false, status: "not_found", detail: "404: check base_url")
+        default: ConnectorTestResult(ok: false, status: "error", detail: "the service answered \(code)")
+        }
+    }
 }
 
 /// What a connector may use to build itself.

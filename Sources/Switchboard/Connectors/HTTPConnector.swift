@@ -184,6 +184,12 @@ public struct HTTPConnector: Connector {
         return .done(.object(output))
     }
 
+    /// `HEAD base_url`, with the connector's credentials: reachability and authentication.
+    public func testRequest() -> OutboundRequest? {
+        guard let baseURL else { return nil }
+        return OutboundRequest(method: "HEAD", url: baseURL, headers: defaultHeaders)
+    }
+
     public func authenticate(_ headers: inout [(String, String)]) {
         switch auth {
         case let .bearer(token)?: headers.append(("Authorization", "Bearer \(token)"))

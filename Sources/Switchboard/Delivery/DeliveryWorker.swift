@@ -230,6 +230,12 @@ public final class DeliveryWorker: Service {
         return AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: result)
     }
 
+    /// Makes a connector's harmless live call, through the same guard and client as deliveries.
+    public func test(connector id: String) async -> ConnectorTestResult? {
+        guard let connector = connectors[id] else { return nil }
+        return await ConnectorCheck(sender: sender, allowPrivateNetworks: allowPrivateNetworks).run(connector)
+    }
+
     static let alwaysSecret: Set<String> = ["authorization", "cookie", "set-cookie", "proxy-authorization", "webhook-signature",
                                             "x-api-key", "x-slack-signature"]
 

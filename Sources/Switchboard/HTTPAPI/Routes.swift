@@ -28,6 +28,7 @@ enum Routes {
         .init(method: "post", path: "/v1/lists/{name}/items", summary: "Add items to a list", scope: "lists:write"),
         .init(method: "delete", path: "/v1/lists/{name}/items/{item}", summary: "Remove an item from a list", scope: "lists:write"),
         .init(method: "get", path: "/v1/connectors", summary: "Configured connectors, secrets redacted, with circuit state", scope: "connectors:read"),
+        .init(method: "post", path: "/v1/connectors/{id}/test", summary: "A live check of a connector's reachability and credentials", scope: "connectors:write"),
         .init(method: "get", path: "/v1/deliveries", summary: "The delivery log, newest first (filters: run, connector, status, since, until; cursor, limit)", scope: "deliveries:read"),
         .init(method: "get", path: "/v1/deliveries/{id}", summary: "A delivery with every attempt", scope: "deliveries:read"),
         .init(method: "post", path: "/v1/deliveries/{id}/retry", summary: "Send a failed or dead delivery again and resume its run", scope: "deliveries:write"),
@@ -254,6 +255,17 @@ extension Gateway {
             let id = try context.parameters.require("id")
             guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
             return Response.json(workflow.json)
+        }
+        v1.post("connectors/:id/test") { [self] _, context in
+            try requireScope("connectors:write", context)
+            let id = try context.parameters.require("id")
+            guard configuration.connectors[id] != nil else { throw Problem.notFound("no connector '\(id)'") }
+            guard let result = await deliveryWorker.test(connector: id) else {
+                return Response.json(["connector": .string(id), "ok": false, "status": "not_supported",
+                                      "detail": "this build cannot run connectors of this kind"])
+            }
+            return Response.json(["connector": .string(id), "ok": .bool(result.ok), "status": .string(result.status),
+                                  "detail": .string(result.detail)])
         }
         v1.get("connectors") { [self] _, context in
             try requireScope("connectors:read", context)

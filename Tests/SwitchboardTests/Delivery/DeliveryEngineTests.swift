@@ -271,6 +271,36 @@ struct DeliveryEngineTests {
         }
     }
 
+    @Test("POST /v1/connectors/{id}/test says in words what is wrong")
+    func connectorTest() async throws {
+        let receiver = TestReceiver(script: [.init(status: 200), .init(status: 401)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url)
+            let gateway = try await TestGateway(configurationDirectory: config.path)
+            try await gateway.test { api in
+                let ok = try await api.request(.post, "/v1/connectors/crm/test").json
+                #expect(ok["ok"] == true)
+                #expect(receiver.received.first?.method == "HEAD")
+                #expect(receiver.received.first?.headers["Authorization"] == "Bearer crm-token-secret")
+                let refused = try await api.request(.post, "/v1/connectors/crm/test").json
+                #expect(refused["status"] == "unauthorized")
+                #expect(refused["detail"]?.stringValue?.contains("check auth") == true)
+                #expect(try await api.request(.post, "/v1/connectors/nope/test").status == .notFound)
+                let listed = try await api.request(.get, "/v1/connectors").json["data"]!.array[0]
+                #expect(listed["circuit"]?["state"] == "closed")
+                #expect(listed["operations"]?.arrayValue?.compactMap(\.stringValue) == ["request", "notify"])
+            }
+        }
+        let config = try Self.configuration(receiverURL: "http://127.0.0.1:\(receiver.port)")
+        let unreachable = try Binary.run(["connectors", "test", "crm", "--config", config.path])
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.contains("crm: unreachable: connect"))
+        let text = try String(contentsOfFile: config.file("connectors/crm.yaml"), encoding: .utf8)
+        try config.write("connectors/crm.yaml", text.replacingOccurrences(of: "allow_networks: [ 127.0.0.0/8 ]", with: ""))
+        let blocked = try Binary.run(["connectors", "test", "crm", "--config", config.path])
+        #expect(blocked.stderr.contains("crm: refused_address"))
+    }
+
     @Test("retry policy: exponential ceiling, caps, Retry-After within bounds, attempts and age")
     func policy() {
         let policy = RetryPolicy(maxAttempts: 5, initialInterval: .seconds(1), backoff: 2, maxInterval: .seconds(10),

@@ -87,6 +87,10 @@ final class TestReceiver: Sendable {
         router.on("**", method: .post) { [self] request, _ in try await handle(request) }
         router.on("**", method: .get) { [self] request, _ in try await handle(request) }
         router.on("**", method: .put) { [self] request, _ in try await handle(request) }
+        router.on("**", method: .head) { [self] request, _ in try await handle(request) }
+        for method in [HTTPRequest.Method.get, .post, .put, .head] {
+            router.on("/", method: method) { [self] request, _ in try await handle(request) }
+        }
         var logger = Logger(label: "receiver")
         logger.logLevel = .critical
         let started = AsyncStream<Void>.makeStream()
