@@ -17,8 +17,8 @@ public final class DeliveryWorker: Service {
     let sender: HTTPSender
     let allowPrivateNetworks: Bool
     let doorbell: Doorbell
-    /// Called when a delivery settled its step, so that the run goes on.
-    let onStepSettled: @Sendable (RunID) -> Void
+    /// The run engine: a delivery that settles its step advances the run in the same transaction.
+    let engine: RunEngine
     let pollInterval: Duration
     let maxInFlight: Int
     /// Attempts older than this are pruned.
@@ -39,7 +39,7 @@ public final class DeliveryWorker: Service {
 
     init(store: any Store, connectors: [String: any Connector], clock: any WallClock, metrics: GatewayMetrics, logger: Logger,
          client: HTTPClient, allowPrivateNetworks: Bool, doorbell: Doorbell, pollInterval: Duration = .milliseconds(100),
-         maxInFlight: Int = 256, attemptRetention: TimeInterval = 30 * 86_400, onStepSettled: @escaping @Sendable (RunID) -> Void)
+         maxInFlight: Int = 256, attemptRetention: TimeInterval = 30 * 86_400, engine: RunEngine)
     {
         self.store = store
         self.connectors = connectors
@@ -52,7 +52,7 @@ public final class DeliveryWorker: Service {
         self.pollInterval = pollInterval
         self.maxInFlight = maxInFlight
         self.attemptRetention = attemptRetention
-        self.onStepSettled = onStepSettled
+        self.engine = engine
         flows = connectors.mapValues { ConnectorFlow($0.delivery) }
     }
 
@@ -125,16 +125,11 @@ public final class DeliveryWorker: Service {
     func attempt(_ delivery: Delivery) async {
         let result = await perform(delivery)
         do {
-            try await store.recordAttempt(result, at: clock.now())
+            let engine = self.engine
+            let checkpoint = try await store.recordAttempt(result, at: clock.now()) { snapshot in engine.step(snapshot) }
+            if let checkpoint { engine.committed(checkpoint, previous: .waiting) }
         } catch {
             logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
-            return
-        }
-        switch result.outcome {
-        case .succeeded, .gaveUp:
-            onStepSettled(delivery.runID)
-        case .retry, .postponed:
-            break
         }
     }
 

@@ -74,11 +74,15 @@ public struct RunRecord: Sendable {
     public var updatedAt: Date
     /// When a waiting run should next be looked at (a timer, a timeout).
     public var wakeAt: Date?
+    /// Incremented by every checkpoint; a checkpoint made from an older version is refused, so
+    /// two advances of one run can never overwrite each other.
+    public var version: Int = 0
 
     public init(id: RunID, workflow: String, status: RunStatus = .pending, decision: Decision? = nil, tags: [String] = [],
                 trigger: RunTrigger, event: JSON? = nil, input: JSON? = nil, error: StepError? = nil,
-                createdAt: Date, updatedAt: Date? = nil, wakeAt: Date? = nil)
+                createdAt: Date, updatedAt: Date? = nil, wakeAt: Date? = nil, version: Int = 0)
     {
+        self.version = version
         self.id = id
         self.workflow = workflow
         self.status = status

@@ -54,6 +54,9 @@ extension SQLiteStore {
         migrator.registerMigration("v3: runs refer to their event instead of copying it") { db in
             try db.execute(sql: "ALTER TABLE runs ADD COLUMN event_id TEXT")
         }
+        migrator.registerMigration("v4: run versions") { db in
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -83,6 +86,31 @@ extension SQLiteStore {
         return try JSON.parse(Data(text.utf8))
     }
 
+    /// Writes a checkpoint if the run is still at the version it was made from.
+    static func apply(_ checkpoint: RunCheckpoint, _ db: Database) throws {
+        let run = checkpoint.run
+        try db.cached(
+            sql: """
+            UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ?, version = version + 1
+            WHERE id = ? AND version = ?
+            """,
+            arguments: [run.status.rawValue, run.decision?.rawValue, encode(run.tags), try run.error.map(encode),
+                        run.updatedAt.microseconds, run.wakeAt?.microseconds, run.id.rawValue, run.version])
+        guard db.changesCount == 1 else { throw StoreError.conflict("run \(run.id) changed since version \(run.version)") }
+        try SQLiteStore.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, db)
+    }
+
+    /// A run and its steps, read inside a write transaction.
+    static func snapshot(_ id: RunID, _ db: Database) throws -> RunSnapshot? {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: """
+            SELECT runs.*, events.payload AS event_payload FROM runs LEFT JOIN events ON events.id = runs.event_id
+            WHERE runs.id = ?
+            """), arguments: [id.rawValue]) else { return nil }
+        let steps = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM steps WHERE run_id = ? ORDER BY sequence"),
+                                     arguments: [id.rawValue])
+        return RunSnapshot(run: try run(from: row), steps: try steps.map(step(from:)))
+    }
+
     /// Inserts a run. A run whose event is in the events table refers to it (`event_id`) instead
     /// of keeping a copy, which halves what ingest writes.
     static func insert(_ run: RunRecord, _ db: Database, eventStored: Bool = false) throws {
@@ -107,7 +135,7 @@ extension SQLiteStore {
             trigger: try decode(RunTrigger.self, row["trigger"]) ?? RunTrigger(),
             event: try json((row["event"] as String?) ?? row["event_payload"]), input: try json(row["input"]), error: try decode(StepError.self, row["error"]),
             createdAt: Date(microseconds: row["created_at"]), updatedAt: Date(microseconds: row["updated_at"]),
-            wakeAt: (row["wake_at"] as Int64?).map(Date.init(microseconds:)))
+            wakeAt: (row["wake_at"] as Int64?).map(Date.init(microseconds:)), version: row["version"] ?? 0)
     }
 
     static func step(from row: Row) throws -> StepRecord {

@@ -92,17 +92,7 @@ public final class SQLiteStore: Store {
     }
 
     public func save(_ checkpoint: RunCheckpoint) async throws {
-        try await commits.write { db in
-            let run = checkpoint.run
-            try db.cached(
-                sql: """
-                UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ? WHERE id = ?
-                """,
-                arguments: [run.status.rawValue, run.decision?.rawValue, Self.encode(run.tags),
-                            try run.error.map(Self.encode), run.updatedAt.microseconds, run.wakeAt?.microseconds,
-                            run.id.rawValue])
-            try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, db)
-        }
+        try await commits.write { db in try Self.apply(checkpoint, db) }
     }
 
     /// Upserts step records and inserts new deliveries of one run.
@@ -172,11 +162,24 @@ public final class SQLiteStore: Store {
     }
 
     public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
-        try await commits.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [result.deliveryID.rawValue]) else {
-                return
+        _ = try await commits.write { db in try Self.record(result, now, advance: nil, db) }
+    }
+
+    public func recordAttempt(_ result: AttemptResult, at now: Date,
+                              advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
+    {
+        try await commits.write { db in try Self.record(result, now, advance: advance, db) }
+    }
+
+    private static func record(_ result: AttemptResult, _ now: Date, advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?,
+                               _ db: Database) throws -> RunCheckpoint?
+    {
+        do {
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM deliveries WHERE id = ?"),
+                                             arguments: [result.deliveryID.rawValue]) else {
+                return nil
             }
-            let delivery = try Self.delivery(from: row)
+            let delivery = try delivery(from: row)
             if let attempt = result.attempt {
                 try db.cached(
                     sql: """
@@ -198,12 +201,12 @@ public final class SQLiteStore: Store {
                     UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
                       AND status = 'waiting'
                     """, arguments: [output.text, max(attempts, 1), delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
-                try Self.wake(delivery.runID, now, db)
+                return try settle(delivery.runID, now, advance, db)
             case let .retry(at):
                 try db.cached(sql: """
                     UPDATE deliveries SET status = 'pending', attempt_count = ?, next_attempt_at = ?, manual = 0,
                       last_error = ?, updated_at = ? WHERE id = ?
-                    """, arguments: [attempts, at.microseconds, try result.attempt.flatMap(Self.attemptError).map(Self.encode),
+                    """, arguments: [attempts, at.microseconds, try result.attempt.flatMap(attemptError).map(encode),
                                      now.microseconds, delivery.id.rawValue])
                 try db.cached(sql: "UPDATE steps SET attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?",
                                arguments: [attempts, delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
@@ -211,22 +214,32 @@ public final class SQLiteStore: Store {
                 try db.cached(sql: """
                     UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = NULL, manual = 0, last_error = ?,
                       updated_at = ? WHERE id = ?
-                    """, arguments: [status.rawValue, attempts, try Self.encode(error), now.microseconds, delivery.id.rawValue])
+                    """, arguments: [status.rawValue, attempts, try encode(error), now.microseconds, delivery.id.rawValue])
                 try db.cached(sql: """
                     UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
-                    """, arguments: [try Self.encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
+                    """, arguments: [try encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
                                      delivery.id.rawValue])
-                try Self.wake(delivery.runID, now, db)
+                return try settle(delivery.runID, now, advance, db)
             case let .postponed(until):
                 try db.cached(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
                                arguments: [until.microseconds, now.microseconds, delivery.id.rawValue])
             }
+            return nil
         }
     }
 
-    private static func wake(_ run: RunID, _ now: Date, _ db: Database) throws {
+    /// After a step's delivery settled: advance the run here, in this transaction, when the caller
+    /// can; otherwise mark it due so that the scheduler advances it.
+    private static func settle(_ run: RunID, _ now: Date, _ advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?,
+                               _ db: Database) throws -> RunCheckpoint?
+    {
+        if let advance, let snapshot = try snapshot(run, db), let checkpoint = advance(snapshot) {
+            try apply(checkpoint, db)
+            return checkpoint
+        }
         try db.cached(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status IN ('waiting', 'running')",
-                       arguments: [now.microseconds, run.rawValue])
+                      arguments: [now.microseconds, run.rawValue])
+        return nil
     }
 
     private static func attemptError(_ attempt: DeliveryAttempt) -> StepError? {

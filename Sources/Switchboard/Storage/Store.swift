@@ -26,7 +26,8 @@ public protocol Store: Sendable {
     func loadRun(_ id: RunID) async throws -> RunSnapshot?
     /// Runs matching a query, newest first.
     func listRuns(_ query: RunQuery) async throws -> [RunRecord]
-    /// Commits a run's progress: the run row and every step record that changed.
+    /// Commits a run's progress: the run row and every step record that changed. Throws
+    /// ``StoreError/conflict(_:)`` when the run changed since the version the checkpoint was made from.
     func save(_ checkpoint: RunCheckpoint) async throws
     /// Runs that were pending or running when the process stopped.
     func unfinishedRuns() async throws -> [RunID]
@@ -53,6 +54,10 @@ public protocol Store: Sendable {
     /// Records an attempt and its consequence in one transaction: the delivery's new state and,
     /// when the delivery is settled, its step's output or error and a wake-up for its run.
     func recordAttempt(_ result: AttemptResult, at now: Date) async throws
+    /// The same, and when the attempt settled its step, advances the run in the same transaction
+    /// with `advance` (given the run as it now is); returns the checkpoint it committed.
+    func recordAttempt(_ result: AttemptResult, at now: Date,
+                       advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     /// Puts every delivery left `sending` by a stopped process back to `pending` (single instance).
     func releaseDeliveries() async throws -> Int
     func listDeliveries(_ query: DeliveryQuery) async throws -> [Delivery]
@@ -86,13 +91,14 @@ extension Store {
 
 /// A storage failure, with what was being done. Values never appear in `description`.
 public struct StoreError: Error, CustomStringConvertible {
-    public enum Code: Sendable { case duplicate, notFound, corrupt, unsupportedURL }
+    public enum Code: Sendable { case duplicate, notFound, corrupt, unsupportedURL, conflict }
     public let code: Code
     public let detail: String
 
     public static func duplicate(_ detail: String) -> StoreError { StoreError(code: .duplicate, detail: detail) }
     public static func corrupt(_ detail: String) -> StoreError { StoreError(code: .corrupt, detail: detail) }
     public static func unsupportedURL(_ detail: String) -> StoreError { StoreError(code: .unsupportedURL, detail: detail) }
+    public static func conflict(_ detail: String) -> StoreError { StoreError(code: .conflict, detail: detail) }
 
     public var description: String { detail }
 }

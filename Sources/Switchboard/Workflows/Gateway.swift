@@ -46,7 +46,7 @@ public final class Gateway: Sendable {
             store: store, connectors: configuration.connectorInstances, clock: clock, metrics: metrics, logger: logger,
             client: httpClient, allowPrivateNetworks: allowPrivateNetworks, doorbell: engine.deliveriesCreated,
             pollInterval: min(pollInterval, .milliseconds(100)),
-            onStepSettled: { run in scheduler.submit(run) })
+            engine: engine)
     }
 
     /// The services that run beside the HTTP server, in start order (they stop in reverse).

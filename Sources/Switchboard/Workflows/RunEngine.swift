@@ -27,64 +27,70 @@ public final class RunEngine: Sendable {
         self.logger = logger
     }
 
-    /// Advances one run and commits its progress; returns the run as committed.
+    /// Advances one run and commits its progress; returns the run as committed. When another
+    /// advance of the same run committed first, it reloads and tries again.
     @discardableResult
     public func advance(_ id: RunID, snapshot cached: RunSnapshot? = nil) async throws -> RunRecord? {
         var loaded = cached
-        if loaded == nil { loaded = try await store.loadRun(id) }
-        guard let snapshot = loaded else {
-            logger.warning("run not found", metadata: ["run_id": "\(id)"])
-            return nil
+        for _ in 0 ..< 5 {
+            if loaded == nil { loaded = try await store.loadRun(id) }
+            guard let snapshot = loaded else {
+                logger.warning("run not found", metadata: ["run_id": "\(id)"])
+                return nil
+            }
+            guard let checkpoint = step(snapshot) else { return snapshot.run }
+            do {
+                try await store.save(checkpoint)
+            } catch let error as StoreError where error.code == .conflict {
+                loaded = nil
+                continue
+            }
+            committed(checkpoint, previous: snapshot.run.status)
+            return checkpoint.run
         }
-        guard !snapshot.run.status.isFinished else { return snapshot.run }
+        throw StoreError.conflict("run \(id) kept changing while it was advanced")
+    }
+
+    /// The next checkpoint of a run, computed without I/O; nil when there is nothing to do.
+    func step(_ snapshot: RunSnapshot) -> RunCheckpoint? {
+        guard !snapshot.run.status.isFinished else { return nil }
         guard let workflow = configuration.workflow(snapshot.run.workflow) else {
             var run = snapshot.run
             run.status = .failed
             run.error = StepError(errorClass: "unknown_workflow",
                                   message: "workflow '\(run.workflow)' is not in the loaded configuration")
             run.updatedAt = clock.now()
-            try await store.save(RunCheckpoint(run: run, steps: []))
-            metrics.runTransition(workflow: run.workflow, status: .failed)
-            watcher.notify(run)
-            return run
+            return RunCheckpoint(run: run, steps: [])
         }
         var interpreter = RunInterpreter(workflow: workflow, snapshot: snapshot, now: clock.now(), lists: lists.snapshot)
         interpreter.connectors = configuration.connectorInstances
-        let checkpoint = interpreter.advance()
-        try await store.save(checkpoint)
-        if !checkpoint.deliveries.isEmpty { deliveriesCreated.ring() }
-        record(checkpoint, previous: snapshot.run.status, workflow: workflow)
+        return interpreter.advance()
+    }
+
+    /// After a checkpoint committed: metrics, watchers, and the delivery worker when it made deliveries.
+    func committed(_ checkpoint: RunCheckpoint, previous: RunStatus) {
+        if let workflow = configuration.workflow(checkpoint.run.workflow) {
+            record(checkpoint, previous: previous, workflow: workflow)
+        } else if checkpoint.run.status != previous {
+            metrics.runTransition(workflow: checkpoint.run.workflow, status: checkpoint.run.status)
+        }
         watcher.notify(checkpoint.run)
-        return checkpoint.run
+        if !checkpoint.deliveries.isEmpty { deliveriesCreated.ring() }
     }
 
     /// Takes new runs as far as they can go before they are first committed, so that their
     /// progress (steps, decision, deliveries) is written in the same transaction that creates
     /// them: a run that needs nothing from outside is complete when its event is acknowledged.
     func startInline(_ runs: [RunRecord]) -> [RunCheckpoint] {
-        let now = clock.now()
-        let listSnapshot = lists.snapshot
-        return runs.map { run in
-            guard let workflow = configuration.workflow(run.workflow) else { return RunCheckpoint(run: run, steps: []) }
-            var interpreter = RunInterpreter(workflow: workflow, snapshot: RunSnapshot(run: run, steps: []), now: now,
-                                             lists: listSnapshot)
-            interpreter.connectors = configuration.connectorInstances
-            return interpreter.advance()
-        }
+        runs.map { run in step(RunSnapshot(run: run, steps: [])) ?? RunCheckpoint(run: run, steps: []) }
     }
 
     /// After the checkpoints of new runs were committed: metrics, watchers and the delivery worker.
     func committedInline(_ checkpoints: [RunCheckpoint]) {
-        var deliveries = false
         for checkpoint in checkpoints {
             metrics.runTransition(workflow: checkpoint.run.workflow, status: .pending)
-            if let workflow = configuration.workflow(checkpoint.run.workflow) {
-                record(checkpoint, previous: .pending, workflow: workflow)
-            }
-            watcher.notify(checkpoint.run)
-            deliveries = deliveries || !checkpoint.deliveries.isEmpty
+            committed(checkpoint, previous: .pending)
         }
-        if deliveries { deliveriesCreated.ring() }
     }
 
     private func record(_ checkpoint: RunCheckpoint, previous: RunStatus, workflow: Workflow) {

@@ -77,7 +77,11 @@ struct StoreContractTests {
         done.output = ["ok": true]
         record.status = .completed
         record.decision = .approved
+        // A checkpoint made from the version before the last save is refused.
+        await #expect(throws: StoreError.self) { try await store.save(RunCheckpoint(run: record, steps: [done])) }
+        record.version = 1
         try await store.save(RunCheckpoint(run: record, steps: [done]))
+        #expect(try await store.loadRun(record.id)?.run.version == 2)
         let loaded = try #require(try await store.loadRun(record.id))
         #expect(loaded.run.status == .completed)
         #expect(loaded.run.decision == .approved)
@@ -102,6 +106,7 @@ struct StoreContractTests {
         #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "decline"]) == .stepNotWaiting)
         #expect(try await store.resolveWait(run: RunID("run_x"), step: "review", output: [:]) == .runNotFound)
         // A later checkpoint of the still-waiting step does not erase the answer.
+        record.version = 1
         try await store.save(RunCheckpoint(run: record, steps: [
             StepRecord(id: "review", parent: nil, sequence: 1, status: .waiting, startedAt: Date()),
         ]))
