@@ -129,7 +129,15 @@ public final class DeliveryWorker: Service {
             let checkpoint = try await store.recordAttempt(result, at: clock.now()) { snapshot in engine.step(snapshot) }
             if let checkpoint { engine.committed(checkpoint, previous: .waiting) }
         } catch {
-            logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
+            // Record the attempt alone; the scheduler then advances the run from a fresh load.
+            logger.warning("advancing a run with its delivery's result failed; recording the attempt alone",
+                           metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
+            do {
+                try await store.recordAttempt(result, at: clock.now())
+                engine.deliveriesCreated.ring()
+            } catch {
+                logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
+            }
         }
     }
 
