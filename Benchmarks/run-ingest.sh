@@ -3,6 +3,7 @@
 #
 #   Benchmarks/run-ingest.sh ingest    # example 1 loaded: events/s answered 202, each committed first
 #   Benchmarks/run-ingest.sh forward   # each event forwarded as a signed POST to nginx, attempt logged
+#   Benchmarks/run-ingest.sh down      # the same to a receiver that is down: memory with a deep queue
 #
 # Both use a release build, wrk with 2 threads and 32 keep-alive connections for 10 s on loopback.
 set -euo pipefail
@@ -25,6 +26,8 @@ if [ "$mode" = ingest ]; then
   export BENCH_EVENT_TYPE=inquiry.completed
   counter='switchboard_runs_total{workflow="decline-blocked-ip",status="completed"}'
 else
+  target=18081
+  [ "$mode" = down ] && target=18089  # nothing listens there
   mkdir -p "$work/nginx"
   cat > "$work/nginx/nginx.conf" <<NGINX
 worker_processes 1;
@@ -33,11 +36,11 @@ error_log $work/nginx/error.log;
 events { worker_connections 1024; }
 http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 '{"ok":true}'; } } }
 NGINX
-  nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & nginx_pid=$!
+  [ "$mode" = forward ] && { nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & nginx_pid=$!; }
   cat > "$work/config/connectors/sink.yaml" <<YAML
 id: sink
 kind: http
-base_url: http://127.0.0.1:18081
+base_url: http://127.0.0.1:$target
 signing: { secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }
 allow_networks: [ 127.0.0.0/8 ]
 concurrency: 64
@@ -56,6 +59,15 @@ YAML
 fi
 $bin serve --config "$work/config" --database "$db" --port 18080 --log-level warning > "$work/server.log" 2>&1 & server_pid=$!
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/health >/dev/null && break; sleep 0.1; done
+if [ "$mode" = down ]; then
+  wrk -t2 -c32 -d"$duration" -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | grep Requests/sec
+  sleep 5
+  metrics=$(curl -s http://127.0.0.1:18080/metrics)
+  echo "accepted: $(echo "$metrics" | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')"
+  echo "queue depth: $(echo "$metrics" | awk '/^switchboard_delivery_queue_depth/ {print $2}')  circuit: $(echo "$metrics" | grep switchboard_circuit_open)"
+  echo "resident memory of the gateway: $(ps -o rss= -p $server_pid) KiB"
+  exit 0
+fi
 # Warm up: on a new database the first seconds are slower while SQLite's WAL file grows to its
 # working size (every commit then also flushes the file's new size). Measure the steady state.
 wrk -t2 -c32 -d"${WARMUP:-5s}" -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events > "$work/warmup.txt"

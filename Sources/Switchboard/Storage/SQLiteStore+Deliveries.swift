@@ -1,0 +1,182 @@
+import CEL
+import Foundation
+import GRDB
+
+/// The delivery outbox and log of ``SQLiteStore``.
+extension SQLiteStore {
+    public func claimDueDeliveries(at now: Date, limit: Int) async throws -> [Delivery] {
+        try await commits.write { db in
+            try Row.fetchAll(db, sql: """
+                UPDATE deliveries SET status = 'sending', updated_at = ?
+                WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                             ORDER BY next_attempt_at LIMIT ?)
+                RETURNING *
+                """, arguments: [now.microseconds, now.microseconds, limit]).map(Self.delivery(from:))
+        }
+    }
+
+    public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
+        _ = try await commits.write { db in try Self.record(result, now, advance: nil, db) }
+    }
+
+    public func recordAttempt(_ result: AttemptResult, at now: Date,
+                              advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
+    {
+        try await commits.write { db in try Self.record(result, now, advance: advance, db) }
+    }
+
+    private static func record(_ result: AttemptResult, _ now: Date, advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?,
+                               _ db: Database) throws -> RunCheckpoint?
+    {
+        do {
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM deliveries WHERE id = ?"),
+                                             arguments: [result.deliveryID.rawValue]) else {
+                return nil
+            }
+            let delivery = try delivery(from: row)
+            if let attempt = result.attempt {
+                try db.cached(
+                    sql: """
+                    INSERT OR REPLACE INTO delivery_attempts (delivery_id, number, trigger, started_at, duration_ms, request,
+                      response, error_class, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    arguments: [attempt.deliveryID.rawValue, attempt.number, attempt.trigger.rawValue,
+                                attempt.startedAt.microseconds, attempt.durationMilliseconds, attempt.request.text,
+                                attempt.response?.text, attempt.errorClass, attempt.errorMessage])
+            }
+            let attempts = delivery.attemptCount + (result.attempt == nil ? 0 : 1)
+            switch result.outcome {
+            case let .succeeded(output):
+                try db.cached(sql: """
+                    UPDATE deliveries SET status = 'succeeded', attempt_count = ?, next_attempt_at = NULL, manual = 0,
+                      last_error = NULL, updated_at = ? WHERE id = ?
+                    """, arguments: [attempts, now.microseconds, delivery.id.rawValue])
+                try db.cached(sql: """
+                    UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
+                      AND status = 'waiting'
+                    """, arguments: [output.text, max(attempts, 1), delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
+                return try settle(delivery.runID, now, advance, db)
+            case let .retry(at):
+                try db.cached(sql: """
+                    UPDATE deliveries SET status = 'pending', attempt_count = ?, next_attempt_at = ?, manual = 0,
+                      last_error = ?, updated_at = ? WHERE id = ?
+                    """, arguments: [attempts, at.microseconds, try result.attempt.flatMap(attemptError).map(encode),
+                                     now.microseconds, delivery.id.rawValue])
+                try db.cached(sql: "UPDATE steps SET attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?",
+                               arguments: [attempts, delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
+            case let .gaveUp(status, error):
+                try db.cached(sql: """
+                    UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = NULL, manual = 0, last_error = ?,
+                      updated_at = ? WHERE id = ?
+                    """, arguments: [status.rawValue, attempts, try encode(error), now.microseconds, delivery.id.rawValue])
+                try db.cached(sql: """
+                    UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
+                    """, arguments: [try encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
+                                     delivery.id.rawValue])
+                return try settle(delivery.runID, now, advance, db)
+            case let .postponed(until):
+                try db.cached(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                               arguments: [until.microseconds, now.microseconds, delivery.id.rawValue])
+            }
+            return nil
+        }
+    }
+
+    /// After a step's delivery settled: advance the run here, in this transaction, when the caller
+    /// can; otherwise mark it due so that the scheduler advances it.
+    private static func settle(_ run: RunID, _ now: Date, _ advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?,
+                               _ db: Database) throws -> RunCheckpoint?
+    {
+        if let advance, let snapshot = try snapshot(run, db), let checkpoint = advance(snapshot) {
+            try apply(checkpoint, db)
+            return checkpoint
+        }
+        try db.cached(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status IN ('waiting', 'running')",
+                      arguments: [now.microseconds, run.rawValue])
+        return nil
+    }
+
+    private static func attemptError(_ attempt: DeliveryAttempt) -> StepError? {
+        attempt.errorClass.map { StepError(errorClass: $0, message: attempt.errorMessage ?? $0) }
+    }
+
+    public func releaseDeliveries() async throws -> Int {
+        try await commits.write { db in
+            try db.cached(sql: "UPDATE deliveries SET status = 'pending' WHERE status = 'sending'")
+            return db.changesCount
+        }
+    }
+
+    public func listDeliveries(_ query: DeliveryQuery) async throws -> [Delivery] {
+        try await pool.read { db in
+            var filter = SQLFilter()
+            filter.add("run_id = ?", query.run?.rawValue)
+            filter.add("connector = ?", query.connector)
+            filter.add("status = ?", query.status?.rawValue)
+            filter.add("created_at >= ?", query.since?.microseconds)
+            filter.add("created_at < ?", query.until?.microseconds)
+            filter.add("id < ?", query.before?.rawValue)
+            return try Row.fetchAll(db, sql: "SELECT * FROM deliveries \(filter.whereClause) ORDER BY id DESC LIMIT ?",
+                                    arguments: filter.arguments + [query.limit]).map(Self.delivery(from:))
+        }
+    }
+
+    public func delivery(_ id: DeliveryID) async throws -> DeliveryRecord? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else { return nil }
+            let attempts = try Row.fetchAll(db, sql: "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY number",
+                                            arguments: [id.rawValue]).map(Self.attempt(from:))
+            return DeliveryRecord(delivery: try Self.delivery(from: row), attempts: attempts)
+        }
+    }
+
+    public func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult {
+        try await commits.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else {
+                return .notFound
+            }
+            let delivery = try Self.delivery(from: row)
+            guard delivery.status == .failed || delivery.status == .dead else { return .notRetryable(delivery.status) }
+            try db.cached(sql: """
+                UPDATE deliveries SET status = 'pending', next_attempt_at = ?, manual = 1, updated_at = ? WHERE id = ?
+                """, arguments: [now.microseconds, now.microseconds, id.rawValue])
+            let runStatus = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [delivery.runID.rawValue])
+            if runStatus == RunStatus.failed.rawValue {
+                // Reopen the step and every enclosing step, and the run.
+                var stepID: String? = delivery.stepID
+                var first = true
+                while let current = stepID {
+                    try db.cached(sql: """
+                        UPDATE steps SET status = ?, error = NULL, ended_at = NULL WHERE run_id = ? AND step_id = ?
+                        """, arguments: [first ? "waiting" : "running", delivery.runID.rawValue, current])
+                    first = false
+                    stepID = try String.fetchOne(db, sql: "SELECT parent FROM steps WHERE run_id = ? AND step_id = ?",
+                                                 arguments: [delivery.runID.rawValue, current])
+                }
+                try db.cached(sql: "UPDATE runs SET status = 'running', error = NULL, wake_at = NULL, updated_at = ? WHERE id = ?",
+                               arguments: [now.microseconds, delivery.runID.rawValue])
+            }
+            return .reopened(delivery.runID)
+        }
+    }
+
+    public func pruneAttempts(before cutoff: Date, limit: Int) async throws -> Int {
+        try await commits.write { db in
+            try db.cached(sql: """
+                DELETE FROM delivery_attempts WHERE rowid IN
+                  (SELECT rowid FROM delivery_attempts WHERE started_at < ? LIMIT ?)
+                """, arguments: [cutoff.microseconds, limit])
+            return db.changesCount
+        }
+    }
+
+    public func deliveryBacklog(at now: Date) async throws -> (due: Int, oldestDue: Date?) {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS due, MIN(next_attempt_at) AS oldest FROM deliveries
+                WHERE status = 'pending' AND next_attempt_at <= ?
+                """, arguments: [now.microseconds])
+            return (row?["due"] ?? 0, (row?["oldest"] as Int64?).map(Date.init(microseconds:)))
+        }
+    }
+}
