@@ -9,7 +9,7 @@ import Testing
 struct DeliveryCrashTests {
     @Test("2,000 deliveries in flight to a slow receiver: none lost, duplicates keep their webhook-id")
     func crash() async throws {
-        let receiver = TestReceiver(script: [.init(status: 200, delay: .milliseconds(100))])
+        let receiver = TestReceiver(script: [.init(status: 200, delay: .milliseconds(400))])
         try await receiver.serve {
             let directory = try TemporaryDirectory()
             try directory.write("config/connectors/sink.yaml", """
