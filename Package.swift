@@ -57,7 +57,8 @@ let package = Package(
         .target(name: "MallocCounter", path: "Benchmarks/MallocCounter"),
         .executableTarget(
             name: "switchboard-bench",
-            dependencies: ["CEL", "Switchboard", "CELFuzzing", "MallocCounter"],
+            dependencies: ["CEL", "Switchboard", "CELFuzzing", "MallocCounter",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Benchmarks/SwitchboardBenchmarks"
         ),
         .testTarget(name: "CELTests", dependencies: ["CEL", "CELFuzzing"]),

@@ -4,6 +4,7 @@
 #   Benchmarks/run-ingest.sh ingest    # example 1 loaded: events/s answered 202, each committed first
 #   Benchmarks/run-ingest.sh forward   # each event forwarded as a signed POST to nginx, attempt logged
 #   Benchmarks/run-ingest.sh down      # the same to a receiver that is down: memory with a deep queue
+#   Benchmarks/run-ingest.sh latency   # forward at a fixed RATE (default 2000/s): ingest-to-delivery percentiles
 #
 # Both use a release build, wrk with 2 threads and 32 keep-alive connections for 10 s on loopback.
 set -euo pipefail
@@ -14,6 +15,7 @@ for tool in wrk nginx curl; do
   command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl >/dev/null; break; }
 done
 swift build -c release --scratch-path .build-release --product switchboard >/dev/null
+[ "$mode" = latency ] && swift build -c release --scratch-path .build-release --product switchboard-bench >/dev/null
 bin=.build-release/release/switchboard
 work=$(mktemp -d)
 trap 'kill $server_pid 2>/dev/null || true; [ -n "${nginx_pid:-}" ] && kill $nginx_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work/server.log" /tmp/bench-server.log; rm -rf "$work"' EXIT
@@ -36,7 +38,7 @@ error_log $work/nginx/error.log;
 events { worker_connections 1024; }
 http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 '{"ok":true}'; } } }
 NGINX
-  [ "$mode" = forward ] && { nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & nginx_pid=$!; }
+  [ "$mode" != down ] && { nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & nginx_pid=$!; }
   cat > "$work/config/connectors/sink.yaml" <<YAML
 id: sink
 kind: http
@@ -57,8 +59,42 @@ YAML
   export BENCH_EVENT_TYPE=bench.forward
   counter='switchboard_deliveries_total{connector="sink",outcome="succeeded"}'
 fi
+if [ -n "${PREFILL:-}" ]; then
+  # A delivery log that already holds PREFILL settled deliveries, each with one attempt.
+  command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+  sqlite3 "$work/switchboard.sqlite" <<SQL
+INSERT INTO runs (id, workflow, status, tags, trigger, created_at, updated_at) VALUES ('run_prefill', 'forward', 'completed', '[]', '{"api":true}', 0, 0);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $PREFILL)
+INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, attempt_count, created_at, updated_at)
+  SELECT printf('dlv_00000000%018d', i), 'run_prefill', 'send', 'sink', 'request', 'succeeded',
+         '{"method":"POST","url":"http://127.0.0.1:18081/hook","headers":[],"body":"{}"}', 1, i, i FROM n;
+INSERT INTO delivery_attempts (delivery_id, number, trigger, started_at, duration_ms, request, response)
+  SELECT id, 1, 'scheduled', created_at, 1, '{"method":"POST"}', '{"status":200}' FROM deliveries WHERE run_id = 'run_prefill';
+SQL
+  echo "prefilled $PREFILL deliveries and attempts"
+fi
 $bin serve --config "$work/config" --database "$db" --port 18080 --log-level warning > "$work/server.log" 2>&1 & server_pid=$!
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/health >/dev/null && break; sleep 0.1; done
+if [ "$mode" = latency ]; then
+  rate=${RATE:-2000}
+  .build-release/release/switchboard-bench load http://127.0.0.1:18080/v1/events "$rate" 5 > /dev/null  # warm-up
+  sleep 2
+  since=$(date +%s%6N)
+  .build-release/release/switchboard-bench load http://127.0.0.1:18080/v1/events "$rate" "${duration%s}"
+  sleep 3
+  sqlite3 "$work/switchboard.sqlite" <<SQL
+.mode list
+WITH l AS (
+  SELECT (a.started_at + a.duration_ms * 1000 - e.received_at) / 1000.0 AS ms
+  FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id JOIN runs r ON r.id = d.run_id
+  JOIN events e ON e.id = r.event_id
+  WHERE a.response IS NOT NULL AND e.received_at >= $since),
+o AS (SELECT ms, ROW_NUMBER() OVER (ORDER BY ms) AS k, COUNT(*) OVER () AS c FROM l)
+SELECT 'delivered ' || MAX(c) || ' events; ingest to delivery ms: p50 ' || printf('%.1f', MAX(CASE WHEN k <= c * 0.5 THEN ms END))
+  || ', p99 ' || printf('%.1f', MAX(CASE WHEN k <= c * 0.99 THEN ms END)) || ', max ' || printf('%.1f', MAX(ms)) FROM o;
+SQL
+  exit 0
+fi
 if [ "$mode" = down ]; then
   wrk -t2 -c32 -d"$duration" -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | grep Requests/sec
   sleep 5

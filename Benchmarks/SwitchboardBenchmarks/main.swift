@@ -2,13 +2,16 @@
 //
 //   swift run -c release --scratch-path .build-release switchboard-bench cel
 //   swift run -c release --scratch-path .build-release switchboard-bench fuzz [COUNT] [SEED]
+//   switchboard-bench load URL RATE SECONDS   # POST CloudEvents at a fixed rate (key in SWITCHBOARD_API_KEY)
 //
 // `cel` measures evaluations per second on one core and allocations per evaluation for the
 // four expressions of the CEL issue; each figure is the median of five one-second runs.
+import AsyncHTTPClient
 import CEL
 import CELFuzzing
 import Foundation
 import MallocCounter
+import NIOCore
 import Switchboard
 
 struct Case {
@@ -84,6 +87,44 @@ func fuzz(count: Int, seed: UInt64) {
     print("fuzz: \(count) inputs (seed \(seed)), \(compiled) compiled, \(count - compiled) rejected, no crash, \(String(format: "%.1f", seconds)) s")
 }
 
+/// Sends events at a fixed rate (unlike wrk, which sends as fast as answers come back), so that
+/// latency can be measured at a given load. Stops after `seconds`; at most 512 requests in flight.
+func load(url: String, rate: Int, seconds: Int, eventType: String) async throws {
+    let key = ProcessInfo.processInfo.environment["SWITCHBOARD_API_KEY"] ?? ""
+    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+    let total = rate * seconds
+    let start = ContinuousClock.now
+    let prefix = "load-\(Int(Date().timeIntervalSince1970))"
+    let padding = String(repeating: "x", count: 700)
+    var failures = 0
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        var inFlight = 0
+        for n in 0 ..< total {
+            try await ContinuousClock().sleep(until: start.advanced(by: .nanoseconds(Int64(n) * 1_000_000_000 / Int64(rate))))
+            if inFlight >= 512, let ok = try await group.next() {
+                inFlight -= 1
+                if !ok { failures += 1 }
+            }
+            inFlight += 1
+            group.addTask {
+                var request = HTTPClientRequest(url: url)
+                request.method = .POST
+                request.headers.add(name: "Authorization", value: "Bearer \(key)")
+                request.headers.add(name: "Content-Type", value: "application/json")
+                let body = #"{"specversion":"1.0","id":"\#(prefix)-\#(n)","source":"load","type":"\#(eventType)","data":{"n":\#(n),"note":"\#(padding)"}}"#
+                request.body = .bytes(ByteBuffer(string: body))
+                let response = try await client.execute(request, timeout: .seconds(30))
+                _ = try await response.body.collect(upTo: 1 << 20)
+                return response.status.code == 202
+            }
+        }
+        for try await ok in group where !ok { failures += 1 }
+    }
+    try await client.shutdown()
+    let elapsed = ContinuousClock.now - start
+    print("load: \(total) events at \(rate)/s in \(elapsed), \(failures) not answered 202")
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "cel":
@@ -91,7 +132,10 @@ case "cel":
 case "fuzz":
     fuzz(count: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000,
          seed: arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 20_261_126)
+case "load" where arguments.count >= 4:
+    try await load(url: arguments[1], rate: Int(arguments[2]) ?? 1000, seconds: Int(arguments[3]) ?? 10,
+                   eventType: arguments.count > 4 ? arguments[4] : "bench.forward")
 default:
-    print("usage: switchboard-bench cel | fuzz [COUNT] [SEED]")
+    print("usage: switchboard-bench cel | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
     exit(2)
 }
