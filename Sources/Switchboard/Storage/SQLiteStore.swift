@@ -188,8 +188,7 @@ public final class SQLiteStore: Store {
         try await commits.write { db in
             try db.cached(sql: "DELETE FROM lists WHERE name = ?", arguments: [name])
             let deleted = db.changesCount == 1
-            // Keep the revision moving so that readers notice the deletion.
-            try db.cached(sql: "UPDATE lists SET revision = revision + 1 WHERE revision = (SELECT MAX(revision) FROM lists)")
+            // Count deletions, so that listsRevision() changes even when the newest list went.
             try db.cached(sql: "UPDATE meta SET value = value + 1 WHERE key = 'lists_deleted'")
             return deleted
         }

@@ -30,8 +30,8 @@ public final class RunEngine: Sendable {
     /// Advances one run and commits its progress; returns the run as committed. When another
     /// advance of the same run committed first, it reloads and tries again.
     @discardableResult
-    public func advance(_ id: RunID, snapshot cached: RunSnapshot? = nil) async throws -> RunRecord? {
-        var loaded = cached
+    public func advance(_ id: RunID) async throws -> RunRecord? {
+        var loaded: RunSnapshot?
         for _ in 0 ..< 5 {
             if loaded == nil { loaded = try await store.loadRun(id) }
             guard let snapshot = loaded else {

@@ -22,9 +22,9 @@ public final class RunScheduler: Service {
         self.logger = logger
     }
 
-    /// Queues a run to advance; a fresh snapshot saves loading it again.
-    public func submit(_ id: RunID, snapshot: RunSnapshot? = nil) {
-        queue.push(id, snapshot: snapshot)
+    /// Queues a run to advance.
+    public func submit(_ id: RunID) {
+        queue.push(id)
     }
 
     public func run() async throws {
@@ -48,9 +48,9 @@ public final class RunScheduler: Service {
     }
 
     private func workerLoop() async {
-        while let (id, snapshot) = await queue.next() {
+        while let id = await queue.next() {
             do {
-                try await engine.advance(id, snapshot: snapshot)
+                try await engine.advance(id)
             } catch {
                 logger.error("advancing run failed", metadata: ["run_id": "\(id)", "error": "\(error)"])
             }
@@ -79,11 +79,10 @@ final class WorkQueue: Sendable {
     private struct State {
         var items: [RunID] = []
         var head = 0
-        var snapshots: [RunID: RunSnapshot] = [:]
         var queued: Set<RunID> = []
         var inProgress: Set<RunID> = []
         var again: Set<RunID> = []
-        var waiters: [CheckedContinuation<(RunID, RunSnapshot?)?, Never>] = []
+        var waiters: [CheckedContinuation<RunID?, Never>] = []
         var closed = false
     }
 
@@ -91,8 +90,8 @@ final class WorkQueue: Sendable {
 
     var isClosed: Bool { state.withLock { $0.closed } }
 
-    func push(_ id: RunID, snapshot: RunSnapshot? = nil) {
-        let waiter: CheckedContinuation<(RunID, RunSnapshot?)?, Never>? = state.withLock { state in
+    func push(_ id: RunID) {
+        let waiter: CheckedContinuation<RunID?, Never>? = state.withLock { state in
             if state.closed { return nil }
             if state.inProgress.contains(id) {
                 state.again.insert(id)
@@ -105,15 +104,14 @@ final class WorkQueue: Sendable {
                 return state.waiters.removeFirst()
             }
             state.items.append(id)
-            if let snapshot { state.snapshots[id] = snapshot }
             return nil
         }
-        waiter?.resume(returning: (id, snapshot))
+        waiter?.resume(returning: id)
     }
 
-    func next() async -> (RunID, RunSnapshot?)? {
+    func next() async -> RunID? {
         await withCheckedContinuation { continuation in
-            let ready: (RunID, RunSnapshot?)?? = state.withLock { state in
+            let ready: RunID?? = state.withLock { state in
                 if state.head < state.items.count {
                     let id = state.items[state.head]
                     state.head += 1
@@ -123,7 +121,7 @@ final class WorkQueue: Sendable {
                     }
                     state.queued.remove(id)
                     state.inProgress.insert(id)
-                    return .some((id, state.snapshots.removeValue(forKey: id)))
+                    return .some(id)
                 }
                 if state.closed { return .some(nil) }
                 state.waiters.append(continuation)
