@@ -11,6 +11,8 @@ public struct Configuration: Sendable {
     public var connectorInstances: [String: any Connector] = [:]
     /// Workflows in file-name order.
     public var workflows: [Workflow]
+    /// The gateway's own key, which signs the values it hands out (Slack buttons).
+    public var secretKey: GatewayKey = .ephemeral()
 
     public init(directory: String = ".", connectors: [String: ConnectorConfig] = [:], workflows: [Workflow] = []) {
         self.directory = directory
@@ -33,6 +35,7 @@ public struct Configuration: Sendable {
     ) -> (Configuration, [ConfigurationProblem]) {
         var problems: [ConfigurationProblem] = []
         var configuration = Configuration(directory: directory)
+        configuration.secretKey = context.secretKey
 
         let root = URL(fileURLWithPath: directory)
         let connectorFiles = yamlFiles(in: root.appendingPathComponent("connectors"))
@@ -46,7 +49,7 @@ public struct Configuration: Sendable {
         for file in connectorFiles {
             guard let node = parse(file, environment: environment, problems: &problems) else { continue }
             var collector = ProblemCollector()
-            if let connector = ConnectorConfig.load(node, &collector) {
+            if let connector = ConnectorConfig.load(node, &collector, registry: registry) {
                 if let existing = configuration.connectors[connector.id] {
                     collector.error(node, "duplicate connector id '\(connector.id)' (also in \(existing.file))")
                 } else {
@@ -87,9 +90,10 @@ public struct Configuration: Sendable {
 
     /// Loads the configuration, or throws every error found.
     public static func loadValid(
-        directory: String, environment: EnvironmentInterpolator = EnvironmentInterpolator()
+        directory: String, environment: EnvironmentInterpolator = EnvironmentInterpolator(),
+        context: ConnectorBuildContext = ConnectorBuildContext()
     ) throws -> (Configuration, warnings: [ConfigurationProblem]) {
-        let (configuration, problems) = load(directory: directory, environment: environment)
+        let (configuration, problems) = load(directory: directory, environment: environment, context: context)
         if problems.contains(where: { $0.severity == .error }) { throw ConfigurationError(problems: problems) }
         return (configuration, problems)
     }

@@ -24,17 +24,10 @@ public struct ConnectorConfig: Sendable {
     /// Keys common to every kind.
     static let commonKeys = ["id", "kind", "description", "retry", "rate_limit", "timeout", "concurrency", "allow_networks",
                              "circuit_breaker"]
-    /// Keys each built-in kind accepts besides the common ones.
-    static let kindKeys: [String: [String]] = [
-        "http": ["base_url", "auth", "headers", "signing", "operations", "redirects", "success_statuses", "secret_headers"],
-        "slack": ["webhook_url", "bot_token", "channel", "signing_secret", "api_base_url"],
-        "kyb": ["vendor", "base_url", "api_key", "callback_secret", "report_timeout", "poll_interval"],
-    ]
-
     /// Setting names whose values are secrets: never logged, never returned by the API.
     static let secretMarkers = ["secret", "token", "password", "api_key", "bearer", "value"]
 
-    static func load(_ node: YAMLNode, _ collector: inout ProblemCollector) -> ConnectorConfig? {
+    static func load(_ node: YAMLNode, _ collector: inout ProblemCollector, registry: ConnectorRegistry) -> ConnectorConfig? {
         guard let mapping = node.mapping else {
             collector.error(node, "a connector file must be a mapping with at least 'id' and 'kind'")
             return nil
@@ -44,11 +37,11 @@ public struct ConnectorConfig: Sendable {
             return nil
         }
         guard let kind = node["kind"]?.scalar else {
-            collector.error(node, "missing key 'kind' in connector '\(id)'; expected one of: \(kindKeys.keys.sorted().joined(separator: ", "))")
+            collector.error(node, "missing key 'kind' in connector '\(id)'; expected one of: \(registry.kinds.joined(separator: ", "))")
             return nil
         }
-        guard let specific = kindKeys[kind] else {
-            collector.error(node["kind"]!, "unknown connector kind '\(kind)'; expected one of: \(kindKeys.keys.sorted().joined(separator: ", "))")
+        guard let specific = registry.settingKeys(of: kind) else {
+            collector.error(node["kind"]!, "unknown connector kind '\(kind)'; expected one of: \(registry.kinds.joined(separator: ", "))")
             return nil
         }
         collector.checkKeys(node, allowed: commonKeys + specific, context: "connector '\(id)' (kind \(kind))")

@@ -256,19 +256,26 @@ struct WorkflowLoader {
             collector.error(node, "connector step '\(id)' needs an 'operation'")
             return nil
         }
-        if let instance = instances[connector], !instance.operations.contains(operation) {
+        let described = instances[connector].map { instance in (instance, instance.operation(operation)) }
+        if let (instance, found) = described, found == nil {
             collector.error(node["operation"]!, "connector '\(connector)' has no operation '\(operation)'; its operations: "
-                + instance.operations.joined(separator: ", "))
+                + instance.operations.map(\.name).joined(separator: ", "))
         }
         var with: [String: ValueTemplate] = [:]
+        var given: [String: JSON?] = [:]
         if let withNode = node["with"] {
             guard let entries = withNode.mapping else {
                 collector.error(withNode, "'with' must be a mapping of input names to values")
                 return nil
             }
             for entry in entries {
-                if let template = loadTemplate(entry.value) { with[entry.key] = template }
+                guard let template = loadTemplate(entry.value) else { continue }
+                with[entry.key] = template
+                if case let .literal(value) = template { given[entry.key] = .some(value) } else { given[entry.key] = .some(nil) }
             }
+        }
+        if let spec = described?.1 {
+            for problem in spec.problems(with: given) { collector.error(node["with"] ?? node, "step '\(id)': \(problem)") }
         }
         return .connector(connector: connector, operation: operation, with: with)
     }

@@ -1,57 +1,102 @@
 import CEL
 import Foundation
-import Synchronization
 
 /// A connector kind: translates a step's inputs into requests and responses into outputs.
-/// Connectors do no I/O; the delivery engine sends what they describe.
+/// Connectors do no I/O; the delivery engine sends what they describe, and the callback inbox
+/// hands them the verified callbacks they wait for.
 ///
 /// ```swift
 /// struct TicketingConnector: Connector {
 ///     static let kind = "ticketing"
+///     static let settingKeys = ["base_url", "api_token"]
 ///     let id: String
 ///     let delivery: DeliverySettings
-///     var operations: [String] { ["create_ticket"] }
+///     var operations: [ConnectorOperation] { [.init("create_ticket", inputs: [.init("title", .string, required: true)])] }
 ///     init(config: ConnectorConfig, context: ConnectorBuildContext) throws(ConnectorError) { ... }
 ///     func request(operation: String, input: JSON, run: RunContextView) throws(StepError) -> OutboundRequest { ... }
 ///     func outcome(operation: String, response: ConnectorResponse) -> ConnectorOutcome { ... }
 /// }
 /// ConnectorRegistry.shared.register(TicketingConnector.self)
 /// ```
+///
+/// The README's "Writing a connector" walks through a complete one (`Tests/.../TicketingConnector.swift`).
 public protocol Connector: Sendable {
     /// The `kind:` that selects this type in a connector file.
     static var kind: String { get }
+    /// The keys a connector file of this kind may have besides the common ones (`id`, `kind`,
+    /// `description`, `retry`, `rate_limit`, `timeout`, `concurrency`, `allow_networks`).
+    static var settingKeys: [String] { get }
     /// Builds an instance from its configuration; errors name the key that is wrong.
     init(config: ConnectorConfig, context: ConnectorBuildContext) throws(ConnectorError)
     var id: String { get }
-    /// Operation names a step may use.
-    var operations: [String] { get }
+    /// The operations a step may use, with their inputs, so that `switchboard validate` checks a
+    /// step's `with:` before anything runs.
+    var operations: [ConnectorOperation] { get }
     /// How the delivery engine sends this connector's requests.
     var delivery: DeliverySettings { get }
     /// The request for an operation, from the step's evaluated inputs.
     func request(operation: String, input: JSON, run: RunContextView) throws(StepError) -> OutboundRequest
-    /// What a response means for the step.
+    /// What a response means for the step: its output, a failure, another request, or a wait
+    /// for a callback. `response.stage` is the stage of the request it answers.
     func outcome(operation: String, response: ConnectorResponse) -> ConnectorOutcome
     /// Adds credentials at send time; they are never stored or logged.
-    func authenticate(_ headers: inout [(String, String)])
+    func authenticate(_ headers: inout [(String, String)], url: String)
     /// A harmless request that checks reachability and credentials (`POST /v1/connectors/{id}/test`);
     /// nil when the kind has none.
     func testRequest() -> OutboundRequest?
     /// What the answer to ``testRequest()`` means, in words.
     func testVerdict(_ response: ConnectorResponse) -> ConnectorTestResult
+    /// How this connector's inbound callbacks (`POST /v1/callbacks/{id}`) are verified and read;
+    /// nil when it takes none.
+    var callbacks: (any ConnectorCallbacks)? { get }
+    /// How long a step waits for this connector's callback when the step sets no `timeout`.
+    var callbackTimeout: Duration { get }
 }
 
 extension Connector {
-    public func authenticate(_ headers: inout [(String, String)]) {}
+    public func authenticate(_ headers: inout [(String, String)], url: String) {}
     public func testRequest() -> OutboundRequest? { nil }
     public func testVerdict(_ response: ConnectorResponse) -> ConnectorTestResult {
         ConnectorTestResult.fromStatus(response.status)
+    }
+    public var callbacks: (any ConnectorCallbacks)? { nil }
+    public var callbackTimeout: Duration { .seconds(3600) }
+
+    /// The operation named `name`, if this connector has it.
+    public func operation(_ name: String) -> ConnectorOperation? { operations.first { $0.name == name } }
+}
+
+/// What a connector does with its inbound callbacks: how they are verified, and what they say.
+public protocol ConnectorCallbacks: Sendable {
+    /// The signature scheme and secrets callbacks must satisfy.
+    var verifier: InboundVerifier { get }
+    /// Reads a verified callback: its message id (for replay protection) and correlation id (the
+    /// vendor's report id, to find the waiting step). Throws when the body cannot be read.
+    func read(body: [UInt8], headers: [(String, String)], verifiedMessageID: String?) throws(StepError) -> CallbackMessage
+    /// What a callback means for the step of `operation` that waits for it.
+    func outcome(operation: String, payload: JSON) -> ConnectorOutcome
+}
+
+/// A verified callback, as its connector reads it.
+public struct CallbackMessage: Sendable {
+    /// The sender's id of this message; a second message with the same id is a replay.
+    public var messageID: String
+    /// What ties it to a waiting step (a vendor's report id).
+    public var correlation: String
+    /// The callback's data, handed to ``ConnectorCallbacks/outcome(operation:payload:)`` once matched.
+    public var payload: JSON
+
+    public init(messageID: String, correlation: String, payload: JSON) {
+        self.messageID = messageID
+        self.correlation = correlation
+        self.payload = payload
     }
 }
 
 /// The outcome of a connector's live check.
 public struct ConnectorTestResult: Sendable, Equatable {
     public var ok: Bool
-    /// `ok`, `unreachable`, `unauthorized`, `forbidden`, `not_found`, `refused_address`, `error`, `not_supported`.
+    /// `ok`, `unreachable`, `unauthorized`, `forbidden`, `not_found`, `refused_address`, `bad_channel`, `error`, `not_supported`.
     public var status: String
     public var detail: String
 
@@ -75,9 +120,20 @@ public struct ConnectorTestResult: Sendable, Equatable {
 
 /// What a connector may use to build itself.
 public struct ConnectorBuildContext: Sendable {
-    /// The address vendors call back.
+    /// The address vendors and Slack call back (`--public-url`).
     public var publicURL: String
-    public init(publicURL: String = "http://127.0.0.1:8080") { self.publicURL = publicURL }
+    /// The gateway's own key, for values it hands out and checks later (Slack buttons).
+    public var secretKey: GatewayKey
+
+    public init(publicURL: String = "http://127.0.0.1:8080", secretKey: GatewayKey = .ephemeral()) {
+        self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+        self.secretKey = secretKey
+    }
+
+    /// The callback address of a connector: `<public-url>/v1/callbacks/<id>`.
+    public func callbackURL(for connector: String) -> String {
+        publicURL + "/v1/callbacks/" + connector
+    }
 }
 
 /// A response as the connector sees it: the body is at most 1 MiB.
@@ -86,22 +142,46 @@ public struct ConnectorResponse: Sendable {
     public var headers: [(String, String)]
     public var body: [UInt8]
     public var truncated: Bool
+    /// The ``OutboundRequest/stage`` of the request this answers.
+    public var stage: String?
+
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = [], truncated: Bool = false, stage: String? = nil) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.truncated = truncated
+        self.stage = stage
+    }
 
     public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
+
+    /// The body as JSON, or nil when it is empty or not JSON.
+    public var json: JSON? { body.isEmpty ? nil : try? JSON.parse(Data(body)) }
 }
 
-/// What a response means.
+/// What a response or a callback means for its step.
 public enum ConnectorOutcome: Sendable {
     /// The step's output.
     case done(JSON)
     /// The step fails with this error.
     case failed(StepError)
+    /// Send another request for the same step (a vendor that needs two calls); its response
+    /// comes back to ``Connector/outcome(operation:response:)`` with its stage.
+    case next(OutboundRequest)
+    /// Wait for a callback carrying this correlation id (an asynchronous report).
+    case awaitCallback(correlation: String)
+    /// Nothing changes yet (a callback announcing progress, not the result).
+    case pending
 }
 
 /// The run context, as connectors see it for templates in their presets.
 public struct RunContextView: Sendable {
+    /// The run the step belongs to.
+    public let runID: RunID
+    /// The step that sends the request.
+    public let stepID: String
     let render: @Sendable (ValueTemplate) throws(StepError) -> JSON
 
     public func evaluate(_ template: ValueTemplate) throws(StepError) -> JSON { try render(template) }
@@ -133,43 +213,4 @@ public struct ConnectorError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
     public var description: String { "\(key): \(message)" }
-}
-
-/// The connector kinds this process knows, by `kind:` name. Built-in kinds are registered in
-/// one place (``ConnectorRegistry/shared``); a third party registers its own the same way.
-public final class ConnectorRegistry: Sendable {
-    public typealias Factory = @Sendable (ConnectorConfig, ConnectorBuildContext) throws -> any Connector
-
-    private let factories = Mutex<[String: Factory]>([:])
-
-    public init() {}
-
-    /// The registry with the built-in kinds.
-    public static let shared: ConnectorRegistry = {
-        let registry = ConnectorRegistry()
-        registry.register(HTTPConnector.self)
-        return registry
-    }()
-
-    /// Registers a kind. Registering a kind twice is a programming error.
-    public func register<C: Connector>(_ type: C.Type) {
-        factories.withLock { factories in
-            precondition(factories[C.kind] == nil, "connector kind '\(C.kind)' is registered twice")
-            factories[C.kind] = { config, context in try C(config: config, context: context) }
-        }
-    }
-
-    public var kinds: [String] { factories.withLock { Array($0.keys).sorted() } }
-
-    /// Builds a connector; nil when no such kind is registered.
-    public func make(_ config: ConnectorConfig, context: ConnectorBuildContext) throws(ConnectorError) -> (any Connector)? {
-        guard let factory = factories.withLock({ $0[config.kind] }) else { return nil }
-        do {
-            return try factory(config, context)
-        } catch let error as ConnectorError {
-            throw error
-        } catch {
-            throw ConnectorError(key: "kind", "\(error)")
-        }
-    }
 }

@@ -25,7 +25,7 @@ public struct ConnectorCheck: Sendable {
             return ConnectorTestResult(ok: false, status: "not_supported", detail: "kind \(type(of: connector).kind) has no live check")
         }
         var headers = request.headers.compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
-        connector.authenticate(&headers)
+        connector.authenticate(&headers, url: request.url)
         let ssrf = SSRFGuard(allowAll: allowPrivateNetworks, allowed: connector.delivery.allowNetworks)
         let outcome = await sender.send(method: request.method, url: request.url, headers: headers, body: request.body,
                                         guard: ssrf, followRedirects: connector.delivery.followRedirects,

@@ -22,12 +22,16 @@ public struct OutboundRequest: Codable, Hashable, Sendable {
     /// Header names and values, in order.
     public var headers: [[String]]
     public var body: String?
+    /// The connector's name for this request among several of one step (`submit`, `poll`);
+    /// handed back with its response.
+    public var stage: String?
 
-    public init(method: String, url: String, headers: [(String, String)] = [], body: String? = nil) {
+    public init(method: String, url: String, headers: [(String, String)] = [], body: String? = nil, stage: String? = nil) {
         self.method = method
         self.url = url
         self.headers = headers.map { [$0.0, $0.1] }
         self.body = body
+        self.stage = stage
     }
 
     public func header(_ name: String) -> String? {
@@ -52,13 +56,18 @@ public struct Delivery: Sendable {
     /// Whether the next attempt was asked for by an operator.
     public var manual: Bool
     public var lastError: StepError?
+    /// A delivery that reports on a step without settling it (a Slack message update): its
+    /// result never touches the step.
+    public var detached: Bool
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(id: DeliveryID, runID: RunID, stepID: String, connector: String, operation: String,
                 status: DeliveryStatus = .pending, request: OutboundRequest, retry: RetrySettings? = nil, attemptCount: Int = 0,
-                nextAttemptAt: Date?, manual: Bool = false, lastError: StepError? = nil, createdAt: Date, updatedAt: Date? = nil)
+                nextAttemptAt: Date?, manual: Bool = false, lastError: StepError? = nil, detached: Bool = false, createdAt: Date,
+                updatedAt: Date? = nil)
     {
+        self.detached = detached
         self.id = id
         self.runID = runID
         self.stepID = stepID
@@ -128,6 +137,10 @@ public struct AttemptResult: Sendable {
     public enum Outcome: Sendable {
         /// The step's output; the step completes.
         case succeeded(output: JSON)
+        /// The request succeeded and the step now waits for the connector's callback with this correlation id.
+        case awaiting(correlation: String)
+        /// The request succeeded and the step sends another one.
+        case followUp(OutboundRequest)
         /// Try again at this time.
         case retry(at: Date)
         /// No more attempts: `failed` (final answer) or `dead` (retries used up); the step fails.

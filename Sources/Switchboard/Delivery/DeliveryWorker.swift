@@ -19,6 +19,8 @@ public final class DeliveryWorker: Service {
     let doorbell: Doorbell
     /// The run engine: a delivery that settles its step advances the run in the same transaction.
     let engine: RunEngine
+    /// Rung when a step starts waiting for a callback, which may already have arrived.
+    let callbacksDoorbell: Doorbell?
     let pollInterval: Duration
     let maxInFlight: Int
     /// Attempts older than this are pruned.
@@ -39,8 +41,10 @@ public final class DeliveryWorker: Service {
 
     init(store: any Store, connectors: [String: any Connector], clock: any WallClock, metrics: GatewayMetrics, logger: Logger,
          client: HTTPClient, allowPrivateNetworks: Bool, doorbell: Doorbell, pollInterval: Duration = .milliseconds(100),
-         maxInFlight: Int = 256, attemptRetention: TimeInterval = 30 * 86_400, engine: RunEngine)
+         maxInFlight: Int = 256, attemptRetention: TimeInterval = 30 * 86_400, engine: RunEngine,
+         callbacksDoorbell: Doorbell? = nil)
     {
+        self.callbacksDoorbell = callbacksDoorbell
         self.store = store
         self.connectors = connectors
         self.clock = clock
@@ -128,6 +132,11 @@ public final class DeliveryWorker: Service {
             let engine = self.engine
             let checkpoint = try await store.recordAttempt(result, at: clock.now()) { snapshot in engine.step(snapshot) }
             if let checkpoint { engine.committed(checkpoint, previous: .waiting) }
+            switch result.outcome {
+            case .awaiting: callbacksDoorbell?.ring()
+            case .followUp: doorbell.ring()
+            default: break
+            }
         } catch {
             // Record the attempt alone; the scheduler then advances the run from a fresh load.
             logger.warning("advancing a run with its delivery's result failed; recording the attempt alone",
@@ -166,7 +175,7 @@ public final class DeliveryWorker: Service {
             headers.append(("webhook-id", delivery.id.rawValue))
         }
         var sent = headers
-        connector.authenticate(&sent)
+        connector.authenticate(&sent, url: delivery.request.url)
         let ssrf = SSRFGuard(allowAll: allowPrivateNetworks, allowed: settings.allowNetworks)
         let outcome = await sender.send(method: delivery.request.method, url: delivery.request.url, headers: sent,
                                         body: delivery.request.body, guard: ssrf, followRedirects: settings.followRedirects,
@@ -185,11 +194,23 @@ public final class DeliveryWorker: Service {
             .recordNanoseconds(Int64(duration.timeInterval * 1e9))
         let policy = settings.retry.overridden(by: delivery.retry)
         let result: AttemptResult.Outcome
-        if let response = outcome.response {
+        if var response = outcome.response {
+            response.stage = delivery.request.stage
             switch connector.outcome(operation: delivery.operation, response: response) {
             case let .done(output):
                 flow.breaker.record(success: true, now: now)
                 result = .succeeded(output: output)
+            case let .awaitCallback(correlation):
+                flow.breaker.record(success: true, now: now)
+                result = .awaiting(correlation: correlation)
+            case let .next(request):
+                flow.breaker.record(success: true, now: now)
+                result = .followUp(request)
+            case .pending:
+                flow.breaker.record(success: true, now: now)
+                result = .gaveUp(.failed, StepError(
+                    errorClass: "invalid_response",
+                    message: "connector '\(delivery.connector)' neither finished nor named what to wait for (delivery \(delivery.id))"))
             case let .failed(error):
                 let retryable = RetryPolicy.isRetryable(status: response.status)
                 flow.breaker.record(success: !retryable, now: now)
@@ -220,7 +241,7 @@ public final class DeliveryWorker: Service {
             }
         }
         let label = switch result {
-        case .succeeded: "succeeded"
+        case .succeeded, .awaiting, .followUp: "succeeded"
         case .retry: "retry"
         case let .gaveUp(status, _): status.rawValue
         case .postponed: "postponed"

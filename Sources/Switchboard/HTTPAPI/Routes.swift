@@ -32,6 +32,9 @@ enum Routes {
         .init(method: "get", path: "/v1/deliveries", summary: "The delivery log, newest first (filters: run, connector, status, since, until; cursor, limit)", scope: "deliveries:read"),
         .init(method: "get", path: "/v1/deliveries/{id}", summary: "A delivery with every attempt", scope: "deliveries:read"),
         .init(method: "post", path: "/v1/deliveries/{id}/retry", summary: "Send a failed or dead delivery again and resume its run", scope: "deliveries:write"),
+        .init(method: "post", path: "/v1/callbacks/{connector}", summary: "A vendor's signed callback; 401 bad signature, 409 replay, 202 kept until its step records the id", scope: nil),
+        .init(method: "get", path: "/v1/callbacks", summary: "Inbound callbacks and Slack clicks as received: matched, pending, unmatched, rejected, replayed", scope: "deliveries:read"),
+        .init(method: "post", path: "/v1/slack/interactions", summary: "Slack button clicks, verified with Slack's v0 signature", scope: nil),
         .init(method: "get", path: "/health", summary: "Liveness probe", scope: nil),
         .init(method: "get", path: "/ready", summary: "Readiness: store reachable, configuration loaded", scope: nil),
         .init(method: "get", path: "/metrics", summary: "Prometheus metrics", scope: nil),
@@ -58,7 +61,9 @@ extension Gateway {
         }
         router.get("openapi.json") { _, _ in Response.json(OpenAPIDocument.json) }
 
+        addSignedRoutes(router)
         let v1 = router.group("v1").add(middleware: APIKeyMiddleware(gateway: self))
+        addCallbackLogRoutes(v1)
         addEventRoutes(v1)
         addRunRoutes(v1)
         addListRoutes(v1)
@@ -273,7 +278,7 @@ extension Gateway {
                 var object: [String: JSON] = ["id": .string(connector.id), "kind": .string(connector.kind),
                                               "settings": connector.redactedSettings]
                 if let instance = configuration.connectorInstances[connector.id] {
-                    object["operations"] = .array(instance.operations.map(JSON.string))
+                    object["operations"] = .array(instance.operations.map(\.json))
                     object["limits"] = ["concurrency": .number(Double(instance.delivery.concurrency)),
                                         "rate_limit": instance.delivery.rateLimit.map { .string("\($0.count)/\(ConfigDuration.format($0.per))") } ?? .null]
                     object["circuit"] = deliveryWorker.circuitState(connector.id) ?? .null

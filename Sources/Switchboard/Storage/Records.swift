@@ -113,11 +113,15 @@ public struct StepRecord: Sendable, Equatable {
     public var wakeAt: Date?
     /// The outbound call a connector step is waiting for.
     public var deliveryID: DeliveryID?
+    /// The callback a waiting step expects: a connector's callback carrying this correlation id.
+    public var awaitedCallback: CallbackKey?
 
     public init(id: String, parent: String?, sequence: Int, status: StepStatus, attempts: Int = 1, output: JSON? = nil,
-                error: StepError? = nil, startedAt: Date, endedAt: Date? = nil, wakeAt: Date? = nil, deliveryID: DeliveryID? = nil)
+                error: StepError? = nil, startedAt: Date, endedAt: Date? = nil, wakeAt: Date? = nil, deliveryID: DeliveryID? = nil,
+                awaitedCallback: CallbackKey? = nil)
     {
         self.deliveryID = deliveryID
+        self.awaitedCallback = awaitedCallback
         self.id = id
         self.parent = parent
         self.sequence = sequence

@@ -51,11 +51,24 @@ extension SQLiteStore {
                     UPDATE deliveries SET status = 'succeeded', attempt_count = ?, next_attempt_at = NULL, manual = 0,
                       last_error = NULL, updated_at = ? WHERE id = ?
                     """, arguments: [attempts, now.microseconds, delivery.id.rawValue])
+                if delivery.detached { return nil }
                 try db.cached(sql: """
                     UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
                       AND status = 'waiting'
                     """, arguments: [output.text, max(attempts, 1), delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
                 return try settle(delivery.runID, now, advance, db)
+            case let .awaiting(correlation):
+                try succeed(delivery, attempts: attempts, now, db)
+                if delivery.detached { return nil }
+                try db.cached(sql: """
+                    UPDATE steps SET callback_connector = ?, correlation = ?, attempts = ? WHERE run_id = ? AND step_id = ?
+                      AND delivery_id = ? AND status = 'waiting'
+                    """, arguments: [delivery.connector, correlation, max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
+                                     delivery.id.rawValue])
+                return try settle(delivery.runID, now, advance, db)
+            case let .followUp(request):
+                try succeed(delivery, attempts: attempts, now, db)
+                try followUp(delivery, request, now, db)
             case let .retry(at):
                 try db.cached(sql: """
                     UPDATE deliveries SET status = 'pending', attempt_count = ?, next_attempt_at = ?, manual = 0,
@@ -69,6 +82,7 @@ extension SQLiteStore {
                     UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = NULL, manual = 0, last_error = ?,
                       updated_at = ? WHERE id = ?
                     """, arguments: [status.rawValue, attempts, try encode(error), now.microseconds, delivery.id.rawValue])
+                if delivery.detached { return nil }
                 try db.cached(sql: """
                     UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
                     """, arguments: [try encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
@@ -80,6 +94,28 @@ extension SQLiteStore {
             }
             return nil
         }
+    }
+
+    private static func succeed(_ delivery: Delivery, attempts: Int, _ now: Date, _ db: Database) throws {
+        try db.cached(sql: """
+            UPDATE deliveries SET status = 'succeeded', attempt_count = ?, next_attempt_at = NULL, manual = 0,
+              last_error = NULL, updated_at = ? WHERE id = ?
+            """, arguments: [attempts, now.microseconds, delivery.id.rawValue])
+    }
+
+    /// The next request of a step: a new delivery, which the step now waits for instead.
+    static func followUp(_ delivery: Delivery, _ request: OutboundRequest, _ now: Date, _ db: Database) throws {
+        let next = Delivery(id: .generate(at: now), runID: delivery.runID, stepID: delivery.stepID, connector: delivery.connector,
+                            operation: delivery.operation, request: request, retry: delivery.retry, nextAttemptAt: now,
+                            detached: delivery.detached, createdAt: now)
+        try insert(next, db)
+        if delivery.detached { return }
+        try db.cached(sql: """
+            UPDATE steps SET delivery_id = ?, callback_connector = NULL, correlation = NULL WHERE run_id = ? AND step_id = ?
+              AND status = 'waiting'
+            """, arguments: [next.id.rawValue, delivery.runID.rawValue, delivery.stepID])
+        // A checkpoint computed before this must not write the old delivery back.
+        try db.cached(sql: "UPDATE runs SET version = version + 1 WHERE id = ?", arguments: [delivery.runID.rawValue])
     }
 
     /// After a step's delivery settled: advance the run here, in this transaction, when the caller

@@ -57,6 +57,19 @@ extension SQLiteStore {
         migrator.registerMigration("v4: run versions") { db in
             try db.execute(sql: "ALTER TABLE runs ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v5: callbacks, and detached deliveries") { db in
+            try db.execute(sql: """
+                ALTER TABLE steps ADD COLUMN callback_connector TEXT;
+                ALTER TABLE steps ADD COLUMN correlation TEXT;
+                CREATE INDEX steps_by_correlation ON steps (callback_connector, correlation) WHERE correlation IS NOT NULL;
+                ALTER TABLE deliveries ADD COLUMN detached INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE callbacks (
+                  id TEXT PRIMARY KEY, connector TEXT NOT NULL, status TEXT NOT NULL, message_id TEXT, correlation TEXT,
+                  payload TEXT, error TEXT, run_id TEXT, step_id TEXT, received_at INTEGER NOT NULL, expires_at INTEGER);
+                CREATE INDEX callbacks_by_message ON callbacks (connector, message_id);
+                CREATE INDEX callbacks_pending ON callbacks (status, expires_at);
+                """)
+        }
         return migrator
     }
 
@@ -145,19 +158,24 @@ extension SQLiteStore {
             output: try json(row["output"]), error: try decode(StepError.self, row["error"]),
             startedAt: Date(microseconds: row["started_at"]), endedAt: (row["ended_at"] as Int64?).map(Date.init(microseconds:)),
             wakeAt: (row["wake_at"] as Int64?).map(Date.init(microseconds:)),
-            deliveryID: (row["delivery_id"] as String?).map(DeliveryID.init))
+            deliveryID: (row["delivery_id"] as String?).map(DeliveryID.init),
+            awaitedCallback: (row["callback_connector"] as String?).flatMap { connector in
+                (row["correlation"] as String?).map { CallbackKey(connector: connector, correlation: $0) }
+            })
     }
 
     static func insert(_ delivery: Delivery, _ db: Database) throws {
         try db.cached(
             sql: """
             INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, retry, attempt_count,
-              next_attempt_at, manual, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              next_attempt_at, manual, last_error, detached, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             arguments: [delivery.id.rawValue, delivery.runID.rawValue, delivery.stepID, delivery.connector, delivery.operation,
                         delivery.status.rawValue, try encode(delivery.request), try delivery.retry.map(encode),
                         delivery.attemptCount, delivery.nextAttemptAt?.microseconds, delivery.manual,
-                        try delivery.lastError.map(encode), delivery.createdAt.microseconds, delivery.updatedAt.microseconds])
+                        try delivery.lastError.map(encode), delivery.detached, delivery.createdAt.microseconds,
+                        delivery.updatedAt.microseconds])
     }
 
     static func delivery(from row: Row) throws -> Delivery {
@@ -168,7 +186,8 @@ extension SQLiteStore {
             connector: row["connector"], operation: row["operation"], status: status, request: request,
             retry: try decode(RetrySettings.self, row["retry"]), attemptCount: row["attempt_count"],
             nextAttemptAt: (row["next_attempt_at"] as Int64?).map(Date.init(microseconds:)), manual: row["manual"],
-            lastError: try decode(StepError.self, row["last_error"]), createdAt: Date(microseconds: row["created_at"]),
+            lastError: try decode(StepError.self, row["last_error"]), detached: row["detached"] ?? false,
+            createdAt: Date(microseconds: row["created_at"]),
             updatedAt: Date(microseconds: row["updated_at"]))
     }
 

@@ -103,17 +103,20 @@ public final class SQLiteStore: Store {
             try db.cached(
                 sql: """
                 INSERT INTO steps (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at,
-                  wake_at, delivery_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  wake_at, delivery_id, callback_connector, correlation)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (run_id, step_id) DO UPDATE SET
                   status = excluded.status, attempts = excluded.attempts,
                   output = COALESCE(excluded.output, steps.output), error = COALESCE(excluded.error, steps.error),
                   ended_at = excluded.ended_at, wake_at = excluded.wake_at,
-                  delivery_id = COALESCE(excluded.delivery_id, steps.delivery_id)
+                  delivery_id = COALESCE(excluded.delivery_id, steps.delivery_id),
+                  callback_connector = COALESCE(excluded.callback_connector, steps.callback_connector),
+                  correlation = COALESCE(excluded.correlation, steps.correlation)
                 """,
                 arguments: [run.rawValue, step.id, step.parent, step.sequence, step.status.rawValue, step.attempts,
                             step.output?.text, try step.error.map(Self.encode), step.startedAt.microseconds,
-                            step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue])
+                            step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue,
+                            step.awaitedCallback?.connector, step.awaitedCallback?.correlation])
         }
         for delivery in deliveries { try insert(delivery, db) }
     }
@@ -133,7 +136,7 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func resolveWait(run: RunID, step: String, output: JSON) async throws -> WaitResolution {
+    public func resolveWait(run: RunID, step: String, output: JSON, followUps: [Delivery]) async throws -> WaitResolution {
         try await commits.write { db in
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [run.rawValue]) != nil else {
                 return .runNotFound
@@ -142,10 +145,21 @@ public final class SQLiteStore: Store {
                 sql: "UPDATE steps SET output = ? WHERE run_id = ? AND step_id = ? AND status = 'waiting' AND output IS NULL",
                 arguments: [output.text, run.rawValue, step])
             guard db.changesCount == 1 else { return .stepNotWaiting }
-            try db.cached(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status = 'waiting'",
-                           arguments: [Date().microseconds, run.rawValue])
+            try Self.wake(run, Date(), db)
+            for delivery in followUps { try Self.insert(delivery, db) }
             return .resolved
         }
+    }
+
+    public func enqueue(_ deliveries: [Delivery]) async throws {
+        try await commits.write { db in
+            for delivery in deliveries { try Self.insert(delivery, db) }
+        }
+    }
+
+    /// Makes a waiting run due now, so that the scheduler advances it.
+    static func wake(_ run: RunID, _ now: Date, _ db: Database) throws {
+        try db.cached(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status = 'waiting'", arguments: [now.microseconds, run.rawValue])
     }
 
     // MARK: Lists

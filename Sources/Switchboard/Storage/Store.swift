@@ -33,8 +33,24 @@ public protocol Store: Sendable {
     func unfinishedRuns() async throws -> [RunID]
     /// Waiting runs whose wake time has come.
     func dueRuns(at now: Date, limit: Int) async throws -> [RunID]
-    /// Records an outside answer (a review decision) on a waiting step, once.
-    func resolveWait(run: RunID, step: String, output: JSON) async throws -> WaitResolution
+    /// Records an outside answer (a review decision) on a waiting step, once, and persists the
+    /// deliveries that report it (a Slack message update) in the same transaction.
+    func resolveWait(run: RunID, step: String, output: JSON, followUps: [Delivery]) async throws -> WaitResolution
+    /// Persists deliveries that belong to no checkpoint (a detached notice).
+    func enqueue(_ deliveries: [Delivery]) async throws
+
+    /// Records a verified callback: refuses a message id seen before, applies it to the step that
+    /// waits for its correlation id (reading it with `resolve`, in the same transaction), or keeps
+    /// it, pending, until its `expiresAt`.
+    func receiveCallback(_ callback: InboundCallback,
+                         resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> CallbackReceipt
+    /// Records a callback that changed nothing (a bad signature, an unreadable body), for the operator.
+    func recordCallback(_ callback: InboundCallback) async throws
+    /// Applies pending callbacks whose step now waits for them, and marks expired ones unmatched;
+    /// returns the runs that callbacks changed.
+    func matchPendingCallbacks(at now: Date, resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> [RunID]
+    /// Recorded callbacks, newest first.
+    func listCallbacks(connector: String?, status: CallbackStatus?, limit: Int) async throws -> [InboundCallback]
 
     /// Creates or replaces a list.
     func putList(_ list: ListRecord) async throws
@@ -81,6 +97,11 @@ extension Store {
     /// Persists an event and runs that have not started.
     public func ingest(_ event: EventRecord, runs: [RunRecord]) async throws -> IngestOutcome {
         try await ingest(event, runs: runs.map { RunCheckpoint(run: $0, steps: []) })
+    }
+
+    /// Records an outside answer on a waiting step, once.
+    public func resolveWait(run: RunID, step: String, output: JSON) async throws -> WaitResolution {
+        try await resolveWait(run: run, step: step, output: output, followUps: [])
     }
 
     /// Persists runs that have not started.

@@ -16,6 +16,7 @@ public final class Gateway: Sendable {
     public let lists: ListIndex
     public let metrics: GatewayMetrics
     public let deliveryWorker: DeliveryWorker
+    public let callbacks: CallbackInbox
     let httpClient: HTTPClient
     let clock: any WallClock
     let logger: Logger
@@ -42,15 +43,16 @@ public final class Gateway: Sendable {
         clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(30))
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        callbacks = CallbackInbox(store: store, configuration: configuration, scheduler: scheduler, clock: clock, logger: logger)
         deliveryWorker = DeliveryWorker(
             store: store, connectors: configuration.connectorInstances, clock: clock, metrics: metrics, logger: logger,
             client: httpClient, allowPrivateNetworks: allowPrivateNetworks, doorbell: engine.deliveriesCreated,
             pollInterval: min(pollInterval, .milliseconds(100)),
-            engine: engine)
+            engine: engine, callbacksDoorbell: callbacks.doorbell)
     }
 
     /// The services that run beside the HTTP server, in start order (they stop in reverse).
-    public var services: [any Service] { [HTTPClientService(client: httpClient), scheduler, deliveryWorker] }
+    public var services: [any Service] { [HTTPClientService(client: httpClient), scheduler, deliveryWorker, callbacks] }
 
     /// The answer to an event: its id and the runs it started.
     public struct IngestAnswer: Sendable {
@@ -108,7 +110,11 @@ public final class Gateway: Sendable {
     }
 
     /// Resolves the run's waiting `wait: review` step with a decision.
-    public func review(run id: RunID, decision: String, reviewer: String?) async throws -> RunRecord {
+    /// - Parameter followUps: deliveries that report the decision (a Slack message update), given
+    ///   the review step's id and output; persisted in the same transaction as the decision.
+    public func review(run id: RunID, decision: String, reviewer: String?, extra: [String: JSON] = [:],
+                       followUps: @Sendable (_ step: String, _ output: JSON) -> [Delivery] = { _, _ in [] }) async throws -> RunRecord
+    {
         guard let snapshot = try await store.loadRun(id) else { throw ReviewError.runNotFound }
         guard let workflow = configuration.workflow(snapshot.run.workflow) else { throw ReviewError.noReviewWaiting }
         let kinds = workflow.stepsByID
@@ -117,11 +123,14 @@ public final class Gateway: Sendable {
             return step.output == nil
         }
         guard let step = waiting else { throw ReviewError.noReviewWaiting }
-        let output: JSON = ["decision": .string(decision), "reviewer": reviewer.map(JSON.string) ?? .null,
-                            "decided_at": .string(clock.now().rfc3339)]
-        switch try await store.resolveWait(run: id, step: step.id, output: output) {
+        var fields: [String: JSON] = ["decision": .string(decision), "reviewer": reviewer.map(JSON.string) ?? .null,
+                                      "decided_at": .string(clock.now().rfc3339)]
+        fields.merge(extra) { current, _ in current }
+        let output = JSON.object(fields)
+        switch try await store.resolveWait(run: id, step: step.id, output: output, followUps: followUps(step.id, output)) {
         case .resolved:
             scheduler.submit(id)
+            engine.deliveriesCreated.ring()
             logger.info("review recorded", metadata: ["run_id": "\(id)", "step_id": "\(step.id)", "decision": "\(decision)"])
             return snapshot.run
         case .runNotFound: throw ReviewError.runNotFound

@@ -228,6 +228,16 @@ struct RunInterpreter {
         if current.deliveryID != nil {
             if let error = current.error { return finish(&current, .failed(error)) }
             if current.output != nil { return finish(&current, .done) }
+            if current.awaitedCallback != nil {
+                // The request was accepted; the answer comes as a callback, within the step's timeout.
+                let limit = step.timeout ?? connectors[connectorID]?.callbackTimeout ?? .seconds(3600)
+                let deadline = current.startedAt.addingTimeInterval(limit.timeInterval)
+                if now >= deadline {
+                    return finish(&current, .failed(StepError(
+                        errorClass: "timeout", message: "no callback from '\(connectorID)' within \(ConfigDuration.format(limit))")))
+                }
+                return suspend(&current, until: deadline)
+            }
             return suspend(&current, until: nil)
         }
         guard let connector = connectors[connectorID] else {
@@ -240,7 +250,9 @@ struct RunInterpreter {
         do {
             for (key, template) in with { inputs[key] = try template.evaluate(in: context) }
             let snapshot = context
-            let view = RunContextView { template throws(StepError) in try template.evaluate(in: snapshot) }
+            let view = RunContextView(runID: run.id, stepID: step.id) { template throws(StepError) in
+                try template.evaluate(in: snapshot)
+            }
             request = try connector.request(operation: operation, input: .object(inputs), run: view)
         } catch {
             return finish(&current, .failed(error))
@@ -272,6 +284,21 @@ struct RunInterpreter {
         case .review, .callback:
             if let output = current.output, output != .null {
                 return finish(&current, .done)
+            }
+            if let error = current.error { return finish(&current, .failed(error)) }
+            if case let .callback(connector, correlation) = spec, current.awaitedCallback == nil {
+                do {
+                    let value = try context.evaluate(correlation)
+                    guard case let .string(key) = value, !key.isEmpty else {
+                        return finish(&current, .failed(StepError(
+                            errorClass: "invalid_value", message: "correlation must be a non-empty string, got \(value.json.text)",
+                            expression: correlation.source)))
+                    }
+                    current.awaitedCallback = CallbackKey(connector: connector, correlation: key)
+                    record(current)
+                } catch {
+                    return finish(&current, .failed(error))
+                }
             }
             let deadline = step.timeout.map { current.startedAt.addingTimeInterval($0.timeInterval) }
             if let deadline, now >= deadline {

@@ -288,7 +288,7 @@ struct DeliveryEngineTests {
                 #expect(try await api.request(.post, "/v1/connectors/nope/test").status == .notFound)
                 let listed = try await api.request(.get, "/v1/connectors").json["data"]!.array[0]
                 #expect(listed["circuit"]?["state"] == "closed")
-                #expect(listed["operations"]?.arrayValue?.compactMap(\.stringValue) == ["request", "notify"])
+                #expect(listed["operations"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["request", "notify"])
             }
         }
         let config = try Self.configuration(receiverURL: "http://127.0.0.1:\(receiver.port)")

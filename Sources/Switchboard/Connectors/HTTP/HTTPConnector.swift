@@ -9,6 +9,8 @@ import Foundation
 /// Standard Webhooks unless `signing: off`.
 public struct HTTPConnector: Connector {
     public static let kind = "http"
+    public static let settingKeys = ["base_url", "auth", "headers", "signing", "operations", "redirects", "success_statuses",
+                                     "secret_headers"]
 
     enum Auth: Sendable {
         case bearer(String)
@@ -34,10 +36,17 @@ public struct HTTPConnector: Connector {
     let presets: [String: Preset]
     let successStatuses: Set<Int>?
 
-    public var operations: [String] { ["request"] + presets.keys.sorted() }
+    public var operations: [ConnectorOperation] {
+        ([Self.request] + presets.keys.sorted().map { ConnectorOperation($0, inputs: Self.request.inputs, outputs: Self.request.outputs) })
+    }
 
-    /// The inputs of every operation.
-    static let inputs = ["method", "path", "url", "query", "headers", "body"]
+    /// The built-in operation; presets take the same inputs, all optional.
+    static let request = ConnectorOperation(
+        "request",
+        inputs: [.init("method", .string), .init("path", .string), .init("url", .string), .init("query", .object),
+                 .init("headers", .object), .init("body", .any)],
+        outputs: [.init("status", .integer), .init("body", .any), .init("headers", .object)])
+    static let inputs = request.inputs.map(\.name)
 
     public init(config: ConnectorConfig, context: ConnectorBuildContext) throws(ConnectorError) {
         id = config.id
@@ -190,7 +199,7 @@ public struct HTTPConnector: Connector {
         return OutboundRequest(method: "HEAD", url: baseURL, headers: defaultHeaders)
     }
 
-    public func authenticate(_ headers: inout [(String, String)]) {
+    public func authenticate(_ headers: inout [(String, String)], url: String) {
         switch auth {
         case let .bearer(token)?: headers.append(("Authorization", "Bearer \(token)"))
         case let .basic(user, password)?:

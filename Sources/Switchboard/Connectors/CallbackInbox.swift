@@ -1,0 +1,127 @@
+import CEL
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Takes connectors' inbound callbacks (`POST /v1/callbacks/{connector}`): verifies their
+/// signature, refuses replays, and hands each to the step that waits for its correlation id.
+///
+/// A vendor may call back before the response to its own request was recorded; such a callback
+/// is kept (``earlyCallbackLifetime``) and matched as soon as its step records the id. As a
+/// service it sweeps those pending callbacks: when rung by the delivery worker, and every second.
+public final class CallbackInbox: Service {
+    let store: any Store
+    let configuration: Configuration
+    let scheduler: RunScheduler
+    let clock: any WallClock
+    let logger: Logger
+    /// Rung when a step starts waiting for a callback, so that early callbacks match at once.
+    let doorbell = Doorbell()
+    /// How long a callback that matches no step yet is kept.
+    public static let earlyCallbackLifetime: TimeInterval = 600
+
+    init(store: any Store, configuration: Configuration, scheduler: RunScheduler, clock: any WallClock, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.scheduler = scheduler
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// What became of a callback, as the HTTP answer says it.
+    public enum Answer: Sendable, Equatable {
+        case matched(RunID)
+        case pending
+        /// 404: no such connector, or it takes no callbacks.
+        case unknownConnector
+        /// 401: the signature or timestamp is wrong.
+        case rejected(String)
+        /// 409: the message id was seen before.
+        case replayed
+        /// 400: verified but unreadable.
+        case invalid(String)
+    }
+
+    /// Verifies, records and applies one callback.
+    public func receive(connector id: String, headers: [(String, String)], body: [UInt8]) async throws -> Answer {
+        guard let connector = configuration.connectorInstances[id], let callbacks = connector.callbacks else {
+            return .unknownConnector
+        }
+        let now = clock.now()
+        let lookup: (String) -> String? = { name in headers.first { $0.0.lowercased() == name }?.1 }
+        let verifiedID: String?
+        do {
+            verifiedID = try callbacks.verifier.verify(headers: lookup, body: body, now: now)
+        } catch {
+            logger.warning("callback refused", metadata: ["connector": "\(id)", "reason": "\(error.code.rawValue)"])
+            try await store.recordCallback(InboundCallback(id: .generate(at: now), connector: id, status: .rejected,
+                                                           error: error.description, receivedAt: now))
+            return .rejected(error.message)
+        }
+        let message: CallbackMessage
+        do {
+            message = try callbacks.read(body: body, headers: headers, verifiedMessageID: verifiedID)
+        } catch {
+            try await store.recordCallback(InboundCallback(id: .generate(at: now), connector: id, status: .invalid,
+                                                           messageID: verifiedID, error: error.message, receivedAt: now))
+            return .invalid(error.message)
+        }
+        let callback = InboundCallback(id: .generate(at: now), connector: id, status: .pending, messageID: message.messageID,
+                                       correlation: message.correlation, payload: message.payload, receivedAt: now,
+                                       expiresAt: now.addingTimeInterval(Self.earlyCallbackLifetime))
+        let receipt = try await store.receiveCallback(callback, resolve: resolver)
+        logger.info("callback received", metadata: ["connector": "\(id)", "correlation": "\(message.correlation)",
+                                                    "outcome": "\(receipt)"])
+        switch receipt {
+        case let .matched(run):
+            scheduler.submit(run)
+            return .matched(run)
+        case .pending: return .pending
+        case .replayed: return .replayed
+        }
+    }
+
+    /// Reads a matched callback with the connector of the step that waits for it.
+    var resolver: @Sendable (CallbackMatch) -> ConnectorOutcome {
+        { [configuration] match in
+            if case let .connector(connectorID, operation, _)? = configuration.workflow(match.workflow)?.stepsByID[match.stepID]?.kind,
+               let callbacks = configuration.connectorInstances[connectorID]?.callbacks
+            {
+                return callbacks.outcome(operation: operation, payload: match.payload)
+            }
+            return .done(match.payload)  // a `wait: callback` step: the payload is its output
+        }
+    }
+
+    /// Matches pending callbacks whose step now waits, and expires old ones.
+    public func sweep() async {
+        do {
+            let runs = try await store.matchPendingCallbacks(at: clock.now(), resolve: resolver)
+            for run in runs { scheduler.submit(run) }
+        } catch {
+            logger.warning("matching pending callbacks failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            let stopping = SharedFlag()
+            group.addTask { [doorbell] in
+                try? await gracefulShutdown()
+                stopping.withLock { $0 = true }
+                doorbell.ring()
+            }
+            while !stopping.withLock({ $0 }) {
+                await sweep()
+                await doorbell.wait(upTo: .seconds(1))
+            }
+        }
+    }
+}
+
+/// A flag shared between a loop and the task that stops it.
+final class SharedFlag: Sendable {
+    private let value = Mutex(false)
+    func withLock<R>(_ body: (inout Bool) -> R) -> R { value.withLock { body(&$0) } }
+}

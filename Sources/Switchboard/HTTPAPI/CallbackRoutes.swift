@@ -1,0 +1,79 @@
+import CEL
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Routes that their signatures authenticate, not an API key: vendors' callbacks and Slack's
+/// button clicks. And the operator's view of what arrived.
+extension Gateway {
+    func addSignedRoutes(_ router: Router<GatewayRequestContext>) {
+        let signed = router.group("v1")
+        signed.post("callbacks/:connector") { [self] request, context in
+            let connector = try context.parameters.require("connector")
+            let body = try await Self.rawBody(request)
+            switch try await callbacks.receive(connector: connector, headers: Self.headerPairs(request), body: body) {
+            case let .matched(run):
+                return Response.json(["status": "matched", "run_id": .string(run.rawValue)])
+            case .pending:
+                return Response.json(["status": "pending"], status: .accepted)
+            case .unknownConnector:
+                throw Problem.notFound("no connector '\(connector)' that takes callbacks")
+            case let .rejected(reason):
+                throw Problem.unauthorized("the callback's signature was refused: \(reason)")
+            case .replayed:
+                throw Problem(.conflict, "this callback's message id was received before; nothing changed")
+            case let .invalid(reason):
+                throw Problem.badRequest("the callback could not be read: \(reason)")
+            }
+        }
+        signed.post("slack/interactions") { [self] request, _ in
+            let body = try await Self.rawBody(request)
+            let answer = try await SlackInteractions(gateway: self).handle(headers: Self.headerPairs(request), body: body)
+            return Response.json(answer.body, status: HTTPResponse.Status(code: answer.status))
+        }
+    }
+
+    func addCallbackLogRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
+        v1.get("callbacks") { [self] request, context in
+            try requireScope("deliveries:read", context)
+            let parameters = request.uri.queryParameters
+            var status: CallbackStatus?
+            if let text = parameters["status"] {
+                guard let parsed = CallbackStatus(rawValue: String(text)) else {
+                    throw Problem.badRequest("status must be one of: " + CallbackStatus.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                status = parsed
+            }
+            let limit = try pageLimit(parameters["limit"]) ?? 50
+            let callbacks = try await store.listCallbacks(connector: parameters["connector"].map(String.init), status: status, limit: limit)
+            return Response.json(["data": .array(callbacks.map(\.json))])
+        }
+    }
+
+    static func rawBody(_ request: Request) async throws -> [UInt8] {
+        var request = request
+        do {
+            return Array(buffer: try await request.collectBody(upTo: 1 << 20))
+        } catch is NIOTooManyBytesError {
+            throw Problem(.contentTooLarge, "the request body is larger than 1 MiB")
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw Problem(.contentTooLarge, "the request body is larger than 1 MiB")
+        }
+    }
+
+    static func headerPairs(_ request: Request) -> [(String, String)] {
+        request.headers.map { ($0.name.rawName, $0.value) }
+    }
+}
+
+extension InboundCallback {
+    /// As GET /v1/callbacks shows it; the payload is not shown.
+    var json: JSON {
+        ["id": .string(id.rawValue), "connector": .string(connector), "status": .string(status.rawValue),
+         "message_id": messageID.map(JSON.string) ?? .null, "correlation": correlation.map(JSON.string) ?? .null,
+         "run_id": runID.map { .string($0.rawValue) } ?? .null, "step_id": stepID.map(JSON.string) ?? .null,
+         "error": error.map(JSON.string) ?? .null, "received_at": .string(receivedAt.rfc3339),
+         "expires_at": expiresAt.map { .string($0.rfc3339) } ?? .null]
+    }
+}

@@ -1,0 +1,140 @@
+import CEL
+import Foundation
+import GRDB
+
+/// Inbound callbacks of ``SQLiteStore``: replay protection, matching, and the early-callback buffer.
+extension SQLiteStore {
+    public func receiveCallback(_ callback: InboundCallback,
+                                resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> CallbackReceipt
+    {
+        try await commits.write { db in
+            var callback = callback
+            if let messageID = callback.messageID, try Int.fetchOne(db, sql: """
+                SELECT 1 FROM callbacks WHERE connector = ? AND message_id = ? AND status IN ('matched', 'pending', 'unmatched')
+                """, arguments: [callback.connector, messageID]) != nil
+            {
+                callback.status = .replayed
+                callback.error = "message id \(messageID) was received before"
+                callback.payload = nil
+                try Self.insert(callback, db)
+                return .replayed
+            }
+            if let correlation = callback.correlation,
+               let match = try Self.waitingStep(callback.connector, correlation, payload: callback.payload ?? .null, db)
+            {
+                try Self.apply(resolve(match), to: match, connector: callback.connector, callback.receivedAt, db)
+                callback.status = .matched
+                callback.runID = match.runID
+                callback.stepID = match.stepID
+                callback.expiresAt = nil
+                try Self.insert(callback, db)
+                return .matched(match.runID)
+            }
+            callback.status = .pending
+            try Self.insert(callback, db)
+            return .pending
+        }
+    }
+
+    public func recordCallback(_ callback: InboundCallback) async throws {
+        try await commits.write { db in try Self.insert(callback, db) }
+    }
+
+    public func matchPendingCallbacks(at now: Date,
+                                      resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> [RunID]
+    {
+        try await commits.write { db in
+            let pending = try Row.fetchAll(db, sql: "SELECT * FROM callbacks WHERE status = 'pending' ORDER BY received_at LIMIT 500")
+                .map(Self.callback(from:))
+            var runs: [RunID] = []
+            for callback in pending {
+                if let correlation = callback.correlation,
+                   let match = try Self.waitingStep(callback.connector, correlation, payload: callback.payload ?? .null, db)
+                {
+                    try Self.apply(resolve(match), to: match, connector: callback.connector, now, db)
+                    try db.cached(sql: "UPDATE callbacks SET status = 'matched', run_id = ?, step_id = ?, expires_at = NULL WHERE id = ?",
+                                  arguments: [match.runID.rawValue, match.stepID, callback.id.rawValue])
+                    runs.append(match.runID)
+                } else if let expiry = callback.expiresAt, expiry <= now {
+                    try db.cached(sql: """
+                        UPDATE callbacks SET status = 'unmatched', error = 'no step recorded its correlation id in time' WHERE id = ?
+                        """, arguments: [callback.id.rawValue])
+                }
+            }
+            return runs
+        }
+    }
+
+    public func listCallbacks(connector: String?, status: CallbackStatus?, limit: Int) async throws -> [InboundCallback] {
+        try await pool.read { db in
+            var filter = SQLFilter()
+            filter.add("connector = ?", connector)
+            filter.add("status = ?", status?.rawValue)
+            return try Row.fetchAll(db, sql: "SELECT * FROM callbacks \(filter.whereClause) ORDER BY id DESC LIMIT ?",
+                                    arguments: filter.arguments + [limit]).map(Self.callback(from:))
+        }
+    }
+
+    /// The step that waits for a connector's callback with this correlation id, if any.
+    private static func waitingStep(_ connector: String, _ correlation: String, payload: JSON,
+                                    _ db: Database) throws -> CallbackMatch? {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: """
+            SELECT steps.run_id, steps.step_id, runs.workflow FROM steps JOIN runs ON runs.id = steps.run_id
+            WHERE steps.callback_connector = ? AND steps.correlation = ? AND steps.status = 'waiting'
+              AND steps.output IS NULL AND steps.error IS NULL
+            LIMIT 1
+            """), arguments: [connector, correlation]) else { return nil }
+        return CallbackMatch(runID: RunID(row["run_id"] as String), workflow: row["workflow"], stepID: row["step_id"],
+                             payload: payload)
+    }
+
+    /// Writes what a callback means into its waiting step and makes the run due.
+    private static func apply(_ outcome: ConnectorOutcome, to match: CallbackMatch, connector: String, _ now: Date,
+                              _ db: Database) throws
+    {
+        let run = match.runID.rawValue
+        switch outcome {
+        case let .done(output):
+            try db.cached(sql: "UPDATE steps SET output = ? WHERE run_id = ? AND step_id = ? AND status = 'waiting'",
+                          arguments: [output.text, run, match.stepID])
+        case let .failed(error):
+            try db.cached(sql: "UPDATE steps SET error = ? WHERE run_id = ? AND step_id = ? AND status = 'waiting'",
+                          arguments: [try encode(error), run, match.stepID])
+        case let .awaitCallback(correlation):
+            try db.cached(sql: "UPDATE steps SET correlation = ? WHERE run_id = ? AND step_id = ?",
+                          arguments: [correlation, run, match.stepID])
+            return
+        case let .next(request):
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT deliveries.* FROM deliveries JOIN steps ON steps.delivery_id = deliveries.id
+                WHERE steps.run_id = ? AND steps.step_id = ?
+                """, arguments: [run, match.stepID]) else {
+                throw StoreError.corrupt("step \(match.stepID) of run \(run) waits for a callback without a delivery")
+            }
+            try followUp(try delivery(from: row), request, now, db)
+            return
+        case .pending:
+            return
+        }
+        try wake(match.runID, now, db)
+    }
+
+    static func insert(_ callback: InboundCallback, _ db: Database) throws {
+        try db.cached(sql: """
+            INSERT INTO callbacks (id, connector, status, message_id, correlation, payload, error, run_id, step_id, received_at,
+              expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [callback.id.rawValue, callback.connector, callback.status.rawValue, callback.messageID,
+                             callback.correlation, callback.payload?.text, callback.error, callback.runID?.rawValue,
+                             callback.stepID, callback.receivedAt.microseconds, callback.expiresAt?.microseconds])
+    }
+
+    static func callback(from row: Row) throws -> InboundCallback {
+        InboundCallback(
+            id: CallbackID(row["id"] as String), connector: row["connector"],
+            status: CallbackStatus(rawValue: row["status"]) ?? .invalid, messageID: row["message_id"],
+            correlation: row["correlation"], payload: try json(row["payload"]), error: row["error"],
+            runID: (row["run_id"] as String?).map(RunID.init), stepID: row["step_id"],
+            receivedAt: Date(microseconds: row["received_at"]),
+            expiresAt: (row["expires_at"] as Int64?).map(Date.init(microseconds:)))
+    }
+}
