@@ -30,7 +30,6 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "switchboard")
         logger.logLevel = level
 
-        let configuration = try config.load()
         let host = host ?? environment["SWITCHBOARD_HOST"] ?? "127.0.0.1"
         let portText = environment["SWITCHBOARD_PORT"]
         guard let port = port ?? (portText.map { Int($0) } ?? 8080) else {
@@ -38,6 +37,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let publicURL = publicURL ?? environment["SWITCHBOARD_PUBLIC_URL"] ?? "http://\(host):\(port)"
         let databaseURL = try database.url()
+        let keyFolder: String? = if case let .sqlite(path) = databaseURL { (path as NSString).deletingLastPathComponent } else { nil }
+        let secretKey: GatewayKey
+        do {
+            secretKey = try GatewayKey.load(environment: environment, folder: keyFolder.map { $0.isEmpty ? "." : $0 })
+        } catch {
+            throw UserError("cannot keep the gateway's secret key beside the database: \(error)")
+        }
+        if keyFolder == nil && environment["SWITCHBOARD_SECRET_KEY"] == nil {
+            logger.warning("SWITCHBOARD_SECRET_KEY is not set: Slack buttons posted before a restart will stop working")
+        }
+        let configuration = try config.load(context: ConnectorBuildContext(publicURL: publicURL, secretKey: secretKey))
         let store = try await database.open()
         let allowPrivate = allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1"
         let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, logger: logger)

@@ -8,7 +8,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "An integration gateway: events in, workflows with CEL conditions, connector actions out.",
-        subcommands: [ServeCommand.self, ValidateCommand.self, RunCommand.self, EvalCommand.self, KeysCommand.self,
+        subcommands: [ServeCommand.self, SandboxCommand.self, ValidateCommand.self, RunCommand.self, EvalCommand.self, KeysCommand.self,
                       ListsCommand.self, DeliveriesCommand.self, ConnectorsCommand.self, MigrateCommand.self])
 
     /// Exit status 0 on success, 1 on a user error (message on stderr), 2 on a usage error.
@@ -69,8 +69,8 @@ struct ConfigOptions: ParsableArguments {
     var directory: String { config ?? ProcessInfo.processInfo.environment["SWITCHBOARD_CONFIG"] ?? "." }
 
     /// Loads the configuration or fails with every error found.
-    func load() throws -> Configuration {
-        let (configuration, problems) = Configuration.load(directory: directory)
+    func load(context: ConnectorBuildContext = ConnectorBuildContext()) throws -> Configuration {
+        let (configuration, problems) = Configuration.load(directory: directory, context: context)
         for warning in problems where warning.severity == .warning {
             FileHandle.standardError.write(Data("\(warning)\n".utf8))
         }

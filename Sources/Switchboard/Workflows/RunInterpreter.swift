@@ -199,7 +199,8 @@ struct RunInterpreter {
             var anySuspended = false
             var failures: [String] = []
             for branch in branches {
-                switch execute(branch, parent: step.id) {
+                // A branch is a block of one step, so that its on_error applies as anywhere else.
+                switch block([branch], parent: step.id) {
                 case .done: break
                 case .suspended: anySuspended = true
                 case .failed: failures.append(branch.id)

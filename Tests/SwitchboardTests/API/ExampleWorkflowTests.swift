@@ -83,32 +83,32 @@ struct ExampleWorkflowTests {
 
     @Test("a review decides a minor's run; a second review changes nothing")
     func review() async throws {
-        let gateway = try await TestGateway()
-        try await gateway.test { api in
-            let reply = try await api.request(.post, "/v1/events", json: try Repository.fixture("events/inquiry-minor.json"))
-            let id = (reply.json["runs"]?.array ?? []).first { $0["workflow"] == "review-minors" }!["id"]!.stringValue!
-            let waiting = try await api.waitForRun(id) { $0.status == .waiting }
+        // The run's Slack alert goes to the sandbox's stand-in, so the run can finish.
+        try await SandboxHarness.run { harness in
+            let api = harness.api
+            let reply = try await api.request(.POST, "/v1/events", json: try Repository.fixture("events/inquiry-minor.json"))
+            let id = (reply.body["runs"]?.array ?? []).first { $0["workflow"] == "review-minors" }!["id"]!.stringValue!
+            let waiting = try await api.poll(run: id) { $0["status"] == "waiting" }
             #expect(waiting["tags"]?.stringList == ["minor"])
 
-            let bad = try await api.request(.post, "/v1/runs/\(id)/review", json: ["decision": "maybe"])
-            #expect(bad.status == .unprocessableContent)
+            let bad = try await api.request(.POST, "/v1/runs/\(id)/review", json: ["decision": "maybe"])
+            #expect(bad.status == 422)
 
-            let first = try await api.request(.post, "/v1/runs/\(id)/review", json: ["decision": "approve", "reviewer": "ana@example.com"])
-            #expect(first.status == .accepted)
-            let done = try await api.waitUntilFinished(id)
-            #expect(done["status"] == "completed")
+            let first = try await api.request(.POST, "/v1/runs/\(id)/review", json: ["decision": "approve", "reviewer": "ana@example.com"])
+            #expect(first.status == 202)
+            let done = try await api.poll(run: id) { $0["status"] == "completed" }
             #expect(done["decision"] == "approved")
             let review = (done["steps"]?.array ?? []).first { $0["id"] == "review" }
             #expect(review?["output"]?["reviewer"] == "ana@example.com")
             #expect((done["steps"]?.array ?? []).first { $0["id"] == "apply" }?["parent"] == "review_minor")
 
-            let second = try await api.request(.post, "/v1/runs/\(id)/review", json: ["decision": "decline"])
-            #expect(second.status == .conflict)
-            let after = try await api.request(.get, "/v1/runs/\(id)").json
+            let second = try await api.request(.POST, "/v1/runs/\(id)/review", json: ["decision": "decline"])
+            #expect(second.status == 409)
+            let after = try await api.request(.GET, "/v1/runs/\(id)").body
             #expect(after["decision"] == "approved")
 
-            let unknown = try await api.request(.post, "/v1/runs/run_nope/review", json: ["decision": "decline"])
-            #expect(unknown.status == .notFound)
+            let unknown = try await api.request(.POST, "/v1/runs/run_nope/review", json: ["decision": "decline"])
+            #expect(unknown.status == 404)
         }
     }
 }

@@ -115,7 +115,7 @@ struct RunsAPITests {
 
             let detail = try await api.request(.get, "/v1/runs/\(ids[0])").json
             let steps = detail["steps"]!.array
-            #expect(steps.map { $0["id"]!.stringValue! } == ["minor", "mark", "tag_minor", "review_minor", "review"])
+            #expect(steps.map { $0["id"]!.stringValue! } == ["minor", "mark", "tag_minor", "review_minor", "ask", "alert", "review"])
             #expect(steps[0]["parent"] == .null)
             #expect(steps[1]["parent"] == "minor")
             #expect(steps[4]["status"] == "waiting")
@@ -131,10 +131,10 @@ struct RunsAPITests {
         let gateway = try await TestGateway()
         try await gateway.test { api in
             let all = try await api.request(.get, "/v1/workflows").json
-            #expect(Set(all["data"]!.array.compactMap { $0["id"]?.stringValue }) == ["decline-blocked-ip", "review-minors"])
+            #expect(Set(all["data"]!.array.compactMap { $0["id"]?.stringValue }) == ["decline-blocked-ip", "kyb-onboarding", "review-minors"])
             let one = try await api.request(.get, "/v1/workflows/review-minors").json
             #expect(one["trigger"]?["event"] == "inquiry.completed")
-            #expect(one["steps"]!.array.contains { $0["id"] == "review" && $0["kind"] == "wait" && $0["parent"] == "review_minor" })
+            #expect(one["steps"]!.array.contains { $0["id"] == "review" && $0["kind"] == "wait" && $0["parent"] == "ask" })
             #expect(try await api.request(.get, "/v1/workflows/nope").status == .notFound)
         }
     }

@@ -26,7 +26,7 @@ struct CommandLineTests {
     func validate() throws {
         let good = try Binary.run(["validate", "--config", Repository.root.path, "--database", "sqlite:/nonexistent/x.sqlite"])
         #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
-        #expect(good.stdout.contains("configuration is valid: 2 workflow(s)"))
+        #expect(good.stdout.contains("configuration is valid: 3 workflow(s), 2 connector(s)"))
 
         let directory = try TemporaryDirectory()
         try directory.write("workflows/bad.yaml", "id: bad\ntrigger: { event: e }\nsteps:\n  - id: a\n    if: x ==\n  - id: a\n    action: nap\n")

@@ -16,6 +16,8 @@ struct CancelledClientsTests {
             try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("workflows/\(name)").path,
                                              toPath: directory.file("config/workflows/\(name)").ensuringFolder())
         }
+        try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("connectors/slack-reviews.yaml").path,
+                                         toPath: directory.file("config/connectors/slack-reviews.yaml").ensuringFolder())
         let database = "sqlite:" + directory.file("switchboard.sqlite")
         let key = try Binary.run(["keys", "create", "--name", "c", "--database", database]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)

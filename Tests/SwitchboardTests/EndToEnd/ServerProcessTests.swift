@@ -27,6 +27,8 @@ struct ServerProcessTests {
             try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("workflows/\(name)").path,
                                              toPath: directory.file("config/workflows/\(name)").ensuringFolder())
         }
+        try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("connectors/slack-reviews.yaml").path,
+                                         toPath: directory.file("config/connectors/slack-reviews.yaml").ensuringFolder())
         try directory.write("config/workflows/slow.yaml", Self.slowWorkflow)
         let database = "sqlite:" + directory.file("switchboard.sqlite")
 
