@@ -53,12 +53,14 @@ struct TestGateway {
     let apiKey: String
 
     init(configurationDirectory: String = Repository.root.path, clock: any WallClock = SystemWallClock(),
-         scopes: [String] = APIKeys.allScopes) async throws
+         scopes: [String] = APIKeys.allScopes, environment: [String: String] = [:]) async throws
     {
         directory = try TemporaryDirectory()
         store = try SQLiteStore(path: directory.file("switchboard.sqlite"))
         try await store.migrate()
-        let (configuration, _) = try Configuration.loadValid(directory: configurationDirectory)
+        let (configuration, _) = try Configuration.loadValid(
+            directory: configurationDirectory,
+            environment: EnvironmentInterpolator(environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }))
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         gateway = Gateway(store: store, configuration: configuration, clock: clock, pollInterval: .milliseconds(20),
