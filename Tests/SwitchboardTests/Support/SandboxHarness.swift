@@ -20,7 +20,7 @@ struct SandboxHarness: Sendable {
     let sandboxURL: String
 
     /// Runs `body` with both servers up; stops them afterwards.
-    static func run<T: Sendable>(callbackDelay: Duration = .milliseconds(50),
+    static func run<T: Sendable>(callbackDelay: Duration = .milliseconds(50), environment extra: [String: String] = [:],
                                  _ body: @escaping @Sendable (SandboxHarness) async throws -> T) async throws -> T
     {
         let directory = try TemporaryDirectory()
@@ -37,7 +37,8 @@ struct SandboxHarness: Sendable {
         let environment = ProcessInfo.processInfo.environment.merging([
             "SLACK_WEBHOOK_URL": "\(settings.baseURL)/slack/webhook",
             "KYB_BASE_URL": "\(settings.baseURL)/kyb",
-        ]) { _, new in new }
+            "SLACK_API_BASE_URL": "\(settings.baseURL)/slack/api",
+        ].merging(extra) { _, new in new }) { _, new in new }
         let context = ConnectorBuildContext(publicURL: settings.gatewayURL, secretKey: .ephemeral())
         let (configuration, _) = try Configuration.loadValid(
             directory: Repository.root.path, environment: EnvironmentInterpolator(environment: environment), context: context)
