@@ -69,8 +69,10 @@ extension Sandbox {
         slack.post("messages/:ts/click") { [self] request, context -> Response in
             let ts = try context.parameters.require("ts")
             let raw = try await request.sandboxBody()
-            let isForm = request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") == true
-            let fields = isForm ? Self.form(raw) : Self.fields(raw)
+            // The page's buttons post a form; scripts and tests post JSON (curl -d sends either).
+            let form = Self.form(raw)
+            let isForm = form["action_id"] != nil
+            let fields = isForm ? form : Self.fields(raw)
             guard let actionID = fields["action_id"] else { return .sandboxJSON(["error": "give action_id"], status: .badRequest) }
             let (status, answer) = try await click(ts: ts, actionID: actionID, user: fields["user"] ?? "reviewer",
                                                    value: fields["value"])
