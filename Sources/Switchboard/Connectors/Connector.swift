@@ -51,6 +51,12 @@ public protocol Connector: Sendable {
     var callbacks: (any ConnectorCallbacks)? { get }
     /// How long a step waits for this connector's callback when the step sets no `timeout`.
     var callbackTimeout: Duration { get }
+    /// The polling fallback while a step waits for a callback: how often to ask, or nil when the
+    /// vendor offers no way to ask.
+    var pollInterval: Duration? { get }
+    /// The request that asks the vendor how the awaited result stands; its response comes back to
+    /// ``outcome(operation:response:)`` with the stage `poll`, and may again await the callback.
+    func pollRequest(operation: String, correlation: String) -> OutboundRequest?
 }
 
 extension Connector {
@@ -61,6 +67,8 @@ extension Connector {
     }
     public var callbacks: (any ConnectorCallbacks)? { nil }
     public var callbackTimeout: Duration { .seconds(3600) }
+    public var pollInterval: Duration? { nil }
+    public func pollRequest(operation: String, correlation: String) -> OutboundRequest? { nil }
 
     /// The operation named `name`, if this connector has it.
     public func operation(_ name: String) -> ConnectorOperation? { operations.first { $0.name == name } }

@@ -27,7 +27,7 @@ extension Sandbox {
                 finished = ["id": .string(id), "type": .string(type), "status": "failed", "error": "the registry did not answer"]
             }
             state.withLock { $0.reports[id] = finished }
-            if let url = body["callback_url"]?.stringValue {
+            if let url = body["callback_url"]?.stringValue, state.withLock({ $0.plan.callbacks }) {
                 schedule.yield(ScheduledCallback(url: url, reportID: id,
                                                  body: JSON.object(["type": "report.completed", "data": finished]).text))
             }
@@ -55,6 +55,7 @@ extension Sandbox {
                 if let n = body["fail_count"]?.numberValue { state.plan.failCount = Int(n) }
                 if let n = body["retry_after"]?.numberValue { state.plan.retryAfter = Int(n) }
                 if let n = body["slow_ms"]?.numberValue { state.plan.slow = .milliseconds(Int(n)) }
+                if case let .bool(on)? = body["callbacks"] { state.plan.callbacks = on }
             }
             return .sandboxJSON(planJSON)
         }
@@ -63,7 +64,7 @@ extension Sandbox {
     var planJSON: JSON {
         let plan = state.withLock { $0.plan }
         return ["fail_status": .number(Double(plan.failStatus)), "fail_count": .number(Double(plan.failCount)),
-                "retry_after": .number(Double(plan.retryAfter)),
+                "retry_after": .number(Double(plan.retryAfter)), "callbacks": .bool(plan.callbacks),
                 "slow_ms": .number(Double(plan.slow.components.seconds * 1000 + plan.slow.components.attoseconds / 1_000_000_000_000_000))]
     }
 

@@ -32,6 +32,8 @@ public struct SandboxFailurePlan: Sendable, Equatable {
     public var failCount = 0
     public var retryAfter = 1
     public var slow: Duration = .zero
+    /// Whether finished reports are called back (off shows the polling fallback).
+    public var callbacks = true
 
     public init() {}
 }

@@ -118,8 +118,8 @@ struct RunInterpreter {
         return flow
     }
 
-    private mutating func suspend(_ step: inout StepRecord, until wake: Date?) -> Flow {
-        if step.status != .waiting || step.wakeAt != wake {
+    private mutating func suspend(_ step: inout StepRecord, until wake: Date?, force: Bool = false) -> Flow {
+        if force || step.status != .waiting || step.wakeAt != wake {
             step.status = .waiting
             step.wakeAt = wake
             record(step)
@@ -237,7 +237,23 @@ struct RunInterpreter {
                     return finish(&current, .failed(StepError(
                         errorClass: "timeout", message: "no callback from '\(connectorID)' within \(ConfigDuration.format(limit))")))
                 }
-                return suspend(&current, until: deadline)
+                // The polling fallback: the step's wake time is when to ask next.
+                guard let connector = connectors[connectorID], let interval = connector.pollInterval,
+                      let key = current.awaitedCallback else {
+                    return suspend(&current, until: deadline)
+                }
+                let nextPoll = current.wakeAt ?? now.addingTimeInterval(interval.timeInterval)
+                if now >= nextPoll, connectorMode == .deliver,
+                   let poll = connector.pollRequest(operation: operation, correlation: key.correlation)
+                {
+                    let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: step.id, connector: connectorID,
+                                            operation: operation, request: poll, retry: step.retry, nextAttemptAt: now,
+                                            createdAt: now)
+                    newDeliveries.append(delivery)
+                    current.deliveryID = delivery.id
+                    return suspend(&current, until: min(deadline, now.addingTimeInterval(interval.timeInterval)), force: true)
+                }
+                return suspend(&current, until: min(deadline, nextPoll))
             }
             return suspend(&current, until: nil)
         }

@@ -71,4 +71,20 @@ struct KYBOnboardingTests {
             #expect(attempts == 6, "four orders, two of them retried once: \(deliveries)")
         }
     }
+
+    @Test("when the vendor never calls back, the polling fallback finishes the reports")
+    func polling() async throws {
+        try await SandboxHarness.run(environment: ["KYB_POLL_INTERVAL": "1s"]) { harness in
+            _ = try await harness.sandboxPost("/kyb/control", ["callbacks": false])
+            let input: JSON = ["business_name": "Scandal Media Group", "business_address": "5 Press St, New York, NY 10001",
+                               "ein": "12-3456789"]
+            let id = try #require(try await harness.api.request(.POST, "/v1/workflows/kyb-onboarding/runs", json: input).body["id"]?.stringValue)
+            let run = try await harness.api.poll(run: id, timeout: 20) { $0["status"] == "completed" }
+            #expect(run["decision"] == "needs_review", "\(run)")
+            let deliveries = try await harness.api.request(.GET, "/v1/deliveries?run=\(id)").body["data"]?.arrayValue ?? []
+            #expect(deliveries.count == 8, "four orders and four polls: \(deliveries.count)")
+            let callbacks = try await harness.api.request(.GET, "/v1/callbacks?connector=kyb").body["data"]?.arrayValue ?? []
+            #expect(callbacks.isEmpty)
+        }
+    }
 }

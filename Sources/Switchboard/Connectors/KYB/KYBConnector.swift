@@ -19,7 +19,7 @@ import Foundation
 /// ```
 public struct KYBConnector: Connector {
     public static let kind = "kyb"
-    public static let settingKeys = ["vendor", "base_url", "api_key", "callback_secret", "report_timeout"]
+    public static let settingKeys = ["vendor", "base_url", "api_key", "callback_secret", "report_timeout", "poll_interval"]
 
     /// The vendor adapters, by `vendor:` name.
     public static let vendors: [String: any KYBVendor.Type] = [
@@ -31,6 +31,8 @@ public struct KYBConnector: Connector {
     public let delivery: DeliverySettings
     public let vendor: any KYBVendor
     public let callbackTimeout: Duration
+    /// How often a waiting report is polled (`poll_interval`, default 1m; `off` turns polling off).
+    public let pollInterval: Duration?
 
     public var operations: [ConnectorOperation] { KYBReport.allCases.map(\.operation) }
 
@@ -62,6 +64,23 @@ public struct KYBConnector: Connector {
         } else {
             callbackTimeout = .seconds(600)
         }
+        switch s["poll_interval"] {
+        case nil: pollInterval = .seconds(60)
+        case .bool(false)?: pollInterval = nil
+        case let value?:
+            let text = value.stringValue ?? value.text
+            if text == "off" {
+                pollInterval = nil
+            } else if let interval = ConfigDuration.parse(text), interval >= .seconds(1) {
+                pollInterval = interval
+            } else {
+                throw ConnectorError(key: "poll_interval", "'\(text)' must be a duration of at least 1s (like 30s or 5m), or off")
+            }
+        }
+    }
+
+    public func pollRequest(operation: String, correlation: String) -> OutboundRequest? {
+        KYBReport(rawValue: operation).flatMap { vendor.pollRequest($0, reportID: correlation) }
     }
 
     public func request(operation: String, input: JSON, run: RunContextView) throws(StepError) -> OutboundRequest {

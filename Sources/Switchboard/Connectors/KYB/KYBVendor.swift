@@ -81,6 +81,21 @@ public protocol KYBVendor: Sendable {
     func authenticate(_ headers: inout [(String, String)])
     /// A harmless authenticated request (`switchboard connectors test`).
     func healthCheck() -> OutboundRequest
+    /// The request that asks how a report stands (the polling fallback), with the stage `poll`;
+    /// nil when the vendor cannot be asked. Its answer goes to ``answer(_:response:)``.
+    func pollRequest(_ report: KYBReport, reportID: String) -> OutboundRequest?
+}
+
+extension KYBVendor {
+    public func pollRequest(_ report: KYBReport, reportID: String) -> OutboundRequest? { nil }
+
+    /// The answer to a poll: the result when the report is done, otherwise keep waiting.
+    func polled(_ report: KYBReport, reportID: String, payload: JSON) -> ConnectorOutcome {
+        switch result(report, payload: payload) {
+        case .pending: .awaitCallback(correlation: reportID)
+        case let outcome: outcome
+        }
+    }
 }
 
 /// Builders of the normalized outputs, so that every adapter produces the same shapes.

@@ -57,7 +57,12 @@ public struct MiddeskVendor: KYBVendor {
         guard let business = response.json, let id = business["id"]?.stringValue else {
             return .failed(StepError(errorClass: "invalid_response", message: "Middesk's answer has no business id"))
         }
+        if response.stage == "poll" { return polled(report, reportID: id, payload: business) }
         return .awaitCallback(correlation: id)
+    }
+
+    public func pollRequest(_ report: KYBReport, reportID: String) -> OutboundRequest? {
+        OutboundRequest(method: "GET", url: settings.baseURL + "/v1/businesses/" + reportID, stage: "poll")
     }
 
     public func read(callback body: [UInt8], headers: [(String, String)], verifiedMessageID: String?) throws(StepError) -> CallbackMessage {

@@ -34,8 +34,13 @@ public struct SandboxKYBVendor: KYBVendor {
         guard let body = response.json, let reportID = body["id"]?.stringValue else {
             return .failed(StepError(errorClass: "invalid_response", message: "the sandbox vendor's answer has no report id"))
         }
+        if response.stage == "poll" { return polled(report, reportID: reportID, payload: body) }
         if body["status"]?.stringValue == "completed" { return result(report, payload: body) }
         return .awaitCallback(correlation: reportID)
+    }
+
+    public func pollRequest(_ report: KYBReport, reportID: String) -> OutboundRequest? {
+        OutboundRequest(method: "GET", url: settings.baseURL + "/v1/reports/" + reportID, stage: "poll")
     }
 
     public func read(callback body: [UInt8], headers: [(String, String)], verifiedMessageID: String?) throws(StepError) -> CallbackMessage {
