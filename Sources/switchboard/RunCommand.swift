@@ -15,6 +15,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var config: ConfigOptions
     @Option(help: "Read lists from this database for inList() (sqlite:PATH); without it, lists are empty")
     var database: String?
+    @Option(help: "A JSON file {step id: output} with the outputs connector steps are assumed to return") var outputs: String?
     @Flag(help: "Print the run as JSON instead of a trace") var json = false
 
     func validate() throws {
@@ -35,10 +36,18 @@ struct RunCommand: AsyncParsableCommand {
             let store = try await DatabaseURL(database).open()
             lists = ListIndexSnapshot(lists: try await store.lists())
         }
+        var assumed: [String: JSON] = [:]
+        if let outputs {
+            guard let data = FileManager.default.contents(atPath: outputs) else { throw UserError("cannot read \(outputs)") }
+            guard case let .object(object)? = try? JSON.parse(data) else {
+                throw UserError("\(outputs) must be a JSON object of step ids to outputs")
+            }
+            assumed = object
+        }
         let result: DryRun.Result
         do {
             result = try DryRun.execute(definition, event: event != nil ? payload : nil, input: input != nil ? payload : nil,
-                                        lists: lists, connectors: configuration.connectorInstances)
+                                        lists: lists, connectors: configuration.connectorInstances, outputs: assumed)
         } catch let error as DryRun.InvalidTrigger {
             throw UserError(error.message)
         }

@@ -38,8 +38,9 @@ public enum DryRun {
                 }
                 var line = String(repeating: "  ", count: depth(step.id)) + "\(mark) \(step.id) (\(kinds[step.id]?.kindName ?? "?"))"
                 if let output = step.output, output != .null {
-                    if case let .object(o) = output, o["dry_run"] == .bool(true), let request = o["request"] {
-                        line += " would send: \(request.text)"
+                    if case var .object(o) = output, o["dry_run"] == .bool(true), let request = o.removeValue(forKey: "request") {
+                        o["dry_run"] = nil
+                        line += " would send: \(request.text)" + (o.isEmpty ? "" : " → assumed \(JSON.object(o).text)")
                     } else {
                         line += " → \(output.text)"
                     }
@@ -56,7 +57,8 @@ public enum DryRun {
     }
 
     public static func execute(_ workflow: Workflow, event: JSON?, input: JSON?, lists: ListIndexSnapshot,
-                               connectors: [String: any Connector] = [:], now start: Date = Date()) throws -> Result
+                               connectors: [String: any Connector] = [:], outputs: [String: JSON] = [:],
+                               now start: Date = Date()) throws -> Result
     {
         switch workflow.trigger {
         case let .event(type):
@@ -83,7 +85,7 @@ public enum DryRun {
         var now = start
         for _ in 0 ..< 10_000 {
             var interpreter = RunInterpreter(workflow: workflow, snapshot: snapshot, now: now, lists: lists)
-            interpreter.connectorMode = .dryRun
+            interpreter.connectorMode = .dryRun(outputs: outputs)
             interpreter.connectors = connectors
             let checkpoint = interpreter.advance()
             var byID = Dictionary(uniqueKeysWithValues: snapshot.steps.map { ($0.id, $0) })

@@ -20,8 +20,11 @@ struct RunInterpreter {
     enum ConnectorMode {
         /// They create a delivery, wait for its result, and complete or fail with it.
         case deliver
-        /// They complete with the request they would send, and nothing is sent (`switchboard run`).
-        case dryRun
+        /// They complete with the request they would send, and nothing is sent (`switchboard run`);
+        /// a step with an assumed output (`--outputs`) completes with it as well.
+        case dryRun(outputs: [String: JSON])
+
+        var delivers: Bool { if case .deliver = self { true } else { false } }
     }
 
     let workflow: Workflow
@@ -243,7 +246,7 @@ struct RunInterpreter {
                     return suspend(&current, until: deadline)
                 }
                 let nextPoll = current.wakeAt ?? now.addingTimeInterval(interval.timeInterval)
-                if now >= nextPoll, connectorMode == .deliver,
+                if now >= nextPoll, connectorMode.delivers,
                    let poll = connector.pollRequest(operation: operation, correlation: key.correlation)
                 {
                     let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: step.id, connector: connectorID,
@@ -274,14 +277,15 @@ struct RunInterpreter {
         } catch {
             return finish(&current, .failed(error))
         }
-        if connectorMode == .dryRun {
-            return finish(&current, .done, output: [
+        if case let .dryRun(assumed) = connectorMode {
+            var output: [String: JSON] = if case let .object(fields)? = assumed[step.id] { fields } else { [:] }
+            return finish(&current, .done, output: .object(output.merging([
                 "dry_run": true,
                 "request": ["connector": .string(connectorID), "operation": .string(operation),
                             "method": .string(request.method), "url": .string(request.url),
                             "headers": .object(Dictionary(request.headers.map { ($0[0], JSON.string($0[1])) }, uniquingKeysWith: { $1 })),
                             "body": request.body.map(JSON.string) ?? .null],
-            ])
+            ]) { given, _ in given }))
         }
         let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: step.id, connector: connectorID,
                                 operation: operation, request: request, retry: step.retry, nextAttemptAt: now, createdAt: now)

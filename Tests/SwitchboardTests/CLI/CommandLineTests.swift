@@ -180,4 +180,17 @@ struct CommandLineTests {
         #expect(output.stdout.contains(#"✔ tell (connector) would send: {"body":"{\"size\":3,\"title\":\"Hello Ada\"}","connector":"crm","headers":{"Content-Type":"application/json"},"method":"POST","operation":"request","url":"http://127.0.0.1:9/tickets"}"#), "\(output.stdout)")
         #expect(!output.stdout.contains("hidden-token"), "credentials are added at send time only")
     }
+
+    @Test("run --outputs assumes connector outputs, so example 3 dry-runs to its decision")
+    func dryRunWithOutputs() throws {
+        let cases = [("kyb-clean.outputs.json", "decision: approved"), ("", "error: [expression] no such key: 'has_match'")]
+        for (outputs, expected) in cases {
+            var arguments = ["run", "kyb-onboarding", "--input", Repository.root.appendingPathComponent("fixtures/inputs/kyb-clean.json").path,
+                             "--config", Repository.root.path]
+            if !outputs.isEmpty { arguments += ["--outputs", Repository.root.appendingPathComponent("fixtures/inputs/\(outputs)").path] }
+            let output = try Binary.run(arguments)
+            #expect(output.status == 0, "\(output.stderr)")
+            #expect(output.stdout.contains(expected), "\(output.stdout)")
+        }
+    }
 }
