@@ -5,6 +5,8 @@
 #   Benchmarks/run-ingest.sh forward   # each event forwarded as a signed POST to nginx, attempt logged
 #   Benchmarks/run-ingest.sh down      # the same to a receiver that is down: memory with a deep queue
 #   Benchmarks/run-ingest.sh latency   # forward at a fixed RATE (default 2000/s): ingest-to-delivery percentiles
+#   PERF=/tmp/ingest.perf Benchmarks/run-ingest.sh ingest   # also records a CPU profile of the gateway
+#   CPU=1 ...  prints the gateway's CPU seconds during the measured run; BIN=path runs that binary
 #
 # Both use a release build, wrk with 2 threads and 32 keep-alive connections for 10 s on loopback.
 set -euo pipefail
@@ -14,9 +16,10 @@ duration=${DURATION:-10s}
 for tool in wrk nginx curl; do
   command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl >/dev/null; break; }
 done
-swift build -c release --scratch-path .build-release --product switchboard >/dev/null
+# BIN=path runs that gateway binary instead of building one (for A/B comparisons).
+[ -z "${BIN:-}" ] && swift build -c release --scratch-path .build-release --product switchboard >/dev/null
 [ "$mode" = latency ] && swift build -c release --scratch-path .build-release --product switchboard-bench >/dev/null
-bin=.build-release/release/switchboard
+bin=${BIN:-.build-release/release/switchboard}
 work=$(mktemp -d)
 trap 'kill $server_pid 2>/dev/null || true; [ -n "${nginx_pid:-}" ] && kill $nginx_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work/server.log" /tmp/bench-server.log; rm -rf "$work"' EXIT
 mkdir -p "$work/config/workflows" "$work/config/connectors"
@@ -114,8 +117,13 @@ for _ in $(seq 1 600); do
   [ "${warm_done:-0}" = "$warm_sent" ] && break
   sleep 0.1
 done
+cpu_before=$(awk '{print $14 + $15}' /proc/$server_pid/stat)
 start=$(date +%s.%N)
+# PERF=FILE records a CPU profile of the gateway during the measured run (read it with perf report -i FILE).
+[ -n "${PERF:-}" ] && { perf record -F 499 -g -p $server_pid -o "$PERF" -- sleep "${duration%s}" >/dev/null 2>&1 & }
 wrk -t2 -c32 -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
+# CPU seconds the gateway used during the measured run (utime + stime, in clock ticks).
+[ -n "${CPU:-}" ] && echo "gateway CPU during the run: $(awk '{printf "%.1f s", ($14 + $15 - '"$cpu_before"') / 100}' /proc/$server_pid/stat)"
 total_sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')
 sent=$total_sent
 # Wait (at most 120 s) until every accepted event's run has completed.

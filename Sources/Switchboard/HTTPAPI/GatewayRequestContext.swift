@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Synchronization
 import Logging
 
 /// The request context of every route: Hummingbird's core plus the authenticated API key.
@@ -25,7 +26,9 @@ struct APIKeyMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization] else {
             throw Problem.unauthorized("missing Authorization header; send 'Authorization: Bearer <api key>'")
         }
-        guard header.hasPrefix("Bearer "), case let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces),
+        // Trimmed by hand: Foundation's trimmingCharacters goes through NSString on Linux.
+        guard header.hasPrefix("Bearer "),
+              case let token = String(header.dropFirst(7).trimmingBlanks),
               !token.isEmpty
         else {
             throw Problem.unauthorized("the Authorization header must be 'Bearer <api key>'")
@@ -53,18 +56,19 @@ struct RequestLogMiddleware: RouterMiddleware {
     let metrics: GatewayMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let requestID = request.headers[.requestID] ?? TimeOrderedID.make(milliseconds: 0).suffix(16).lowercased()
-        var context = context
-        context.logger[metadataKey: "request_id"] = .string(String(requestID))
+        let requestID = request.headers[.requestID] ?? RequestIDs.next()
+        // The id goes into each log line's metadata rather than into the context's logger:
+        // setting logger metadata re-renders the handler's metadata on every request.
+        let context = context
         do {
             var response = try await next(request, context)
             response.headers[.requestID] = String(requestID)
             metrics.request(status: Int(response.status.code))
             if response.status.code >= 500 {
-                context.logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)",
+                context.logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "request_id": "\(requestID)",
                                                                   "status": "\(response.status.code)"])
             } else {
-                context.logger.debug("request", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)",
+                context.logger.debug("request", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "request_id": "\(requestID)",
                                                            "status": "\(response.status.code)"])
             }
             return response
@@ -72,7 +76,7 @@ struct RequestLogMiddleware: RouterMiddleware {
             var response = try problem.response(from: request, context: context)
             response.headers[.requestID] = String(requestID)
             metrics.request(status: Int(problem.status.code))
-            context.logger.info("request refused", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)",
+            context.logger.info("request refused", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "request_id": "\(requestID)",
                                                               "status": "\(problem.status.code)"])
             return response
         } catch let error as HTTPError {
@@ -82,7 +86,7 @@ struct RequestLogMiddleware: RouterMiddleware {
             metrics.request(status: Int(error.status.code))
             return response
         } catch {
-            context.logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)",
+            context.logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "request_id": "\(requestID)",
                                                               "error": "\(String(reflecting: type(of: error)))"])
             metrics.request(status: 500)
             var response = try Problem(.internalServerError, "the request could not be completed").response(from: request, context: context)
@@ -95,4 +99,23 @@ struct RequestLogMiddleware: RouterMiddleware {
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("X-Request-Id")!
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs.
+    var trimmingBlanks: Substring {
+        var text = drop { $0 == " " || $0 == "\t" }
+        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
+        return text
+    }
+}
+
+/// Request ids for requests that bring none: a random per-process prefix and a counter.
+enum RequestIDs {
+    private static let prefix = String(UInt32.random(in: 0x1000_0000 ... 0xFFFF_FFFF), radix: 16)
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        prefix + "-" + String(counter.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
+    }
 }

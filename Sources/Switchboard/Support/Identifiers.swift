@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A prefixed, time-ordered identifier (`run_01J...`): 48 bits of milliseconds and 80 random bits
 /// in Crockford base32, so ids sort by creation time and serve as pagination cursors.
@@ -41,9 +42,7 @@ enum TimeOrderedID {
             bytes[i] = alphabet[Int(time & 31)]
             time >>= 5
         }
-        var random = SystemRandomNumberGenerator()
-        var high = random.next() as UInt64
-        var low = random.next() as UInt64
+        var (high, low) = IDRandom.next()
         for i in 10 ..< 26 {
             if i < 18 {
                 bytes[i] = alphabet[Int(high & 31)]
@@ -55,4 +54,31 @@ enum TimeOrderedID {
         }
         return String(decoding: bytes, as: UTF8.self)
     }
+}
+
+/// The random part of ids: xoshiro256** seeded from the system's generator, so that making an
+/// id costs no system call. Ids need to be unique, not secret (API keys use the system generator).
+enum IDRandom {
+    private static let state = Mutex<(UInt64, UInt64, UInt64, UInt64)>({
+        var system = SystemRandomNumberGenerator()
+        return (system.next(), system.next(), system.next(), system.next() | 1)
+    }())
+
+    static func next() -> (UInt64, UInt64) {
+        state.withLock { s in (step(&s), step(&s)) }
+    }
+
+    private static func step(_ s: inout (UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
+        let result = rotate(s.1 &* 5, 7) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = rotate(s.3, 45)
+        return result
+    }
+
+    private static func rotate(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
