@@ -98,6 +98,11 @@ struct ConnectorsCommand: AsyncParsableCommand {
             let configuration = try config.load()
             for connector in configuration.connectors.values.sorted(by: { $0.id < $1.id }) {
                 print("\(connector.id)\t\(connector.kind)\t\(connector.redactedSettings.text)")
+                for operation in configuration.connectorInstances[connector.id]?.operations ?? [] {
+                    let inputs = operation.inputs.map { "\($0.name)\($0.required ? "" : "?"): \($0.type.rawValue)" }
+                    let outputs = operation.outputs.map(\.name)
+                    print("  \(operation.name)(\(inputs.joined(separator: ", ")))" + (outputs.isEmpty ? "" : " -> {\(outputs.joined(separator: ", "))}"))
+                }
             }
         }
     }

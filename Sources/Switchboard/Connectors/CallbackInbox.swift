@@ -16,12 +16,15 @@ public final class CallbackInbox: Service {
     let scheduler: RunScheduler
     let clock: any WallClock
     let logger: Logger
+    let metrics: GatewayMetrics
     /// Rung when a step starts waiting for a callback, so that early callbacks match at once.
     let doorbell = Doorbell()
     /// How long a callback that matches no step yet is kept.
     public static let earlyCallbackLifetime: TimeInterval = 600
 
-    init(store: any Store, configuration: Configuration, scheduler: RunScheduler, clock: any WallClock, logger: Logger) {
+    init(store: any Store, configuration: Configuration, scheduler: RunScheduler, clock: any WallClock, logger: Logger,
+         metrics: GatewayMetrics) {
+        self.metrics = metrics
         self.store = store
         self.configuration = configuration
         self.scheduler = scheduler
@@ -55,6 +58,7 @@ public final class CallbackInbox: Service {
             verifiedID = try callbacks.verifier.verify(headers: lookup, body: body, now: now)
         } catch {
             logger.warning("callback refused", metadata: ["connector": "\(id)", "reason": "\(error.code.rawValue)"])
+            metrics.callbackReceived(connector: id, outcome: "rejected")
             try await store.recordCallback(InboundCallback(id: .generate(at: now), connector: id, status: .rejected,
                                                            error: error.description, receivedAt: now))
             return .rejected(error.message)
@@ -65,6 +69,7 @@ public final class CallbackInbox: Service {
         } catch {
             try await store.recordCallback(InboundCallback(id: .generate(at: now), connector: id, status: .invalid,
                                                            messageID: verifiedID, error: error.message, receivedAt: now))
+            metrics.callbackReceived(connector: id, outcome: "invalid")
             return .invalid(error.message)
         }
         let callback = InboundCallback(id: .generate(at: now), connector: id, status: .pending, messageID: message.messageID,
@@ -73,6 +78,12 @@ public final class CallbackInbox: Service {
         let receipt = try await store.receiveCallback(callback, resolve: resolver)
         logger.info("callback received", metadata: ["connector": "\(id)", "correlation": "\(message.correlation)",
                                                     "outcome": "\(receipt)"])
+        let outcome = switch receipt {
+        case .matched: "matched"
+        case .pending: "pending"
+        case .replayed: "replayed"
+        }
+        metrics.callbackReceived(connector: id, outcome: outcome)
         switch receipt {
         case let .matched(run):
             scheduler.submit(run)

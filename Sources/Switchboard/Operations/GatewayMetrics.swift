@@ -56,6 +56,12 @@ public final class GatewayMetrics: Sendable {
             .recordNanoseconds(Int64(max(0, duration) * 1e9))
     }
 
+    /// Counts inbound callbacks and Slack clicks by connector and what became of them
+    /// (`matched`, `pending`, `rejected`, `replayed`, `invalid`, `forbidden`, `decided`, `already_decided`).
+    func callbackReceived(connector: String, outcome: String) {
+        counter("switchboard_callbacks_total", [("connector", connector), ("outcome", outcome)]).increment()
+    }
+
     /// Counts API requests by route and status class.
     func request(status: Int) {
         counter("switchboard_http_requests_total", [("status", "\(status / 100)xx")]).increment()

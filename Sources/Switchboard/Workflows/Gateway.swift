@@ -43,7 +43,8 @@ public final class Gateway: Sendable {
         clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(30))
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
-        callbacks = CallbackInbox(store: store, configuration: configuration, scheduler: scheduler, clock: clock, logger: logger)
+        callbacks = CallbackInbox(store: store, configuration: configuration, scheduler: scheduler, clock: clock, logger: logger,
+                                  metrics: metrics)
         deliveryWorker = DeliveryWorker(
             store: store, connectors: configuration.connectorInstances, clock: clock, metrics: metrics, logger: logger,
             client: httpClient, allowPrivateNetworks: allowPrivateNetworks, doorbell: engine.deliveriesCreated,

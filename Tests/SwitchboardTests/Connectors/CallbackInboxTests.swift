@@ -77,6 +77,10 @@ struct CallbackInboxTests {
                 #expect(Set(log.compactMap { $0["status"]?.stringValue }) == ["matched", "replayed", "rejected"])
                 #expect(log.first { $0["status"] == "matched" }?["run_id"] == .string(run))
                 #expect(try await api.request(.post, "/v1/callbacks/nope", body: body, headers: headers, authenticated: false).status == .notFound)
+                let metrics = try await api.request(.get, "/metrics", authenticated: false).body
+                for outcome in ["pending", "replayed", "rejected"] {
+                    #expect(metrics.contains(#"switchboard_callbacks_total{connector="kyb",outcome="\#(outcome)"} 1"#), "\(outcome)")
+                }
             }
             _ = directory
         }

@@ -69,8 +69,10 @@ public struct SlackInteractions: Sendable {
                 return [Self.notice(update, to: responseURL, run: reference.run, step: step, connector: connector.id, at: now)]
             }
             gateway.logger.info("slack review recorded", metadata: ["run_id": "\(reference.run)", "decision": "\(decision)"])
+            gateway.metrics.callbackReceived(connector: connector.id, outcome: "decided")
             return Answer(status: 200, body: ["ok": true, "text": .string("\(decision == "approve" ? "Approved" : "Declined") by \(reviewer)")])
         } catch let error as Gateway.ReviewError {
+            gateway.metrics.callbackReceived(connector: connector.id, outcome: "already_decided")
             let text = try await alreadyDecided(reference.run, error)
             if let responseURL {
                 let notice: JSON = ["response_type": "ephemeral", "replace_original": false, "text": .string(text)]
@@ -107,6 +109,7 @@ public struct SlackInteractions: Sendable {
     }
 
     private func record(_ status: CallbackStatus, connector: String, error: String, at now: Date, run: RunID? = nil) async throws {
+        gateway.metrics.callbackReceived(connector: connector, outcome: status.rawValue)
         gateway.logger.warning("slack interaction refused", metadata: ["connector": "\(connector)", "reason": "\(error)"])
         try await gateway.store.recordCallback(InboundCallback(id: .generate(at: now), connector: connector, status: status,
                                                                error: error, runID: run, receivedAt: now))
