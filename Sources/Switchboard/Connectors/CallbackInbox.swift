@@ -18,13 +18,14 @@ public final class CallbackInbox: Service {
     let logger: Logger
     let metrics: GatewayMetrics
     /// Rung when a step starts waiting for a callback, so that early callbacks match at once.
-    let doorbell = Doorbell()
+    let doorbell: Doorbell
     /// How long a callback that matches no step yet is kept.
     public static let earlyCallbackLifetime: TimeInterval = 600
 
     init(store: any Store, configuration: Configuration, scheduler: RunScheduler, clock: any WallClock, logger: Logger,
-         metrics: GatewayMetrics) {
+         metrics: GatewayMetrics, doorbell: Doorbell) {
         self.metrics = metrics
+        self.doorbell = doorbell
         self.store = store
         self.configuration = configuration
         self.scheduler = scheduler

@@ -44,7 +44,7 @@ public final class Gateway: Sendable {
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         callbacks = CallbackInbox(store: store, configuration: configuration, scheduler: scheduler, clock: clock, logger: logger,
-                                  metrics: metrics)
+                                  metrics: metrics, doorbell: engine.callbacksAwaited)
         deliveryWorker = DeliveryWorker(
             store: store, connectors: configuration.connectorInstances, clock: clock, metrics: metrics, logger: logger,
             client: httpClient, allowPrivateNetworks: allowPrivateNetworks, doorbell: engine.deliveriesCreated,

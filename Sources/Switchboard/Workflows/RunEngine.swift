@@ -15,6 +15,8 @@ public final class RunEngine: Sendable {
     public let watcher = RunWatcher()
     /// Rung when a checkpoint created deliveries, so that the delivery worker looks at once.
     let deliveriesCreated = Doorbell()
+    /// Rung when a checkpoint made a step wait for a callback, which may already have arrived.
+    let callbacksAwaited = Doorbell()
 
     public init(store: any Store, configuration: Configuration, lists: ListIndex, clock: any WallClock = SystemWallClock(),
                 metrics: GatewayMetrics, logger: Logger)
@@ -76,6 +78,7 @@ public final class RunEngine: Sendable {
         }
         watcher.notify(checkpoint.run)
         if !checkpoint.deliveries.isEmpty { deliveriesCreated.ring() }
+        if checkpoint.steps.contains(where: { $0.awaitedCallback != nil && $0.status == .waiting }) { callbacksAwaited.ring() }
     }
 
     /// Takes new runs as far as they can go before they are first committed, so that their

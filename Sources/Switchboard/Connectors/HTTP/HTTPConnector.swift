@@ -10,7 +10,7 @@ import Foundation
 public struct HTTPConnector: Connector {
     public static let kind = "http"
     public static let settingKeys = ["base_url", "auth", "headers", "signing", "operations", "redirects", "success_statuses",
-                                     "secret_headers"]
+                                     "secret_headers", "callbacks"]
 
     enum Auth: Sendable {
         case bearer(String)
@@ -35,6 +35,10 @@ public struct HTTPConnector: Connector {
     let defaultHeaders: [(String, String)]
     let presets: [String: Preset]
     let successStatuses: Set<Int>?
+    let inbound: HTTPCallbacks?
+
+    /// Callbacks for `wait: callback` steps, when the file has `callbacks:`.
+    public var callbacks: (any ConnectorCallbacks)? { inbound }
 
     public var operations: [ConnectorOperation] {
         ([Self.request] + presets.keys.sorted().map { ConnectorOperation($0, inputs: Self.request.inputs, outputs: Self.request.outputs) })
@@ -106,6 +110,7 @@ public struct HTTPConnector: Connector {
             }
         }
         self.presets = presets
+        inbound = try s["callbacks"].map { value throws(ConnectorError) in try HTTPCallbacks(value) }
     }
 
     private static func template(_ json: JSON?, key: String) throws(ConnectorError) -> ValueTemplate? {
