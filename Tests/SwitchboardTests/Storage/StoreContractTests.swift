@@ -190,4 +190,103 @@ struct StoreContractTests {
         #expect(try await !store.revokeAPIKey(named: "ci"))
         #expect(try await store.apiKey(hash: APIKeys.hash(key))?.revokedAt != nil)
     }
+
+    /// A run whose step `send` waits for `delivery`, which has been claimed.
+    func waitingOnDelivery(_ store: any Store, at now: Date, detached: Bool = false) async throws -> (RunRecord, Delivery) {
+        var record = run(at: now)
+        try await store.createRuns([record])
+        let delivery = Delivery(id: .generate(at: now), runID: record.id, stepID: "send", connector: "kyb", operation: "tin_check",
+                                request: OutboundRequest(method: "POST", url: "https://vendor.example.com/r", body: "{}"),
+                                nextAttemptAt: now, detached: detached, createdAt: now)
+        record.status = .waiting
+        try await store.save(RunCheckpoint(run: record, steps: [
+            StepRecord(id: "send", parent: nil, sequence: 1, status: .waiting, startedAt: now, deliveryID: detached ? nil : delivery.id),
+        ], deliveries: [delivery]))
+        _ = try await store.claimDueDeliveries(at: now, limit: 10)
+        return (record, delivery)
+    }
+
+    @Test("an accepted report waits for its callback; a follow-up request replaces the step's delivery; detached deliveries leave the step alone")
+    func awaitingAndFollowUps() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let now = Date()
+        let (record, delivery) = try await waitingOnDelivery(store, at: now)
+        try await store.recordAttempt(AttemptResult(deliveryID: delivery.id, attempt: nil, outcome: .awaiting(correlation: "rep_1")), at: now)
+        var step = try #require(try await store.loadRun(record.id)?.steps.first)
+        #expect(step.awaitedCallback == CallbackKey(connector: "kyb", correlation: "rep_1"))
+        #expect(step.output == nil && step.status == .waiting)
+        #expect(try await store.delivery(delivery.id)?.delivery.status == .succeeded)
+
+        let poll = OutboundRequest(method: "GET", url: "https://vendor.example.com/r/rep_1", stage: "poll")
+        let (other, first) = try await waitingOnDelivery(store, at: now)
+        try await store.recordAttempt(AttemptResult(deliveryID: first.id, attempt: nil, outcome: .followUp(poll)), at: now)
+        step = try #require(try await store.loadRun(other.id)?.steps.first)
+        let next = try #require(step.deliveryID)
+        #expect(next != first.id)
+        let queued = try #require(try await store.delivery(next))
+        #expect(queued.delivery.request.stage == "poll" && queued.delivery.status == .pending)
+
+        let (third, notice) = try await waitingOnDelivery(store, at: now, detached: true)
+        try await store.recordAttempt(AttemptResult(deliveryID: notice.id, attempt: nil, outcome: .succeeded(output: ["ok": true])), at: now)
+        #expect(try await store.loadRun(third.id)?.steps.first?.output == nil, "a detached delivery's result never reaches the step")
+        #expect(try await store.delivery(notice.id)?.delivery.detached == true)
+    }
+
+    @Test("callbacks: matched to the waiting step, kept when early, refused when replayed, unmatched when expired")
+    func callbacks() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let now = Date()
+        let resolve: @Sendable (CallbackMatch) -> ConnectorOutcome = { .done(["seen": $0.payload]) }
+        func callback(_ message: String, _ correlation: String, at time: Date = now) -> InboundCallback {
+            InboundCallback(id: .generate(at: time), connector: "kyb", status: .pending, messageID: message, correlation: correlation,
+                            payload: ["m": .string(message)], receivedAt: time, expiresAt: time.addingTimeInterval(600))
+        }
+        #expect(try await store.receiveCallback(callback("m1", "rep_early"), resolve: resolve) == .pending)
+        #expect(try await store.receiveCallback(callback("m1", "rep_early"), resolve: resolve) == .replayed)
+        #expect(try await store.receiveCallback(callback("m2", "rep_never"), resolve: resolve) == .pending)
+
+        let (record, delivery) = try await waitingOnDelivery(store, at: now)
+        try await store.recordAttempt(AttemptResult(deliveryID: delivery.id, attempt: nil, outcome: .awaiting(correlation: "rep_early")), at: now)
+        #expect(try await store.matchPendingCallbacks(at: now, resolve: resolve) == [record.id])
+        let step = try #require(try await store.loadRun(record.id)?.steps.first)
+        #expect(step.output == ["seen": ["m": "m1"]])
+        #expect(try await store.dueRuns(at: Date(), limit: 10).contains(record.id))
+
+        let (second, secondDelivery) = try await waitingOnDelivery(store, at: now)
+        try await store.recordAttempt(AttemptResult(deliveryID: secondDelivery.id, attempt: nil, outcome: .awaiting(correlation: "rep_2")),
+                                      at: now)
+        #expect(try await store.receiveCallback(callback("m3", "rep_2"), resolve: resolve) == .matched(second.id))
+        #expect(try await store.receiveCallback(callback("m4", "rep_2"), resolve: resolve) == .pending,
+                "a step takes one answer; a later callback for it is kept, not applied twice")
+
+        _ = try await store.matchPendingCallbacks(at: now.addingTimeInterval(601), resolve: resolve)
+        let unmatched = try await store.listCallbacks(connector: "kyb", status: .unmatched, limit: 10)
+        #expect(Set(unmatched.compactMap(\.correlation)) == ["rep_never", "rep_2"])
+        try await store.recordCallback(InboundCallback(id: .generate(), connector: "kyb", status: .rejected, error: "bad signature",
+                                                       receivedAt: now))
+        #expect(try await store.listCallbacks(connector: nil, status: .rejected, limit: 10).count == 1)
+        #expect(try await store.listCallbacks(connector: "kyb", status: .replayed, limit: 10).first?.messageID == "m1")
+    }
+
+    @Test("a decision and the deliveries that report it are written together")
+    func resolveWithFollowUps() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let now = Date()
+        var record = run(at: now)
+        try await store.createRuns([record])
+        record.status = .waiting
+        try await store.save(RunCheckpoint(run: record, steps: [StepRecord(id: "review", parent: nil, sequence: 1, status: .waiting, startedAt: now)]))
+        let notice = Delivery(id: .generate(at: now), runID: record.id, stepID: "review", connector: "slack", operation: "update_message",
+                              request: OutboundRequest(method: "POST", url: "https://hooks.slack.com/actions/x", body: "{}"),
+                              nextAttemptAt: now, detached: true, createdAt: now)
+        #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "approve"], followUps: [notice]) == .resolved)
+        #expect(try await store.delivery(notice.id)?.delivery.detached == true)
+        let again = Delivery(id: .generate(at: now), runID: record.id, stepID: "review", connector: "slack", operation: "update_message",
+                             request: notice.request, nextAttemptAt: now, detached: true, createdAt: now)
+        #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "decline"], followUps: [again]) == .stepNotWaiting)
+        #expect(try await store.delivery(again.id) == nil, "nothing of a refused decision is written")
+    }
 }
