@@ -67,6 +67,36 @@ struct SignatureTests {
         #expect(output.contains("verified"))
     }
 
+    @Test("Slack v0: the Slack SDK's verifier accepts what the sandbox signs, and we accept what the SDK signs")
+    func slackSDK() throws {
+        let secret = "sandbox-signing-secret"
+        let body = "payload=" + (#"{"type":"block_actions","user":{"username":"zoë"}}"#.addingPercentEncoding(withAllowedCharacters: Sandbox.formSafe) ?? "")
+        let now = Int64(Date().timeIntervalSince1970)
+        let ours = InboundVerifier.sign(.slackV0, secret: try SigningSecret(secret), body: Array(body.utf8), timestamp: now)
+        let signature = try #require(ours.first { $0.0 == "X-Slack-Signature" }?.1)
+        let script = """
+            import sys
+            from slack_sdk.signature import SignatureVerifier
+            verifier = SignatureVerifier(sys.argv[1])
+            assert verifier.is_valid(body=sys.argv[2], timestamp=sys.argv[3], signature=sys.argv[4]), "our signature was refused"
+            print(verifier.generate_signature(timestamp=sys.argv[3], body=sys.argv[2]))
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, secret, body, String(now), signature]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        process.waitUntilExit()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "python slack_sdk: \(output) (scripts/install-dependencies installs it)")
+        let theirs = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let headers = ["x-slack-request-timestamp": String(now), "x-slack-signature": theirs]
+        let verifier = InboundVerifier(scheme: .slackV0, secrets: [try SigningSecret(secret)])
+        #expect(throws: Never.self) { _ = try verifier.verify(headers: { headers[$0] }, body: Array(body.utf8), now: Date()) }
+    }
+
     @Test("slack v0, timestamped HMAC and plain HMAC verify what their senders sign", arguments: [
         InboundScheme.slackV0, .timestampedHMAC(header: "Persona-Signature"), .hmacSHA256(header: "X-Middesk-Signature-256"),
         .standardWebhooks,
