@@ -12,12 +12,8 @@ struct CancelledClientsTests {
     @Test("an event answered with an error was not committed; one answered 202 was")
     func answersMatchTheStore() async throws {
         let directory = try TemporaryDirectory()
-        for name in ["decline-blocked-ip.yaml", "review-minors.yaml"] {
-            try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("workflows/\(name)").path,
-                                             toPath: directory.file("config/workflows/\(name)").ensuringFolder())
-        }
-        try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("connectors/slack-reviews.yaml").path,
-                                         toPath: directory.file("config/connectors/slack-reviews.yaml").ensuringFolder())
+        try directory.copyExamples(["workflows/decline-blocked-ip.yaml", "workflows/review-minors.yaml",
+                                    "connectors/slack-reviews.yaml"], into: "config")
         let database = "sqlite:" + directory.file("switchboard.sqlite")
         let key = try Binary.run(["keys", "create", "--name", "c", "--database", database]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)

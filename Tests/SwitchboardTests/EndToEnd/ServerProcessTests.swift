@@ -23,12 +23,8 @@ struct ServerProcessTests {
     @Test("examples 1 and 2 decide; runs mid-flight survive SIGKILL; SIGTERM exits 0")
     func crashAndResume() async throws {
         let directory = try TemporaryDirectory()
-        for name in ["decline-blocked-ip.yaml", "review-minors.yaml"] {
-            try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("workflows/\(name)").path,
-                                             toPath: directory.file("config/workflows/\(name)").ensuringFolder())
-        }
-        try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("connectors/slack-reviews.yaml").path,
-                                         toPath: directory.file("config/connectors/slack-reviews.yaml").ensuringFolder())
+        try directory.copyExamples(["workflows/decline-blocked-ip.yaml", "workflows/review-minors.yaml",
+                                    "connectors/slack-reviews.yaml"], into: "config")
         try directory.write("config/workflows/slow.yaml", Self.slowWorkflow)
         let database = "sqlite:" + directory.file("switchboard.sqlite")
 
@@ -98,13 +94,5 @@ struct ServerProcessTests {
             throw error
         }
         try await http.shutdown()
-    }
-}
-
-extension String {
-    /// Creates the folder of this file path and returns the path.
-    func ensuringFolder() throws -> String {
-        try FileManager.default.createDirectory(atPath: (self as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        return self
     }
 }

@@ -54,16 +54,8 @@ struct SignatureTests {
             wh.verify(sys.argv[2].encode(), {"webhook-id": "dlv_1", "webhook-timestamp": sys.argv[3], "webhook-signature": sys.argv[4]})
             print("verified")
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, secretText, body, String(now), signature]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        process.waitUntilExit()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "python standardwebhooks: \(output) (scripts/install-dependencies installs it)")
+        let (status, output) = try Self.python(script, secretText, body, String(now), signature)
+        #expect(status == 0, "python standardwebhooks: \(output) (scripts/install-dependencies installs it)")
         #expect(output.contains("verified"))
     }
 
@@ -81,16 +73,8 @@ struct SignatureTests {
             assert verifier.is_valid(body=sys.argv[2], timestamp=sys.argv[3], signature=sys.argv[4]), "our signature was refused"
             print(verifier.generate_signature(timestamp=sys.argv[3], body=sys.argv[2]))
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, secret, body, String(now), signature]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        process.waitUntilExit()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "python slack_sdk: \(output) (scripts/install-dependencies installs it)")
+        let (status, output) = try Self.python(script, secret, body, String(now), signature)
+        #expect(status == 0, "python slack_sdk: \(output) (scripts/install-dependencies installs it)")
         let theirs = output.trimmingCharacters(in: .whitespacesAndNewlines)
         let headers = ["x-slack-request-timestamp": String(now), "x-slack-signature": theirs]
         let verifier = InboundVerifier(scheme: .slackV0, secrets: [try SigningSecret(secret)])
@@ -122,5 +106,18 @@ struct SignatureTests {
         let secret = try SigningSecret("whsec_c2VjcmV0LXZhbHVl")
         #expect(!"\(secret)".contains("c2Vj"))
         #expect(throws: SignatureError.self) { try SigningSecret("whsec_!!!") }
+    }
+
+    /// Runs a Python script with arguments; returns its exit status and its output (stdout and stderr).
+    static func python(_ script: String, _ arguments: String...) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
     }
 }

@@ -34,6 +34,15 @@ final class TemporaryDirectory: Sendable {
         try text.write(toFile: full, atomically: true, encoding: .utf8)
     }
 
+    /// Copies files of the repository (`workflows/x.yaml`, ...) under `folder`, keeping their paths.
+    func copyExamples(_ files: [String], into folder: String) throws {
+        for file in files {
+            let target = self.file("\(folder)/\(file)")
+            try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent(file).path, toPath: target)
+        }
+    }
+
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
