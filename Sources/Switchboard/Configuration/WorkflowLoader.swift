@@ -365,18 +365,19 @@ struct WorkflowLoader {
         if let items = node.sequence { return .array(items.compactMap { loadTemplate($0) }) }
         let json = node.json
         guard case let .string(text) = json else { return .literal(json) }
-        if text.hasPrefix("= ") {
-            let exprNode = YAMLNode(node: .scalar(.init(String(text.dropFirst(2)), .implicit, .plain, node.node.mark)), file: node.file)
+        switch ValueTemplate.form(of: text) {
+        case let .expression(source):
+            let exprNode = YAMLNode(node: .scalar(.init(source, .implicit, .plain, node.node.mark)), file: node.file)
             return compile(exprNode, context: "value").map { .expression($0) }
-        }
-        if text.contains("{{") {
+        case .template:
             do {
-                return .template(source: text, try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + text))
+                return .template(source: text, try ValueTemplate.mustache(text))
             } catch {
                 collector.error(node, "template '\(text)' is not valid Mustache: \(error)")
                 return nil
             }
+        case .literal:
+            return .literal(json)
         }
-        return .literal(json)
     }
 }

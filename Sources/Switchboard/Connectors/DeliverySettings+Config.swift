@@ -75,19 +75,23 @@ extension ValueTemplate {
             var parsed: [ValueTemplate] = []
             for (index, item) in items.enumerated() { parsed.append(try parse(item, key: "\(key)[\(index)]")) }
             return .array(parsed)
-        case let .string(text) where text.hasPrefix("= "):
-            do {
-                let source = String(text.dropFirst(2))
-                let program = try ExpressionEnvironment.shared.compile(source)
-                return .expression(Expression(source: source, program: program, location: SourceLocation(file: key, line: 1, column: 1)))
-            } catch {
-                throw ConnectorError(key: key, "expression does not compile: \(error)")
-            }
-        case let .string(text) where text.contains("{{"):
-            do {
-                return .template(source: text, try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + text))
-            } catch {
-                throw ConnectorError(key: key, "template is not valid Mustache: \(error)")
+        case let .string(text):
+            switch form(of: text) {
+            case let .expression(source):
+                do {
+                    let program = try ExpressionEnvironment.shared.compile(source)
+                    return .expression(Expression(source: source, program: program, location: SourceLocation(file: key, line: 1, column: 1)))
+                } catch {
+                    throw ConnectorError(key: key, "expression does not compile: \(error)")
+                }
+            case .template:
+                do {
+                    return .template(source: text, try mustache(text))
+                } catch {
+                    throw ConnectorError(key: key, "template is not valid Mustache: \(error)")
+                }
+            case .literal:
+                return .literal(json)
             }
         default:
             return .literal(json)

@@ -28,6 +28,26 @@ public indirect enum ValueTemplate: Sendable {
     }
 }
 
+extension ValueTemplate {
+    /// How a string value is read, the same in workflows and connector files: `= expr` is CEL,
+    /// a string with `{{` is a Mustache template, anything else is the string itself.
+    enum StringForm {
+        case literal
+        case expression(source: String)
+        case template
+    }
+
+    static func form(of text: String) -> StringForm {
+        if text.hasPrefix("= ") { return .expression(source: String(text.dropFirst(2))) }
+        return text.contains("{{") ? .template : .literal
+    }
+
+    /// A Mustache template that renders text (no HTML escaping).
+    static func mustache(_ text: String) throws -> MustacheTemplate {
+        try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + text)
+    }
+}
+
 extension JSON {
     /// The value as Foundation objects, for Mustache.
     var foundationObject: Any {
