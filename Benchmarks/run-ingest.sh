@@ -6,7 +6,8 @@
 #   Benchmarks/run-ingest.sh down      # the same to a receiver that is down: memory with a deep queue
 #   Benchmarks/run-ingest.sh latency   # forward at a fixed RATE (default 2000/s): ingest-to-delivery percentiles
 #   PERF=/tmp/ingest.perf Benchmarks/run-ingest.sh ingest   # also records a CPU profile of the gateway
-#   CPU=1 ...  prints the gateway's CPU seconds during the measured run; BIN=path runs that binary
+#   CPU=1 ...  prints the gateway's CPU seconds during the measured run; BIN=path runs that binary;
+#   WRK_THREADS=1 drives the same 32 connections from one wrk thread (default 2)
 #
 # Both use a release build, wrk with 2 threads and 32 keep-alive connections for 10 s on loopback.
 set -euo pipefail
@@ -109,7 +110,7 @@ if [ "$mode" = down ]; then
 fi
 # Warm up: on a new database the first seconds are slower while SQLite's WAL file grows to its
 # working size (every commit then also flushes the file's new size). Measure the steady state.
-wrk -t2 -c32 -d"${WARMUP:-5s}" -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events > "$work/warmup.txt"
+wrk -t${WRK_THREADS:-2} -c32 -d"${WARMUP:-5s}" -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events > "$work/warmup.txt"
 echo "warm-up: $(grep Requests/sec "$work/warmup.txt")"
 for _ in $(seq 1 600); do
   warm_sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')
@@ -121,7 +122,7 @@ cpu_before=$(awk '{print $14 + $15}' /proc/$server_pid/stat)
 start=$(date +%s.%N)
 # PERF=FILE records a CPU profile of the gateway during the measured run (read it with perf report -i FILE).
 [ -n "${PERF:-}" ] && { perf record -F 499 -g -p $server_pid -o "$PERF" -- sleep "${duration%s}" >/dev/null 2>&1 & }
-wrk -t2 -c32 -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
+wrk -t${WRK_THREADS:-2} -c32 -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
 # CPU seconds the gateway used during the measured run (utime + stime, in clock ticks).
 [ -n "${CPU:-}" ] && echo "gateway CPU during the run: $(awk '{printf "%.1f s", ($14 + $15 - '"$cpu_before"') / 100}' /proc/$server_pid/stat)"
 total_sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')
