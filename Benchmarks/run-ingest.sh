@@ -121,16 +121,19 @@ done
 cpu_before=$(awk '{print $14 + $15}' /proc/$server_pid/stat)
 start=$(date +%s.%N)
 # PERF=FILE records a CPU profile of the gateway during the measured run (read it with perf report -i FILE).
-[ -n "${PERF:-}" ] && { perf record -F 499 -g -p $server_pid -o "$PERF" -- sleep "${duration%s}" >/dev/null 2>&1 & }
+[ -n "${PERF:-}" ] && { perf record -F 499 ${PERF_CALLGRAPH--g} -p $server_pid -o "$PERF" -- sleep "${duration%s}" >/dev/null 2>&1 & }
 wrk -t${WRK_THREADS:-2} -c32 -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
 # CPU seconds the gateway used during the measured run (utime + stime, in clock ticks).
 [ -n "${CPU:-}" ] && echo "gateway CPU during the run: $(awk '{printf "%.1f s", ($14 + $15 - '"$cpu_before"') / 100}' /proc/$server_pid/stat)"
 total_sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')
 sent=$total_sent
 # Wait (at most 120 s) until every accepted event's run has completed.
+# Requests still in flight when wrk stopped may be accepted after the first reading, so the
+# accepted count is read again each time.
 for _ in $(seq 1 1200); do
   done_count=$(curl -s http://127.0.0.1:18080/metrics | grep -F "$counter" | awk '{print $2}' || true)
-  [ "${done_count:-0}" = "$sent" ] && break
+  sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')
+  [ "${done_count:-0}" -ge "${sent:-0}" ] && break
   sleep 0.1
 done
 end=$(date +%s.%N)
@@ -138,3 +141,9 @@ measured=$(( ${done_count:-0} - ${warm_done:-0} ))
 echo "mode=$mode accepted_total=$sent completed_total=${done_count:-0} measured=$measured elapsed_s=$(echo "$end - $start" | bc)"
 echo "completion rate: $(echo "scale=0; $measured / ($end - $start)" | bc) per s (from the first measured request to the last completion)"
 echo "resident memory of the gateway: $(ps -o rss= -p $server_pid) KiB"
+if [ "$mode" = forward ]; then
+  # Deliveries that needed more than one attempt, and why: a slow completion rate comes from these.
+  command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+  echo "deliveries by attempts: $(sqlite3 "$work/switchboard.sqlite" "SELECT group_concat(n || ' attempt(s): ' || c, ', ') FROM (SELECT attempt_count AS n, COUNT(*) AS c FROM deliveries GROUP BY attempt_count)")"
+  echo "failed attempts by error: $(sqlite3 "$work/switchboard.sqlite" "SELECT group_concat(e || ' ' || c, ', ') FROM (SELECT COALESCE(error_class, 'none') || ': ' || COALESCE(substr(error_message, 1, 80), '') AS e, COUNT(*) AS c FROM delivery_attempts WHERE error_class IS NOT NULL GROUP BY e ORDER BY c DESC LIMIT 5)")"
+fi

@@ -89,6 +89,36 @@ extension SQLiteStore {
         JSON.array(runs.map { ["id": .string($0.id.rawValue), "workflow": .string($0.workflow)] }).text
     }
 
+    // Hot-path decoders with the CEL module's JSON parser: Foundation's JSONDecoder costs several
+    // times more, and these run inside the single writer's transactions.
+    static func strings(_ text: String?) throws -> [String] {
+        guard let text, case let .array(items) = try JSON.parse(Data(text.utf8)) else { return [] }
+        return items.compactMap(\.stringValue)
+    }
+
+    static func trigger(_ text: String?) throws -> RunTrigger {
+        guard let text else { return RunTrigger() }
+        let json = try JSON.parse(Data(text.utf8))
+        return RunTrigger(eventID: json["event_id"]?.stringValue.map(EventID.init), api: json["api"] == .bool(true))
+    }
+
+    static func encode(_ request: OutboundRequest) -> String {
+        var object: [String: JSON] = ["method": .string(request.method), "url": .string(request.url),
+                                      "headers": .array(request.headers.map { .array($0.map(JSON.string)) })]
+        if let body = request.body { object["body"] = .string(body) }
+        if let stage = request.stage { object["stage"] = .string(stage) }
+        return JSON.object(object).text
+    }
+
+    static func request(_ text: String?) throws -> OutboundRequest {
+        guard let text, case let .object(object) = try JSON.parse(Data(text.utf8)),
+              let method = object["method"]?.stringValue, let url = object["url"]?.stringValue
+        else { throw StoreError.corrupt("delivery without a readable request") }
+        var request = OutboundRequest(method: method, url: url, body: object["body"]?.stringValue, stage: object["stage"]?.stringValue)
+        request.headers = (object["headers"]?.arrayValue ?? []).map { ($0.arrayValue ?? []).compactMap(\.stringValue) }
+        return request
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T? {
         guard let text else { return nil }
         return try JSONDecoder().decode(T.self, from: Data(text.utf8))
@@ -144,8 +174,8 @@ extension SQLiteStore {
         return RunRecord(
             id: RunID(row["id"] as String), workflow: row["workflow"], status: status,
             decision: (row["decision"] as String?).flatMap(Decision.init(rawValue:)),
-            tags: try decode([String].self, row["tags"]) ?? [],
-            trigger: try decode(RunTrigger.self, row["trigger"]) ?? RunTrigger(),
+            tags: try strings(row["tags"]),
+            trigger: try trigger(row["trigger"]),
             event: try json((row["event"] as String?) ?? row["event_payload"]), input: try json(row["input"]), error: try decode(StepError.self, row["error"]),
             createdAt: Date(microseconds: row["created_at"]), updatedAt: Date(microseconds: row["updated_at"]),
             wakeAt: (row["wake_at"] as Int64?).map(Date.init(microseconds:)), version: row["version"] ?? 0)
@@ -172,7 +202,7 @@ extension SQLiteStore {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             arguments: [delivery.id.rawValue, delivery.runID.rawValue, delivery.stepID, delivery.connector, delivery.operation,
-                        delivery.status.rawValue, try encode(delivery.request), try delivery.retry.map(encode),
+                        delivery.status.rawValue, encode(delivery.request), try delivery.retry.map(encode),
                         delivery.attemptCount, delivery.nextAttemptAt?.microseconds, delivery.manual,
                         try delivery.lastError.map(encode), delivery.detached, delivery.createdAt.microseconds,
                         delivery.updatedAt.microseconds])
@@ -180,7 +210,7 @@ extension SQLiteStore {
 
     static func delivery(from row: Row) throws -> Delivery {
         guard let status = DeliveryStatus(rawValue: row["status"]) else { throw StoreError.corrupt("unknown delivery status") }
-        guard let request = try decode(OutboundRequest.self, row["request"]) else { throw StoreError.corrupt("delivery without request") }
+        let request = try request(row["request"])
         return Delivery(
             id: DeliveryID(row["id"] as String), runID: RunID(row["run_id"] as String), stepID: row["step_id"],
             connector: row["connector"], operation: row["operation"], status: status, request: request,
