@@ -94,7 +94,8 @@ public struct DeliveryAttempt: Sendable, Equatable {
     public var trigger: Trigger
     public var startedAt: Date
     public var durationMilliseconds: Int
-    /// `{method, url, headers, body_size, body_excerpt}` with secret headers as `••••`.
+    /// `{method, url, headers, body_size}` with secret headers as `••••`; the body is the
+    /// delivery's (the API shows its first 4 KiB as `body_excerpt`).
     public var request: JSON
     /// `{status, headers, body_size, body_excerpt}`, or nil when no response came.
     public var response: JSON?

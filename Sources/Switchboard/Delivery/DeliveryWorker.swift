@@ -276,11 +276,13 @@ public final class DeliveryWorker: Service {
         .string(String(decoding: body.prefix(HTTPSender.excerptLimit), as: UTF8.self))
     }
 
+    /// An attempt's request as logged. The body is the delivery's, the same on every attempt, so
+    /// it is not copied into each attempt: the delivery log shows the delivery's body as the excerpt.
     static func loggedRequest(method: String, url: String, headers: [(String, String)], body: [UInt8],
                               secretHeaders: Set<String>) -> JSON
     {
         ["method": .string(method), "url": .string(url), "headers": redact(headers, secret: secretHeaders),
-         "body_size": .number(Double(body.count)), "body_excerpt": excerpt(body)]
+         "body_size": .number(Double(body.count))]
     }
 
     static func loggedResponse(_ response: ConnectorResponse) -> JSON {

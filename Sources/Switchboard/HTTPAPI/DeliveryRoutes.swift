@@ -70,10 +70,17 @@ extension Delivery {
             "request": ["method": .string(request.method), "url": .string(request.url)],
         ]
         if let attempts {
+            // Every attempt sends the delivery's body: the log keeps it once, on the delivery.
+            let excerpt = DeliveryWorker.excerpt(Array((request.body ?? "").utf8))
             object["attempts"] = .array(attempts.map { attempt in
-                ["number": .number(Double(attempt.number)), "trigger": .string(attempt.trigger.rawValue),
+                var sent = attempt.request
+                if case var .object(fields) = sent, fields["body_excerpt"] == nil {
+                    fields["body_excerpt"] = excerpt
+                    sent = .object(fields)
+                }
+                return ["number": .number(Double(attempt.number)), "trigger": .string(attempt.trigger.rawValue),
                  "started_at": .string(attempt.startedAt.rfc3339), "duration_ms": .number(Double(attempt.durationMilliseconds)),
-                 "request": attempt.request, "response": attempt.response ?? .null,
+                 "request": sent, "response": attempt.response ?? .null,
                  "error": attempt.errorClass.map { ["class": .string($0), "message": .string(attempt.errorMessage ?? $0)] } ?? .null]
             })
         }

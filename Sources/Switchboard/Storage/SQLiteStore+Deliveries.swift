@@ -16,17 +16,25 @@ extension SQLiteStore {
     }
 
     public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
-        _ = try await commits.write { db in try Self.record(result, now, advance: nil, db) }
+        let texts = Self.texts(of: result.attempt)
+        _ = try await commits.write { db in try Self.record(result, texts, now, advance: nil, db) }
     }
 
     public func recordAttempt(_ result: AttemptResult, at now: Date,
                               advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     {
-        try await commits.write { db in try Self.record(result, now, advance: advance, db) }
+        let texts = Self.texts(of: result.attempt)
+        return try await commits.write { db in try Self.record(result, texts, now, advance: advance, db) }
     }
 
-    private static func record(_ result: AttemptResult, _ now: Date, advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?,
-                               _ db: Database) throws -> RunCheckpoint?
+    /// The attempt's request and response as stored, encoded before the transaction: the one
+    /// writer should only write.
+    private static func texts(of attempt: DeliveryAttempt?) -> (request: String, response: String?)? {
+        attempt.map { ($0.request.text, $0.response?.text) }
+    }
+
+    private static func record(_ result: AttemptResult, _ texts: (request: String, response: String?)?, _ now: Date,
+                               advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, _ db: Database) throws -> RunCheckpoint?
     {
         do {
             guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM deliveries WHERE id = ?"),
@@ -41,8 +49,8 @@ extension SQLiteStore {
                       response, error_class, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                     arguments: [attempt.deliveryID.rawValue, attempt.number, attempt.trigger.rawValue,
-                                attempt.startedAt.microseconds, attempt.durationMilliseconds, attempt.request.text,
-                                attempt.response?.text, attempt.errorClass, attempt.errorMessage])
+                                attempt.startedAt.microseconds, attempt.durationMilliseconds, texts?.request ?? attempt.request.text,
+                                texts?.response ?? attempt.response?.text, attempt.errorClass, attempt.errorMessage])
             }
             let attempts = delivery.attemptCount + (result.attempt == nil ? 0 : 1)
             switch result.outcome {

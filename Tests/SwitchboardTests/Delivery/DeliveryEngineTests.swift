@@ -86,6 +86,8 @@ struct DeliveryEngineTests {
                 #expect(attempt["response"]?["status"]?.numberValue == 200)
                 #expect(attempt["request"]?["headers"]?["Authorization"] == "••••")
                 #expect(attempt["request"]?["headers"]?["webhook-signature"] == "••••")
+                #expect(attempt["request"]?["body_excerpt"] == .string(request.body), "the body sent, shown with each attempt")
+                #expect(attempt["request"]?["body_size"]?.numberValue == Double(request.body.utf8.count))
                 let log = try await api.request(.get, "/v1/deliveries/\(id)").body
                 #expect(!log.contains("crm-token-secret"))
             }
