@@ -106,12 +106,13 @@ extension SQLiteStore {
             return
         case let .next(request):
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT deliveries.* FROM deliveries JOIN steps ON steps.delivery_id = deliveries.id
+                SELECT \(columnsWithoutRequest.map { "deliveries." + $0 }.joined(separator: ", "))
+                FROM deliveries JOIN steps ON steps.delivery_id = deliveries.id
                 WHERE steps.run_id = ? AND steps.step_id = ?
                 """, arguments: [run, match.stepID]) else {
                 throw StoreError.corrupt("step \(match.stepID) of run \(run) waits for a callback without a delivery")
             }
-            try followUp(try delivery(from: row), request, now, db)
+            try followUp(try deliveryWithoutRequest(from: row), request, now, db)
             return
         case .pending:
             return

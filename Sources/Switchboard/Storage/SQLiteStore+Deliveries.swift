@@ -37,11 +37,12 @@ extension SQLiteStore {
                                advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, _ db: Database) throws -> RunCheckpoint?
     {
         do {
-            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM deliveries WHERE id = ?"),
-                                             arguments: [result.deliveryID.rawValue]) else {
+            guard let row = try Row.fetchOne(
+                try db.cachedStatement(sql: "SELECT \(deliveryColumnsWithoutRequest) FROM deliveries WHERE id = ?"),
+                arguments: [result.deliveryID.rawValue]) else {
                 return nil
             }
-            let delivery = try delivery(from: row)
+            let delivery = try deliveryWithoutRequest(from: row)
             if let attempt = result.attempt {
                 try db.cached(
                     sql: """

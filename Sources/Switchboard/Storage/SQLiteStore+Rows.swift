@@ -208,9 +208,23 @@ extension SQLiteStore {
                         delivery.updatedAt.microseconds])
     }
 
+    /// The columns of a delivery without its request, for the writer's hot paths, which settle a
+    /// delivery without reading what it sent.
+    static let deliveryColumnsWithoutRequest = columnsWithoutRequest.joined(separator: ", ")
+    static let columnsWithoutRequest = ["id", "run_id", "step_id", "connector", "operation", "status", "retry", "attempt_count",
+                                        "next_attempt_at", "manual", "last_error", "detached", "created_at", "updated_at"]
+
     static func delivery(from row: Row) throws -> Delivery {
+        try delivery(from: row, request: try request(row["request"]))
+    }
+
+    /// A delivery read without its request (``deliveryColumnsWithoutRequest``): its `request` is empty.
+    static func deliveryWithoutRequest(from row: Row) throws -> Delivery {
+        try delivery(from: row, request: OutboundRequest(method: "", url: ""))
+    }
+
+    private static func delivery(from row: Row, request: OutboundRequest) throws -> Delivery {
         guard let status = DeliveryStatus(rawValue: row["status"]) else { throw StoreError.corrupt("unknown delivery status") }
-        let request = try request(row["request"])
         return Delivery(
             id: DeliveryID(row["id"] as String), runID: RunID(row["run_id"] as String), stepID: row["step_id"],
             connector: row["connector"], operation: row["operation"], status: status, request: request,
