@@ -3,6 +3,7 @@
 //   swift run -c release --scratch-path .build-release switchboard-bench cel
 //   swift run -c release --scratch-path .build-release switchboard-bench fuzz [COUNT] [SEED]
 //   switchboard-bench load URL RATE SECONDS   # POST CloudEvents at a fixed rate (key in SWITCHBOARD_API_KEY)
+//   swift run -c release --scratch-path .build-release switchboard-bench runs   # the run interpreter, one core
 //
 // `cel` measures evaluations per second on one core and allocations per evaluation for the
 // four expressions of the CEL issue; each figure is the median of five one-second runs.
@@ -75,6 +76,45 @@ func benchmarkCEL() throws {
     }
 }
 
+/// Runs of examples 1 and 2 taken as far as they go in memory, as ingest does before it commits
+/// (through `DryRun`, which is the same interpreter without a store): runs/s on one core and
+/// allocations per run, for a ~1 KiB event like the ingest benchmark's.
+func benchmarkRuns() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let (configuration, _) = try Configuration.loadValid(directory: root.path)
+    let lists = ListIndexSnapshot(lists: [ListRecord(name: "blocked-ips", kind: .ip, items: ["203.0.113.7", "198.51.100.0/24"])])
+    let padding = String(repeating: "x", count: 700)
+    let event: JSON = [
+        "specversion": "1.0", "id": "bench-1", "source": "https://identity.example.com", "type": "inquiry.completed",
+        "data": ["inquiry": ["id": "inq_1", "ip_address": "192.0.2.44", "birthdate": "1990-04-12", "name_first": "Ada",
+                             "note": .string(padding)]],
+    ]
+    print("run interpreter, one core, median of 5 runs of 1 s (adult inquiry, no decision)")
+    print("workflow                      runs/s       allocations/run")
+    for id in ["decline-blocked-ip", "review-minors"] {
+        guard let workflow = configuration.workflow(id) else { continue }
+        let run = { () throws in
+            _ = try DryRun.execute(workflow, event: event, input: nil, lists: lists, connectors: configuration.connectorInstances)
+        }
+        var rates: [Double] = []
+        for _ in 0 ..< 5 {
+            var count = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            var elapsed: UInt64 = 0
+            while elapsed < 1_000_000_000 {
+                for _ in 0 ..< 100 { try run() }
+                count += 100
+                elapsed = DispatchTime.now().uptimeNanoseconds - start
+            }
+            rates.append(Double(count) / (Double(elapsed) / 1e9))
+        }
+        let before = malloc_counter_allocations()
+        for _ in 0 ..< 1000 { try run() }
+        let allocations = Double(malloc_counter_allocations() - before) / 1000
+        print(id.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%-13.0f%.0f", median(rates), allocations))
+    }
+}
+
 func fuzz(count: Int, seed: UInt64) {
     var rng = SeededGenerator(state: seed)
     var compiled = 0
@@ -129,6 +169,8 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "cel":
     try benchmarkCEL()
+case "runs":
+    try benchmarkRuns()
 case "fuzz":
     fuzz(count: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000,
          seed: arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 20_261_126)
@@ -136,6 +178,6 @@ case "load" where arguments.count >= 4:
     try await load(url: arguments[1], rate: Int(arguments[2]) ?? 1000, seconds: Int(arguments[3]) ?? 10,
                    eventType: arguments.count > 4 ? arguments[4] : "bench.forward")
 default:
-    print("usage: switchboard-bench cel | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
+    print("usage: switchboard-bench cel | runs | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
     exit(2)
 }
