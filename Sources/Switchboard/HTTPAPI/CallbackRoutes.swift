@@ -30,6 +30,15 @@ extension Gateway {
         signed.post("slack/interactions") { [self] request, _ in
             let body = try await Self.rawBody(request)
             let answer = try await SlackInteractions(gateway: self).handle(headers: Self.headerPairs(request), body: body)
+            guard answer.status < 400 else {
+                let status: HTTPResponse.Status = switch answer.status {
+                case 401: .unauthorized
+                case 403: .forbidden
+                case 404: .notFound
+                default: .badRequest
+                }
+                throw Problem(status, answer.body["error"]?.stringValue ?? "the interaction was refused")
+            }
             return Response.json(answer.body, status: HTTPResponse.Status(code: answer.status))
         }
     }

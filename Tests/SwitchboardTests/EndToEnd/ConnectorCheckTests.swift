@@ -31,6 +31,7 @@ struct ConnectorCheckTests {
         try await SandboxHarness.run(environment: ["KYB_API_KEY": "wrong", "SLACK_BOT_TOKEN": "xoxb-wrong", "SLACK_CHANNEL": "reviews"]) { harness in
             let kyb = try await harness.api.request(.POST, "/v1/connectors/kyb/test").body
             #expect(kyb["status"] == "unauthorized", "\(kyb)")
+            #expect(kyb["detail"]?.stringValue?.contains("check api_key") == true)
             let slack = try await harness.api.request(.POST, "/v1/connectors/slack-reviews/test").body
             #expect(slack["status"] == "unauthorized", "\(slack)")
         }

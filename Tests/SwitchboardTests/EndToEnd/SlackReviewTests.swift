@@ -45,6 +45,9 @@ struct SlackReviewTests {
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await harness.api.client.execute(request, timeout: .seconds(5))
         let answer = try await response.body.collect(upTo: 1 << 16)
+        if response.status.code >= 400 {
+            #expect(response.headers.first(name: "content-type") == "application/problem+json", "refusals are problem details")
+        }
         return (Int(response.status.code), (try? JSON.parse(Data(buffer: answer))) ?? .null)
     }
 

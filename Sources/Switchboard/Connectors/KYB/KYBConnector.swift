@@ -109,6 +109,18 @@ public struct KYBConnector: Connector {
 
     public func testRequest() -> OutboundRequest? { vendor.healthCheck() }
 
+    public func testVerdict(_ response: ConnectorResponse) -> ConnectorTestResult {
+        switch response.status {
+        case 401, 403:
+            ConnectorTestResult(ok: false, status: "unauthorized",
+                                detail: "\(response.status): the vendor refused the API key; check api_key (KYB_API_KEY in the shipped file)")
+        case 404:
+            ConnectorTestResult(ok: false, status: "not_found", detail: "404: check base_url (KYB_BASE_URL) and vendor")
+        default:
+            ConnectorTestResult.fromStatus(response.status)
+        }
+    }
+
     public var callbacks: (any ConnectorCallbacks)? { KYBCallbacks(vendor: vendor) }
 }
 

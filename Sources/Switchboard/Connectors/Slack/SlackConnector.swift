@@ -158,7 +158,8 @@ public struct SlackConnector: Connector {
             case 400 where ["no_text", "invalid_payload", "missing_text_or_fallback_or_attachments"].contains(text):
                 return ConnectorTestResult(ok: true, status: "ok", detail: "the webhook URL is valid (an empty test message was refused as '\(text)')")
             case 403, 404, 410:
-                return ConnectorTestResult(ok: false, status: "not_found", detail: "\(response.status) \(text): the webhook URL is not valid or was revoked")
+                let said = text.isEmpty ? "" : " (\(text))"
+                return ConnectorTestResult(ok: false, status: "not_found", detail: "\(response.status)\(said): the webhook URL is not valid or was revoked")
             case 200 ..< 300:
                 return ConnectorTestResult(ok: true, status: "ok", detail: "the webhook answered \(response.status)")
             default:
