@@ -22,9 +22,18 @@ extension RunRecord {
 
 extension StepRecord {
     var json: JSON {
-        ["id": .string(id), "parent": parent.map(JSON.string) ?? .null, "status": .string(status.rawValue),
-         "attempts": .number(Double(attempts)), "output": output ?? .null, "error": error?.json ?? .null,
-         "started_at": .string(startedAt.rfc3339), "ended_at": endedAt.map { .string($0.rfc3339) } ?? .null]
+        var object: [String: JSON] = [
+            "id": .string(id), "parent": parent.map(JSON.string) ?? .null, "status": .string(status.rawValue),
+            "attempts": .number(Double(attempts)), "output": output ?? .null, "error": error?.json ?? .null,
+            "started_at": .string(startedAt.rfc3339), "ended_at": endedAt.map { .string($0.rfc3339) } ?? .null,
+        ]
+        if let deliveryID { object["delivery_id"] = .string(deliveryID.rawValue) }
+        // What a waiting step expects, so that an operator can find its callback in GET /v1/callbacks.
+        if let awaitedCallback, status == .waiting {
+            object["awaiting"] = ["connector": .string(awaitedCallback.connector), "correlation": .string(awaitedCallback.correlation)]
+        }
+        if let wakeAt, status == .waiting { object["wake_at"] = .string(wakeAt.rfc3339) }
+        return .object(object)
     }
 }
 

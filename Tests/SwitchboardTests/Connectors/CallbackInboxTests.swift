@@ -54,6 +54,9 @@ struct CallbackInboxTests {
                 let run = try #require(started.json["id"]?.stringValue)
                 await vendor.waitForRequests(1)
 
+                let ordered = try await api.request(.get, "/v1/runs/\(run)").json
+                #expect((ordered["steps"]?.arrayValue ?? []).first?["delivery_id"]?.stringValue?.hasPrefix("dlv_") == true)
+
                 let (body, headers) = try Self.callback(report: "rep_early", messageID: "msg_1")
                 let early = try await api.request(.post, "/v1/callbacks/kyb", body: body, headers: headers, authenticated: false)
                 #expect(early.status == .accepted, "\(early.body)")

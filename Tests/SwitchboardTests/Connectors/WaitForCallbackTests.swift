@@ -74,6 +74,8 @@ struct WaitForCallbackTests {
                     if awaited == nil { try await Task.sleep(for: .milliseconds(10)) }
                 }
                 #expect(awaited == CallbackKey(connector: "shop", correlation: "o-17"))
+                let shown = try await api.request(.get, "/v1/runs/\(run)").json
+                #expect((shown["steps"]?.arrayValue ?? []).first { $0["id"] == "shipped" }?["awaiting"] == ["connector": "shop", "correlation": "o-17"])
 
                 let (forged, forgedHeaders) = try Self.signed(["event_id": "e-1", "order_id": "o-17", "status": "lost"], secret: "guess")
                 #expect(try await api.request(.post, "/v1/callbacks/shop", body: forged, headers: forgedHeaders, authenticated: false).status == .unauthorized)
