@@ -119,12 +119,15 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 cpu_before=$(awk '{print $14 + $15}' /proc/$server_pid/stat)
+written_before=$(awk '/^wchar/ {print $2}' /proc/$server_pid/io)
 start=$(date +%s.%N)
 # PERF=FILE records a CPU profile of the gateway during the measured run (read it with perf report -i FILE).
+# STRACE=FILE counts the gateway's system calls (and pwrite sizes) for 3 s of the measured run.
+[ -n "${STRACE:-}" ] && { (sleep 2; timeout 3 strace -f -p $server_pid -e trace=pwrite64,fdatasync -o "$STRACE" 2>/dev/null) & }
 [ -n "${PERF:-}" ] && { perf record -F 499 ${PERF_CALLGRAPH--g} -p $server_pid -o "$PERF" -- sleep "${duration%s}" >/dev/null 2>&1 & }
 wrk -t${WRK_THREADS:-2} -c32 -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
 # CPU seconds the gateway used during the measured run (utime + stime, in clock ticks).
-[ -n "${CPU:-}" ] && echo "gateway CPU during the run: $(awk '{printf "%.1f s", ($14 + $15 - '"$cpu_before"') / 100}' /proc/$server_pid/stat)"
+[ -n "${CPU:-}" ] && echo "gateway CPU during the run: $(awk '{printf "%.1f s", ($14 + $15 - '"$cpu_before"') / 100}' /proc/$server_pid/stat), bytes written (files and sockets): $(awk '/^wchar/ {printf "%.0f MB", ($2 - '"$written_before"') / 1e6}' /proc/$server_pid/io)"
 total_sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')
 sent=$total_sent
 # Wait (at most 120 s) until every accepted event's run has completed.
