@@ -123,7 +123,7 @@ written_before=$(awk '/^wchar/ {print $2}' /proc/$server_pid/io)
 start=$(date +%s.%N)
 # PERF=FILE records a CPU profile of the gateway during the measured run (read it with perf report -i FILE).
 # STRACE=FILE counts the gateway's system calls (and pwrite sizes) for 3 s of the measured run.
-[ -n "${STRACE:-}" ] && { (sleep 2; timeout 3 strace -f -p $server_pid -e trace=pwrite64,fdatasync -o "$STRACE" 2>/dev/null) & }
+[ -n "${STRACE:-}" ] && { (sleep 2; timeout 3 strace -f -p $server_pid ${STRACE_ARGS:--e trace=pwrite64,fdatasync} -o "$STRACE" 2>/dev/null) & }
 [ -n "${PERF:-}" ] && { perf record -F 499 ${PERF_CALLGRAPH--g} -p $server_pid -o "$PERF" -- sleep "${duration%s}" >/dev/null 2>&1 & }
 wrk -t${WRK_THREADS:-2} -c32 -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
 # CPU seconds the gateway used during the measured run (utime + stime, in clock ticks).

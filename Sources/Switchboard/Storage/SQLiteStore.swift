@@ -24,6 +24,8 @@ public final class SQLiteStore: Store {
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA temp_store = MEMORY") }
         pool = try DatabasePool(path: path, configuration: configuration)
         // GRDB sets NORMAL on the writer after prepareDatabase; FULL makes each commit durable.
+        // SQLite's default WAL checkpoint (every 1,000 pages) is kept: at 8,000 each checkpoint
+        // stalls the writer longer and ingest p99 doubled (20.8 vs 10.5 ms) for no clear gain.
         try pool.writeWithoutTransaction { db in try db.cached(sql: "PRAGMA synchronous = FULL") }
         commits = GroupCommit(writer: pool)
         self.path = path
