@@ -24,9 +24,15 @@ public final class SQLiteStore: Store {
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA temp_store = MEMORY") }
         pool = try DatabasePool(path: path, configuration: configuration)
         // GRDB sets NORMAL on the writer after prepareDatabase; FULL makes each commit durable.
-        // SQLite's default WAL checkpoint (every 1,000 pages) is kept: at 8,000 each checkpoint
-        // stalls the writer longer and ingest p99 doubled (20.8 vs 10.5 ms) for no clear gain.
-        try pool.writeWithoutTransaction { db in try db.cached(sql: "PRAGMA synchronous = FULL") }
+        // Checkpoint every 8,000 WAL pages (32 MB) rather than SQLite's 1,000: pages rewritten between
+        // checkpoints are copied once. Ingest was faster in 8 of 8 alternating pairs (e.g. 8,942 vs
+        // 7,986 events/s); each checkpoint stalls the writer longer, so ingest p99 went from ~9 to
+        // ~18 ms and ingest-to-delivery p99 at 2,000/s from 12.7 to 17.5 ms. A checkpointer on its own
+        // connection was tried and was slower.
+        try pool.writeWithoutTransaction { db in
+            try db.cached(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 8000")
+        }
         commits = GroupCommit(writer: pool)
         self.path = path
     }
