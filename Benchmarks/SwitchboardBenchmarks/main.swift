@@ -27,6 +27,23 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
+/// Calls `body` in batches for 1 s, five times; returns the median calls per second.
+func medianRate(batch: Int, _ body: () throws -> Void) rethrows -> Double {
+    var rates: [Double] = []
+    for _ in 0 ..< 5 {
+        var count = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed: UInt64 = 0
+        while elapsed < 1_000_000_000 {
+            for _ in 0 ..< batch { try body() }
+            count += batch
+            elapsed = DispatchTime.now().uptimeNanoseconds - start
+        }
+        rates.append(Double(count) / (Double(elapsed) / 1e9))
+    }
+    return median(rates)
+}
+
 func benchmarkCEL() throws {
     let data: JSON = [
         "inquiry": ["status": "completed", "score": 0.93, "birthdate": "2009-03-14", "ip_address": "198.51.100.77"],
@@ -56,23 +73,12 @@ func benchmarkCEL() throws {
     for benchmark in cases {
         let program = try ExpressionEnvironment.shared.compile(benchmark.source)
         let result = try program.evaluate(benchmark.variables, context: benchmark.context)
-        var rates: [Double] = []
-        for _ in 0 ..< 5 {
-            var count = 0
-            let start = DispatchTime.now().uptimeNanoseconds
-            var elapsed: UInt64 = 0
-            while elapsed < 1_000_000_000 {
-                for _ in 0 ..< 1000 { _ = try program.evaluate(benchmark.variables, context: benchmark.context) }
-                count += 1000
-                elapsed = DispatchTime.now().uptimeNanoseconds - start
-            }
-            rates.append(Double(count) / (Double(elapsed) / 1e9))
-        }
+        let rate = try medianRate(batch: 1000) { _ = try program.evaluate(benchmark.variables, context: benchmark.context) }
         let before = malloc_counter_allocations()
         for _ in 0 ..< 10_000 { _ = try program.evaluate(benchmark.variables, context: benchmark.context) }
         let allocations = Double(malloc_counter_allocations() - before) / 10_000
         print(benchmark.name.padding(toLength: 30, withPad: " ", startingAt: 0)
-            + String(format: "%-13.0f%-18.1f", median(rates), allocations) + TypedJSON.encode(result).text)
+            + String(format: "%-13.0f%-18.1f", rate, allocations) + TypedJSON.encode(result).text)
     }
 }
 
@@ -96,22 +102,11 @@ func benchmarkRuns() throws {
         let run = { () throws in
             _ = try DryRun.execute(workflow, event: event, input: nil, lists: lists, connectors: configuration.connectorInstances)
         }
-        var rates: [Double] = []
-        for _ in 0 ..< 5 {
-            var count = 0
-            let start = DispatchTime.now().uptimeNanoseconds
-            var elapsed: UInt64 = 0
-            while elapsed < 1_000_000_000 {
-                for _ in 0 ..< 100 { try run() }
-                count += 100
-                elapsed = DispatchTime.now().uptimeNanoseconds - start
-            }
-            rates.append(Double(count) / (Double(elapsed) / 1e9))
-        }
+        let rate = try medianRate(batch: 100, run)
         let before = malloc_counter_allocations()
         for _ in 0 ..< 1000 { try run() }
         let allocations = Double(malloc_counter_allocations() - before) / 1000
-        print(id.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%-13.0f%.0f", median(rates), allocations))
+        print(id.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%-13.0f%.0f", rate, allocations))
     }
 }
 

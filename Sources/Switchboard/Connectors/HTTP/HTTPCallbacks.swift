@@ -64,7 +64,7 @@ struct HTTPCallbacks: ConnectorCallbacks {
 
     private static func compile(_ source: String, key: String) throws(ConnectorError) -> CELProgram {
         do { return try environment.compile(source) } catch {
-            throw ConnectorError(key: key, "expression does not compile: \(error.message) (column \(error.column))")
+            throw ConnectorError(key: key, "expression does not compile: \(error.message)" + (error.column.map { " (column \($0))" } ?? ""))
         }
     }
 
