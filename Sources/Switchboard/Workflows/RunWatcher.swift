@@ -6,7 +6,7 @@ import Synchronization
 public final class RunWatcher: Sendable {
     private struct Waiter {
         let predicate: @Sendable (RunRecord) -> Bool
-        let continuation: CheckedContinuation<RunRecord?, Never>
+        let continuation: AsyncStream<RunRecord>.Continuation
     }
 
     private let waiters = Mutex<[RunID: [UUID: Waiter]]>([:])
@@ -15,9 +15,9 @@ public final class RunWatcher: Sendable {
 
     /// Called by the engine after it commits a run's checkpoint.
     func notify(_ run: RunRecord) {
-        let ready: [CheckedContinuation<RunRecord?, Never>] = waiters.withLock { waiters in
+        let ready: [AsyncStream<RunRecord>.Continuation] = waiters.withLock { waiters in
             guard let forRun = waiters[run.id] else { return [] }
-            var ready: [CheckedContinuation<RunRecord?, Never>] = []
+            var ready: [AsyncStream<RunRecord>.Continuation] = []
             for (token, waiter) in forRun where waiter.predicate(run) {
                 ready.append(waiter.continuation)
                 waiters[run.id]?[token] = nil
@@ -25,32 +25,41 @@ public final class RunWatcher: Sendable {
             if waiters[run.id]?.isEmpty == true { waiters[run.id] = nil }
             return ready
         }
-        for continuation in ready { continuation.resume(returning: run) }
+        for continuation in ready {
+            continuation.yield(run)
+            continuation.finish()
+        }
     }
 
-    /// Waits until a checkpoint of the run satisfies `predicate`, or the timeout passes (nil).
-    /// The caller checks the current state first: only checkpoints after this call are seen.
-    public func wait(for id: RunID, timeout: Duration, until predicate: @escaping @Sendable (RunRecord) -> Bool) async -> RunRecord? {
+    /// Waits until the run satisfies `predicate`, or the timeout passes (nil).
+    ///
+    /// The waiter is registered before `current` reads the run's present state, so a checkpoint
+    /// committed in between is never missed: either `current` sees it or the waiter is notified.
+    public func wait(for id: RunID, timeout: Duration, until predicate: @escaping @Sendable (RunRecord) -> Bool,
+                     current: @Sendable () async throws -> RunRecord?) async -> RunRecord? {
         let token = UUID()
-        return await withTaskGroup(of: RunRecord?.self) { group in
-            group.addTask { [self] in
-                await withCheckedContinuation { continuation in
-                    waiters.withLock { $0[id, default: [:]][token] = Waiter(predicate: predicate, continuation: continuation) }
-                }
+        let (stream, continuation) = AsyncStream<RunRecord>.makeStream()
+        waiters.withLock { $0[id, default: [:]][token] = Waiter(predicate: predicate, continuation: continuation) }
+        defer {
+            let pending = waiters.withLock { waiters -> Waiter? in
+                let removed = waiters[id]?.removeValue(forKey: token)
+                if waiters[id]?.isEmpty == true { waiters[id] = nil }
+                return removed
             }
-            group.addTask { [self] in
+            pending?.continuation.finish()
+        }
+        if let run = try? await current(), predicate(run) { return run }
+        return await withTaskGroup(of: RunRecord?.self) { group in
+            group.addTask {
+                for await run in stream { return run }
+                return nil
+            }
+            group.addTask {
                 try? await Task.sleep(for: timeout)
-                let pending = waiters.withLock { $0[id]?.removeValue(forKey: token) }
-                pending?.continuation.resume(returning: nil)
                 return nil
             }
             let first = await group.next() ?? nil
             group.cancelAll()
-            if first != nil {
-                // The timer task is sleeping; cancelling it ends the sleep early.
-                let pending = waiters.withLock { $0[id]?.removeValue(forKey: token) }
-                pending?.continuation.resume(returning: nil)
-            }
             return first
         }
     }

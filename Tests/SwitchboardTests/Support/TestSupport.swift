@@ -134,10 +134,10 @@ struct APIClient: Sendable {
                     until predicate: @escaping @Sendable (RunRecord) -> Bool) async throws -> JSON
     {
         let runID = RunID(id)
-        if let snapshot = try await gateway.store.loadRun(runID), predicate(snapshot.run) {
-            return try await request(.get, "/v1/runs/\(id)").json
+        let store = gateway.store
+        _ = await gateway.engine.watcher.wait(for: runID, timeout: timeout, until: predicate) {
+            try await store.loadRun(runID)?.run
         }
-        _ = await gateway.engine.watcher.wait(for: runID, timeout: timeout, until: predicate)
         return try await request(.get, "/v1/runs/\(id)").json
     }
 
