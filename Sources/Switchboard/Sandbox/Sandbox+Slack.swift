@@ -17,33 +17,31 @@ extension Sandbox {
         }
         slack.post("api/chat.postMessage") { [self] request, _ -> Response in
             guard request.headers[.authorization] == "Bearer \(settings.slackBotToken)" else {
-                return .sandboxJSON(["ok": false, "error": "invalid_auth"])
+                return .json(["ok": false, "error": "invalid_auth"])
             }
             guard let body = try? JSON.parse(Data(try await request.sandboxBody())) else {
-                return .sandboxJSON(["ok": false, "error": "invalid_json"])
+                return .json(["ok": false, "error": "invalid_json"])
             }
             guard let channel = body["channel"]?.stringValue, known(channel) else {
-                return .sandboxJSON(["ok": false, "error": "channel_not_found"])
+                return .json(["ok": false, "error": "channel_not_found"])
             }
-            guard body["text"] != nil || body["blocks"] != nil else { return .sandboxJSON(["ok": false, "error": "no_text"]) }
+            guard body["text"] != nil || body["blocks"] != nil else { return .json(["ok": false, "error": "no_text"]) }
             let ts = store(body, channel: channel, via: "chat.postMessage")
-            return .sandboxJSON(["ok": true, "channel": .string(channel), "ts": .string(ts)])
+            return .json(["ok": true, "channel": .string(channel), "ts": .string(ts)])
         }
         slack.post("api/conversations.info") { [self] request, _ -> Response in
             guard request.headers[.authorization] == "Bearer \(settings.slackBotToken)" else {
-                return .sandboxJSON(["ok": false, "error": "invalid_auth"])
+                return .json(["ok": false, "error": "invalid_auth"])
             }
-            let form = String(decoding: try await request.sandboxBody(), as: UTF8.self)
-            let channel = form.split(separator: "&").first { $0.hasPrefix("channel=") }
-                .map { String($0.dropFirst(8)).removingPercentEncoding ?? "" } ?? ""
-            guard known(channel) else { return .sandboxJSON(["ok": false, "error": "channel_not_found"]) }
-            return .sandboxJSON(["ok": true, "channel": ["id": .string(channel), "name": .string(channel)]])
+            let channel = FormEncoding.decode(try await request.sandboxBody())["channel"] ?? ""
+            guard known(channel) else { return .json(["ok": false, "error": "channel_not_found"]) }
+            return .json(["ok": true, "channel": ["id": .string(channel), "name": .string(channel)]])
         }
         slack.post("api/auth.test") { [self] request, _ -> Response in
             guard request.headers[.authorization] == "Bearer \(settings.slackBotToken)" else {
-                return .sandboxJSON(["ok": false, "error": "invalid_auth"])
+                return .json(["ok": false, "error": "invalid_auth"])
             }
-            return .sandboxJSON(["ok": true, "team": "Sandbox", "user": "switchboard"])
+            return .json(["ok": true, "team": "Sandbox", "user": "switchboard"])
         }
         slack.post("response/:ts") { [self] request, context -> Response in
             let ts = try context.parameters.require("ts")
@@ -65,19 +63,19 @@ extension Sandbox {
             }
             return found ? .text("ok") : .text("expired_url", status: .notFound)
         }
-        slack.get("messages") { [self] _, _ -> Response in .sandboxJSON(["data": .array(state.withLock { $0.messages })]) }
+        slack.get("messages") { [self] _, _ -> Response in .json(["data": .array(state.withLock { $0.messages })]) }
         slack.post("messages/:ts/click") { [self] request, context -> Response in
             let ts = try context.parameters.require("ts")
             let raw = try await request.sandboxBody()
             // The page's buttons post a form; scripts and tests post JSON (curl -d sends either).
-            let form = Self.form(raw)
+            let form = FormEncoding.decode(raw)
             let isForm = form["action_id"] != nil
             let fields = isForm ? form : Self.fields(raw)
-            guard let actionID = fields["action_id"] else { return .sandboxJSON(["error": "give action_id"], status: .badRequest) }
+            guard let actionID = fields["action_id"] else { return .json(["error": "give action_id"], status: .badRequest) }
             let (status, answer) = try await click(ts: ts, actionID: actionID, user: fields["user"] ?? "reviewer",
                                                    value: fields["value"])
             if isForm { return Response(status: .seeOther, headers: [.location: "/sandbox/slack"]) }
-            return .sandboxJSON(["gateway_status": .number(Double(status)), "gateway_answer": answer])
+            return .json(["gateway_status": .number(Double(status)), "gateway_answer": answer])
         }
         slack.get { [self] _, _ -> Response in .text(page(), type: "text/html; charset=utf-8") }
     }
@@ -118,8 +116,7 @@ extension Sandbox {
                          "value": .string(override ?? button["value"]?.stringValue ?? ""),
                          "action_ts": .string(String(Date().timeIntervalSince1970))]],
         ]
-        let form = "payload=" + (payload.text.addingPercentEncoding(withAllowedCharacters: Self.formSafe) ?? "")
-        let body = Array(form.utf8)
+        let body = Array(FormEncoding.encode([("payload", payload.text)]).utf8)
         let secret = try SigningSecret(settings.slackSigningSecret)
         var request = HTTPClientRequest(url: settings.gatewayURL + "/v1/slack/interactions")
         request.method = .POST
@@ -133,25 +130,10 @@ extension Sandbox {
         return (Int(response.status.code), (try? JSON.parse(Data(buffer: answer))) ?? .string(String(buffer: answer)))
     }
 
-    static let formSafe: CharacterSet = {
-        var set = CharacterSet.alphanumerics
-        set.insert(charactersIn: "-._~")
-        return set
-    }()
-
     /// String fields of a JSON object body.
     static func fields(_ body: [UInt8]) -> [String: String] {
         guard case let .object(object)? = try? JSON.parse(Data(body)) else { return [:] }
         return object.compactMapValues(\.stringValue)
-    }
-
-    static func form(_ body: [UInt8]) -> [String: String] {
-        var fields: [String: String] = [:]
-        for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
-            if parts.count == 2 { fields[parts[0]] = parts[1] }
-        }
-        return fields
     }
 
     /// The stand-in's web page: every message, newest first, with working buttons.

@@ -6,17 +6,17 @@ import Hummingbird
 extension Sandbox {
     func addVendorRoutes(_ kyb: RouterGroup<BasicRequestContext>) {
         kyb.post("v1/reports") { [self] request, _ -> Response in
-            guard authorized(request) else { return .sandboxJSON(["error": "invalid api key"], status: .unauthorized) }
+            guard authorized(request) else { return .json(["error": "invalid api key"], status: .unauthorized) }
             if let refusal = await planned() { return refusal }
             guard let body = try? JSON.parse(Data(try await request.sandboxBody())) else {
-                return .sandboxJSON(["error": "the body must be JSON"], status: .badRequest)
+                return .json(["error": "the body must be JSON"], status: .badRequest)
             }
             guard let type = body["type"]?.stringValue, SandboxOutcomes.types.contains(type) else {
-                return .sandboxJSON(["error": .string("type must be one of \(SandboxOutcomes.types.joined(separator: ", "))")],
+                return .json(["error": .string("type must be one of \(SandboxOutcomes.types.joined(separator: ", "))")],
                                     status: .unprocessableContent)
             }
             guard let name = body["business"]?["name"]?.stringValue, !name.isEmpty else {
-                return .sandboxJSON(["error": "business.name is required"], status: .unprocessableContent)
+                return .json(["error": "business.name is required"], status: .unprocessableContent)
             }
             let id = nextID("rep")
             let address = body["business"]?["address"]?.stringValue
@@ -31,24 +31,24 @@ extension Sandbox {
                 schedule.yield(ScheduledCallback(url: url, reportID: id,
                                                  body: JSON.object(["type": "report.completed", "data": finished]).text))
             }
-            return .sandboxJSON(["id": .string(id), "type": .string(type), "status": "pending"], status: .created)
+            return .json(["id": .string(id), "type": .string(type), "status": "pending"], status: .created)
         }
         kyb.get("v1/reports/:id") { [self] request, context -> Response in
-            guard authorized(request) else { return .sandboxJSON(["error": "invalid api key"], status: .unauthorized) }
+            guard authorized(request) else { return .json(["error": "invalid api key"], status: .unauthorized) }
             let id = try context.parameters.require("id")
             guard let report = state.withLock({ $0.reports[id] }) else {
-                return .sandboxJSON(["error": "no such report"], status: .notFound)
+                return .json(["error": "no such report"], status: .notFound)
             }
-            return .sandboxJSON(report)
+            return .json(report)
         }
         kyb.get("v1/account") { [self] request, _ -> Response in
-            guard authorized(request) else { return .sandboxJSON(["error": "invalid api key"], status: .unauthorized) }
-            return .sandboxJSON(["name": "Switchboard sandbox vendor", "mode": "sandbox"])
+            guard authorized(request) else { return .json(["error": "invalid api key"], status: .unauthorized) }
+            return .json(["name": "Switchboard sandbox vendor", "mode": "sandbox"])
         }
-        kyb.get("control") { [self] _, _ -> Response in .sandboxJSON(planJSON) }
+        kyb.get("control") { [self] _, _ -> Response in .json(planJSON) }
         kyb.post("control") { [self] request, _ -> Response in
             guard let body = try? JSON.parse(Data(try await request.sandboxBody())) else {
-                return .sandboxJSON(["error": "the body must be JSON"], status: .badRequest)
+                return .json(["error": "the body must be JSON"], status: .badRequest)
             }
             state.withLock { state in
                 if let n = body["fail_status"]?.numberValue { state.plan.failStatus = Int(n) }
@@ -57,7 +57,7 @@ extension Sandbox {
                 if let n = body["slow_ms"]?.numberValue { state.plan.slow = .milliseconds(Int(n)) }
                 if case let .bool(on)? = body["callbacks"] { state.plan.callbacks = on }
             }
-            return .sandboxJSON(planJSON)
+            return .json(planJSON)
         }
     }
 
@@ -81,7 +81,7 @@ extension Sandbox {
         }
         if plan.slow > .zero { try? await Task.sleep(for: plan.slow) }
         guard fail else { return nil }
-        var response = Response.sandboxJSON(["error": "the sandbox was told to fail"], status: .init(code: plan.failStatus))
+        var response = Response.json(["error": "the sandbox was told to fail"], status: .init(code: plan.failStatus))
         if plan.failStatus == 429 || plan.failStatus == 503 { response.headers[.retryAfter] = String(plan.retryAfter) }
         return response
     }

@@ -43,7 +43,12 @@ extension SQLiteStore {
     public func matchPendingCallbacks(at now: Date,
                                       resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> [RunID]
     {
-        try await commits.write { db in
+        // The inbox sweeps every second: with nothing pending, a read answers without taking the writer.
+        let anyPending = try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT 1 FROM callbacks WHERE status = 'pending' LIMIT 1") != nil
+        }
+        guard anyPending else { return [] }
+        return try await commits.write { db in
             let pending = try Row.fetchAll(db, sql: "SELECT * FROM callbacks WHERE status = 'pending' ORDER BY received_at LIMIT 500")
                 .map(Self.callback(from:))
             var runs: [RunID] = []

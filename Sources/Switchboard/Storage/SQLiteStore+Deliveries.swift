@@ -56,10 +56,7 @@ extension SQLiteStore {
             let attempts = delivery.attemptCount + (result.attempt == nil ? 0 : 1)
             switch result.outcome {
             case let .succeeded(output):
-                try db.cached(sql: """
-                    UPDATE deliveries SET status = 'succeeded', attempt_count = ?, next_attempt_at = NULL, manual = 0,
-                      last_error = NULL, updated_at = ? WHERE id = ?
-                    """, arguments: [attempts, now.microseconds, delivery.id.rawValue])
+                try succeed(delivery, attempts: attempts, now, db)
                 if delivery.detached { return nil }
                 try db.cached(sql: """
                     UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?

@@ -68,11 +68,10 @@ struct TicketingConnectorTests {
             try await withThrowingDiscardingTaskGroup { group in
                 for service in gateway.services { group.addTask { try await service.run() } }
                 let run = try await gateway.startRun(workflow, input: ["case": "c-7"])
-                var finished = try await store.loadRun(run.id)
-                for _ in 0 ..< 200 where finished?.run.status.isFinished != true {
-                    try await Task.sleep(for: .milliseconds(20))
-                    finished = try await store.loadRun(run.id)
+                _ = await gateway.engine.watcher.wait(for: run.id, timeout: .seconds(10), until: { $0.status.isFinished }) {
+                    try await store.loadRun(run.id)?.run
                 }
+                let finished = try await store.loadRun(run.id)
                 #expect(finished?.run.status == .completed)
                 #expect(finished?.steps.first?.output == ["ticket_id": "RISK-42", "url": "https://t.example/RISK-42"])
                 let sent = receiver.received

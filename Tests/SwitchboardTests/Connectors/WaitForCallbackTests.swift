@@ -68,11 +68,9 @@ struct WaitForCallbackTests {
                 #expect(try await api.request(.post, "/v1/callbacks/shop", body: other, headers: otherHeaders, authenticated: false).status == .accepted)
 
                 let run = try #require(try await api.request(.post, "/v1/workflows/ship/runs", json: ["item": "lamp"]).json["id"]?.stringValue)
-                var awaited: CallbackKey?
-                for _ in 0 ..< 500 where awaited == nil {
-                    awaited = try await gateway.store.loadRun(RunID(run))?.steps.first { $0.id == "shipped" }?.awaitedCallback
-                    if awaited == nil { try await Task.sleep(for: .milliseconds(10)) }
-                }
+                // The order's delivery settled and the wait started: the run now waits until the wait's timeout.
+                _ = try await api.waitForRun(run) { $0.status == .waiting && $0.wakeAt != nil }
+                let awaited = try await gateway.store.loadRun(RunID(run))?.steps.first { $0.id == "shipped" }?.awaitedCallback
                 #expect(awaited == CallbackKey(connector: "shop", correlation: "o-17"))
                 let shown = try await api.request(.get, "/v1/runs/\(run)").json
                 #expect((shown["steps"]?.arrayValue ?? []).first { $0["id"] == "shipped" }?["awaiting"] == ["connector": "shop", "correlation": "o-17"])

@@ -35,7 +35,7 @@ struct SlackReviewTests {
 
     static func interactWithAnswer(_ harness: SandboxHarness, payload: JSON, secret: String = "sandbox-signing-secret",
                                    timestamp: Int64 = Int64(Date().timeIntervalSince1970)) async throws -> (Int, JSON) {
-        let body = Array(("payload=" + (payload.text.addingPercentEncoding(withAllowedCharacters: Sandbox.formSafe) ?? "")).utf8)
+        let body = Array(FormEncoding.encode([("payload", payload.text)]).utf8)
         var request = HTTPClientRequest(url: harness.gatewayURL + "/v1/slack/interactions")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")

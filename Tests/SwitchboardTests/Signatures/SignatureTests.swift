@@ -62,7 +62,7 @@ struct SignatureTests {
     @Test("Slack v0: the Slack SDK's verifier accepts what the sandbox signs, and we accept what the SDK signs")
     func slackSDK() throws {
         let secret = "sandbox-signing-secret"
-        let body = "payload=" + (#"{"type":"block_actions","user":{"username":"zoë"}}"#.addingPercentEncoding(withAllowedCharacters: Sandbox.formSafe) ?? "")
+        let body = FormEncoding.encode([("payload", #"{"type":"block_actions","user":{"username":"zoë"}}"#)])
         let now = Int64(Date().timeIntervalSince1970)
         let ours = InboundVerifier.sign(.slackV0, secret: try SigningSecret(secret), body: Array(body.utf8), timestamp: now)
         let signature = try #require(ours.first { $0.0 == "X-Slack-Signature" }?.1)

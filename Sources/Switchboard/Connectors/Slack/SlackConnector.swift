@@ -146,7 +146,7 @@ public struct SlackConnector: Connector {
         case let .api(baseURL, _, channel):
             return OutboundRequest(method: "POST", url: baseURL + "/conversations.info",
                                    headers: [("Content-Type", "application/x-www-form-urlencoded")],
-                                   body: "channel=" + (channel.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? channel))
+                                   body: FormEncoding.encode([("channel", channel)]))
         }
     }
 

@@ -37,7 +37,7 @@ public struct SlackInteractions: Sendable {
             try await record(.rejected, connector: "slack", error: reason, at: now)
             return Answer(status: 401, body: ["error": .string("the Slack signature was refused: \(refusal?.message ?? reason)")])
         }
-        guard let payload = Self.payload(fromForm: body) else {
+        guard let text = FormEncoding.decode(body)["payload"], let payload = try? JSON.parse(Data(text.utf8)) else {
             try await record(.invalid, connector: connector.id, error: "no JSON payload field", at: now)
             return Answer(status: 400, body: ["error": "expected a form-encoded body with a JSON 'payload' field"])
         }
@@ -113,17 +113,5 @@ public struct SlackInteractions: Sendable {
         gateway.logger.warning("slack interaction refused", metadata: ["connector": "\(connector)", "reason": "\(error)"])
         try await gateway.store.recordCallback(InboundCallback(id: .generate(at: now), connector: connector, status: status,
                                                                error: error, runID: run, receivedAt: now))
-    }
-
-    /// The JSON in the `payload` field of a form-encoded body.
-    static func payload(fromForm body: [UInt8]) -> JSON? {
-        let text = String(decoding: body, as: UTF8.self)
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, parts[0] == "payload" else { continue }
-            let decoded = parts[1].replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            return try? JSON.parse(Data(decoded.utf8))
-        }
-        return nil
     }
 }
