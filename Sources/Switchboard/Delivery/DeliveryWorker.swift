@@ -16,13 +16,13 @@ public final class DeliveryWorker: Service {
     let metrics: GatewayMetrics
     let sender: HTTPSender
     let allowPrivateNetworks: Bool
-    let doorbell: Doorbell
+    /// Where deliveries come from: handed over by this process's commits, or claimed from the store.
+    let queue: DeliveryQueue
     /// The run engine: a delivery that settles its step advances the run in the same transaction.
     let engine: RunEngine
     /// Rung when a step starts waiting for a callback, which may already have arrived.
     let callbacksDoorbell: Doorbell?
     let pollInterval: Duration
-    let maxInFlight: Int
     /// Attempts older than this are pruned.
     let attemptRetention: TimeInterval
     private let flows: [String: ConnectorFlow]
@@ -40,8 +40,8 @@ public final class DeliveryWorker: Service {
     }
 
     init(store: any Store, connectors: [String: any Connector], clock: any WallClock, metrics: GatewayMetrics, logger: Logger,
-         client: HTTPClient, allowPrivateNetworks: Bool, doorbell: Doorbell, pollInterval: Duration = .milliseconds(100),
-         maxInFlight: Int = 256, attemptRetention: TimeInterval = 30 * 86_400, engine: RunEngine,
+         client: HTTPClient, allowPrivateNetworks: Bool, pollInterval: Duration = .milliseconds(100),
+         attemptRetention: TimeInterval = 30 * 86_400, engine: RunEngine,
          callbacksDoorbell: Doorbell? = nil)
     {
         self.callbacksDoorbell = callbacksDoorbell
@@ -52,17 +52,11 @@ public final class DeliveryWorker: Service {
         self.logger = logger
         sender = HTTPSender(client: client)
         self.allowPrivateNetworks = allowPrivateNetworks
-        self.doorbell = doorbell
+        queue = engine.deliveries
         self.pollInterval = pollInterval
-        self.maxInFlight = maxInFlight
         self.attemptRetention = attemptRetention
         self.engine = engine
         flows = connectors.mapValues { ConnectorFlow($0.delivery) }
-    }
-
-    private final class LoopState: Sendable {
-        let inFlight = Mutex(0)
-        let stopping = Mutex(false)
     }
 
     /// The circuit breaker's state of a connector, for GET /v1/connectors.
@@ -71,37 +65,47 @@ public final class DeliveryWorker: Service {
     public func run() async throws {
         let released = try await store.releaseDeliveries()
         if released > 0 { logger.info("took back deliveries left sending", metadata: ["count": "\(released)"]) }
-        let state = LoopState()
+        queue.open()
         var lastHousekeeping = Date.distantPast
         await withDiscardingTaskGroup { group in
-            group.addTask { [doorbell] in
+            group.addTask { [queue] in
                 try? await gracefulShutdown()
-                state.stopping.withLock { $0 = true }
-                doorbell.ring()
+                queue.close()
             }
-            while !state.stopping.withLock({ $0 }) {
-                let free = maxInFlight - state.inFlight.withLock { $0 }
-                var claimed: [Delivery] = []
-                if free > 0 {
+            // Due times come without anyone ringing (a retry's backoff ends): look at the store regularly.
+            let ticker = Task { [queue, pollInterval] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: pollInterval)
+                    queue.ring()
+                }
+            }
+            defer { ticker.cancel() }
+            while true {
+                let work = await queue.next()
+                if work.closed { break }
+                var due = work.handed
+                if work.claimRoom > 0 {
+                    var claimed: [Delivery] = []
                     do {
-                        claimed = try await store.claimDueDeliveries(at: clock.now(), limit: min(free, 128))
+                        claimed = try await store.claimDueDeliveries(at: clock.now(), limit: work.claimRoom)
                     } catch {
                         logger.error("claiming deliveries failed", metadata: ["error": "\(error)"])
                     }
+                    queue.release(work.claimRoom - claimed.count)
+                    // A full claim may have left more behind.
+                    if claimed.count == work.claimRoom { queue.ring() }
+                    due += claimed
                 }
-                for delivery in claimed {
-                    state.inFlight.withLock { $0 += 1 }
+                for delivery in due {
                     group.addTask { [self] in
                         await attempt(delivery)
-                        state.inFlight.withLock { $0 -= 1 }
-                        doorbell.ring()
+                        queue.finished()
                     }
                 }
                 if Date().timeIntervalSince(lastHousekeeping) > 5 {
                     lastHousekeeping = Date()
                     await housekeeping()
                 }
-                if claimed.count < min(free, 128) || free <= 0 { await doorbell.wait(upTo: pollInterval) }
             }
         }
         logger.info("delivery worker stopped")
@@ -128,22 +132,28 @@ public final class DeliveryWorker: Service {
     /// One attempt of one delivery, and its consequence.
     func attempt(_ delivery: Delivery) async {
         let result = await perform(delivery)
+        let claimed = ClaimCount()
         do {
             let engine = self.engine
-            let checkpoint = try await store.recordAttempt(result, at: clock.now()) { snapshot in engine.step(snapshot) }
+            let checkpoint = try await store.recordAttempt(result, at: clock.now()) { snapshot in
+                guard var checkpoint = engine.step(snapshot) else { return nil }
+                claimed.add(engine.claimLocally(&checkpoint))
+                return checkpoint
+            }
             if let checkpoint { engine.committed(checkpoint, previous: .waiting) }
             switch result.outcome {
             case .awaiting: callbacksDoorbell?.ring()
-            case .followUp: doorbell.ring()
+            case .followUp: queue.ring()
             default: break
             }
         } catch {
+            queue.release(claimed.value)
             // Record the attempt alone; the scheduler then advances the run from a fresh load.
             logger.warning("advancing a run with its delivery's result failed; recording the attempt alone",
                            metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
             do {
                 try await store.recordAttempt(result, at: clock.now())
-                engine.deliveriesCreated.ring()
+                queue.ring()
             } catch {
                 logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
             }
@@ -252,6 +262,13 @@ public final class DeliveryWorker: Service {
             "status": "\(outcome.response?.status ?? 0)", "error_class": "\(outcome.errorClass ?? "none")", "outcome": "\(label)",
         ])
         return AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: result)
+    }
+
+    /// Deliveries claimed for this process inside a write, to give back if the write fails.
+    private final class ClaimCount: Sendable {
+        private let count = Mutex(0)
+        func add(_ n: Int) { count.withLock { $0 += n } }
+        var value: Int { count.withLock { $0 } }
     }
 
     /// Makes a connector's harmless live call, through the same guard and client as deliveries.

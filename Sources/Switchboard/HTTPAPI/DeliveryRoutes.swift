@@ -54,7 +54,7 @@ extension Gateway {
     /// Reopens a failed or dead delivery and wakes the delivery worker.
     public func retryDelivery(_ id: DeliveryID) async throws -> DeliveryRetryResult {
         let result = try await store.retryDelivery(id, at: clock.now())
-        if case .reopened = result { engine.deliveriesCreated.ring() }
+        if case .reopened = result { engine.deliveries.ring() }
         return result
     }
 }

@@ -47,7 +47,7 @@ public final class Gateway: Sendable {
                                   metrics: metrics, doorbell: engine.callbacksAwaited)
         deliveryWorker = DeliveryWorker(
             store: store, connectors: configuration.connectorInstances, clock: clock, metrics: metrics, logger: logger,
-            client: httpClient, allowPrivateNetworks: allowPrivateNetworks, doorbell: engine.deliveriesCreated,
+            client: httpClient, allowPrivateNetworks: allowPrivateNetworks,
             pollInterval: min(pollInterval, .milliseconds(100)),
             engine: engine, callbacksDoorbell: callbacks.doorbell)
     }
@@ -80,14 +80,23 @@ public final class Gateway: Sendable {
         var record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
                                  payload: event.raw, receivedAt: now, runs: references)
         record.payloadText = event.text
-        let checkpoints = engine.startInline(runs)
-        switch try await store.ingest(record, runs: checkpoints) {
+        var checkpoints = engine.startInline(runs)
+        let claimed = engine.claimLocally(&checkpoints)
+        let outcome: IngestOutcome
+        do {
+            outcome = try await store.ingest(record, runs: checkpoints)
+        } catch {
+            engine.deliveries.release(claimed)
+            throw error
+        }
+        switch outcome {
         case .accepted:
             metrics.eventReceived(type: event.type, outcome: "accepted")
             engine.committedInline(checkpoints)
             for checkpoint in checkpoints where checkpoint.run.status == .pending { scheduler.submit(checkpoint.run.id) }
             return IngestAnswer(eventID: eventID, runs: references, duplicate: false)
         case let .duplicate(original):
+            engine.deliveries.release(claimed)
             metrics.eventReceived(type: event.type, outcome: "duplicate")
             return IngestAnswer(eventID: original.id, runs: original.runs, duplicate: true)
         }
@@ -98,8 +107,14 @@ public final class Gateway: Sendable {
         let now = clock.now()
         let run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(api: true), input: input,
                             createdAt: now)
-        let checkpoints = engine.startInline([run])
-        try await store.createRuns(checkpoints)
+        var checkpoints = engine.startInline([run])
+        let claimed = engine.claimLocally(&checkpoints)
+        do {
+            try await store.createRuns(checkpoints)
+        } catch {
+            engine.deliveries.release(claimed)
+            throw error
+        }
         engine.committedInline(checkpoints)
         return checkpoints[0].run
     }
@@ -131,7 +146,7 @@ public final class Gateway: Sendable {
         switch try await store.resolveWait(run: id, step: step.id, output: output, followUps: followUps(step.id, output)) {
         case .resolved:
             scheduler.submit(id)
-            engine.deliveriesCreated.ring()
+            engine.deliveries.ring()
             logger.info("review recorded", metadata: ["run_id": "\(id)", "step_id": "\(step.id)", "decision": "\(decision)"])
             return snapshot.run
         case .runNotFound: throw ReviewError.runNotFound

@@ -13,8 +13,9 @@ public final class RunEngine: Sendable {
     let logger: Logger
     /// Notified after every checkpoint.
     public let watcher = RunWatcher()
-    /// Rung when a checkpoint created deliveries, so that the delivery worker looks at once.
-    let deliveriesCreated = Doorbell()
+    /// The delivery worker's intake: checkpoints hand it their deliveries (``claimLocally(_:)``) or
+    /// ring it when deliveries wait in the store.
+    let deliveries = DeliveryQueue()
     /// Rung when a checkpoint made a step wait for a callback, which may already have arrived.
     let callbacksAwaited = Doorbell()
 
@@ -40,12 +41,17 @@ public final class RunEngine: Sendable {
                 logger.warning("run not found", metadata: ["run_id": "\(id)"])
                 return nil
             }
-            guard let checkpoint = step(snapshot) else { return snapshot.run }
+            guard var checkpoint = step(snapshot) else { return snapshot.run }
+            let claimed = claimLocally(&checkpoint)
             do {
                 try await store.save(checkpoint)
             } catch let error as StoreError where error.code == .conflict {
+                deliveries.release(claimed)
                 loaded = nil
                 continue
+            } catch {
+                deliveries.release(claimed)
+                throw error
             }
             committed(checkpoint, previous: snapshot.run.status)
             return checkpoint.run
@@ -77,8 +83,33 @@ public final class RunEngine: Sendable {
             metrics.runTransition(workflow: checkpoint.run.workflow, status: checkpoint.run.status)
         }
         watcher.notify(checkpoint.run)
-        if !checkpoint.deliveries.isEmpty { deliveriesCreated.ring() }
+        if !checkpoint.deliveries.isEmpty {
+            let claimed = checkpoint.deliveries.filter { $0.status == .sending }
+            deliveries.hand(claimed)
+            if claimed.count < checkpoint.deliveries.count { deliveries.ring() }
+        }
         if checkpoint.steps.contains(where: { $0.awaitedCallback != nil && $0.status == .waiting }) { callbacksAwaited.ring() }
+    }
+
+    /// Claims for this process's delivery worker the deliveries of `checkpoint` that are due now, as
+    /// many as it has room for: they are committed `sending` and handed over by ``committed(_:previous:)``,
+    /// which spares each a claim transaction. Returns how many were claimed; when the checkpoint
+    /// does not commit, give them back with `deliveries.release(_:)`.
+    func claimLocally(_ checkpoint: inout RunCheckpoint) -> Int {
+        guard !checkpoint.deliveries.isEmpty else { return 0 }
+        let now = clock.now()
+        let due = checkpoint.deliveries.indices.filter { index in
+            let delivery = checkpoint.deliveries[index]
+            return delivery.status == .pending && (delivery.nextAttemptAt ?? .distantFuture) <= now
+        }
+        let granted = deliveries.reserve(due.count)
+        for index in due.prefix(granted) { checkpoint.deliveries[index].status = .sending }
+        return granted
+    }
+
+    /// ``claimLocally(_:)`` for the checkpoints of new runs.
+    func claimLocally(_ checkpoints: inout [RunCheckpoint]) -> Int {
+        checkpoints.indices.reduce(0) { claimed, index in claimed + claimLocally(&checkpoints[index]) }
     }
 
     /// Takes new runs as far as they can go before they are first committed, so that their

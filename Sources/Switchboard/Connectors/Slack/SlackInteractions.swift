@@ -78,7 +78,7 @@ public struct SlackInteractions: Sendable {
                 let notice: JSON = ["response_type": "ephemeral", "replace_original": false, "text": .string(text)]
                 try await gateway.store.enqueue([Self.notice(notice, to: responseURL, run: reference.run, step: reference.step,
                                                              connector: connector.id, at: now)])
-                gateway.engine.deliveriesCreated.ring()
+                gateway.engine.deliveries.ring()
             }
             return Answer(status: 200, body: ["ok": false, "text": .string(text)])
         }
