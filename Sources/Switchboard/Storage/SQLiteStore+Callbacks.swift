@@ -111,9 +111,8 @@ extension SQLiteStore {
             return
         case let .next(request):
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT \(columnsWithoutRequest.map { "deliveries." + $0 }.joined(separator: ", "))
-                FROM deliveries JOIN steps ON steps.delivery_id = deliveries.id
-                WHERE steps.run_id = ? AND steps.step_id = ?
+                SELECT \(DeliveryColumn.listWithoutRequest) FROM deliveries
+                WHERE id = (SELECT delivery_id FROM steps WHERE run_id = ? AND step_id = ?)
                 """, arguments: [run, match.stepID]) else {
                 throw StoreError.corrupt("step \(match.stepID) of run \(run) waits for a callback without a delivery")
             }

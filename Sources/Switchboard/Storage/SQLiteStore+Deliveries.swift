@@ -10,21 +10,25 @@ extension SQLiteStore {
                 UPDATE deliveries SET status = 'sending', updated_at = ?
                 WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
                              ORDER BY next_attempt_at LIMIT ?)
-                RETURNING *
+                RETURNING \(DeliveryColumn.list)
                 """, arguments: [now.microseconds, now.microseconds, limit]).map(Self.delivery(from:))
         }
     }
 
     public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
         let texts = Self.texts(of: result.attempt)
-        _ = try await commits.write { db in try Self.record(result, texts, now, advance: nil, db) }
+        _ = try await commits.write { [recentEvents] db in
+            try Self.record(result, texts, now, advance: nil, events: recentEvents, db)
+        }
     }
 
     public func recordAttempt(_ result: AttemptResult, at now: Date,
                               advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     {
         let texts = Self.texts(of: result.attempt)
-        return try await commits.write { db in try Self.record(result, texts, now, advance: advance, db) }
+        return try await commits.write { [recentEvents] db in
+            try Self.record(result, texts, now, advance: advance, events: recentEvents, db)
+        }
     }
 
     /// The attempt's request and response as stored, encoded before the transaction: the one
@@ -34,11 +38,12 @@ extension SQLiteStore {
     }
 
     private static func record(_ result: AttemptResult, _ texts: (request: String, response: String?)?, _ now: Date,
-                               advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, _ db: Database) throws -> RunCheckpoint?
+                               advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, events: RecentEvents,
+                               _ db: Database) throws -> RunCheckpoint?
     {
         do {
             guard let row = try Row.fetchOne(
-                try db.cachedStatement(sql: "SELECT \(deliveryColumnsWithoutRequest) FROM deliveries WHERE id = ?"),
+                try db.cachedStatement(sql: "SELECT \(DeliveryColumn.listWithoutRequest) FROM deliveries WHERE id = ?"),
                 arguments: [result.deliveryID.rawValue]) else {
                 return nil
             }
@@ -62,7 +67,7 @@ extension SQLiteStore {
                     UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
                       AND status = 'waiting'
                     """, arguments: [output.text, max(attempts, 1), delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
-                return try settle(delivery.runID, now, advance, db)
+                return try settle(delivery.runID, now, advance, events, db)
             case let .awaiting(correlation):
                 try succeed(delivery, attempts: attempts, now, db)
                 if delivery.detached { return nil }
@@ -71,7 +76,7 @@ extension SQLiteStore {
                       AND delivery_id = ? AND status = 'waiting'
                     """, arguments: [delivery.connector, correlation, max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
                                      delivery.id.rawValue])
-                return try settle(delivery.runID, now, advance, db)
+                return try settle(delivery.runID, now, advance, events, db)
             case let .followUp(request):
                 try succeed(delivery, attempts: attempts, now, db)
                 try followUp(delivery, request, now, db)
@@ -93,7 +98,7 @@ extension SQLiteStore {
                     UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
                     """, arguments: [try encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
                                      delivery.id.rawValue])
-                return try settle(delivery.runID, now, advance, db)
+                return try settle(delivery.runID, now, advance, events, db)
             case let .postponed(until):
                 try db.cached(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
                                arguments: [until.microseconds, now.microseconds, delivery.id.rawValue])
@@ -127,9 +132,9 @@ extension SQLiteStore {
     /// After a step's delivery settled: advance the run here, in this transaction, when the caller
     /// can; otherwise mark it due so that the scheduler advances it.
     private static func settle(_ run: RunID, _ now: Date, _ advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?,
-                               _ db: Database) throws -> RunCheckpoint?
+                               _ events: RecentEvents, _ db: Database) throws -> RunCheckpoint?
     {
-        if let advance, let snapshot = try snapshot(run, db), let checkpoint = advance(snapshot) {
+        if let advance, let snapshot = try snapshot(run, db, events: events), let checkpoint = advance(snapshot) {
             try apply(checkpoint, db)
             return checkpoint
         }
@@ -158,14 +163,14 @@ extension SQLiteStore {
             filter.add("created_at >= ?", query.since?.microseconds)
             filter.add("created_at < ?", query.until?.microseconds)
             filter.add("id < ?", query.before?.rawValue)
-            return try Row.fetchAll(db, sql: "SELECT * FROM deliveries \(filter.whereClause) ORDER BY id DESC LIMIT ?",
+            return try Row.fetchAll(db, sql: "SELECT \(DeliveryColumn.list) FROM deliveries \(filter.whereClause) ORDER BY id DESC LIMIT ?",
                                     arguments: filter.arguments + [query.limit]).map(Self.delivery(from:))
         }
     }
 
     public func delivery(_ id: DeliveryID) async throws -> DeliveryRecord? {
         try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else { return nil }
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(DeliveryColumn.list) FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else { return nil }
             let attempts = try Row.fetchAll(db, sql: "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY number",
                                             arguments: [id.rawValue]).map(Self.attempt(from:))
             return DeliveryRecord(delivery: try Self.delivery(from: row), attempts: attempts)
@@ -174,7 +179,7 @@ extension SQLiteStore {
 
     public func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult {
         try await commits.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(DeliveryColumn.list) FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else {
                 return .notFound
             }
             let delivery = try Self.delivery(from: row)

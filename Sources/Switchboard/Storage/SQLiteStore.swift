@@ -8,6 +8,8 @@ import GRDB
 public final class SQLiteStore: Store {
     let pool: DatabasePool
     let commits: GroupCommit
+    /// Parsed payloads of recent events, so that advancing a run does not parse its event again.
+    let recentEvents = RecentEvents()
     public let path: String
 
     /// Opens (and creates, with its folder) the database at `path`.
@@ -48,7 +50,7 @@ public final class SQLiteStore: Store {
     // MARK: Events and runs
 
     public func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome {
-        try await commits.write { db -> IngestOutcome in
+        try await commits.write { [recentEvents] db -> IngestOutcome in
             let payload = event.payloadText ?? event.payload.text  // the runs refer to it
             try db.cached(
                 sql: """
@@ -62,6 +64,7 @@ public final class SQLiteStore: Store {
                                                 arguments: [event.dedupeKey])
                 if let existing { return .duplicate(try Self.event(from: existing)) }
             }
+            recentEvents.remember(event.id, event.payload)
             for checkpoint in runs {
                 try Self.insert(checkpoint.run, db, eventStored: checkpoint.run.trigger.eventID == event.id)
                 try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
@@ -80,16 +83,7 @@ public final class SQLiteStore: Store {
     }
 
     public func loadRun(_ id: RunID) async throws -> RunSnapshot? {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT runs.*, events.payload AS event_payload FROM runs LEFT JOIN events ON events.id = runs.event_id
-                WHERE runs.id = ?
-                """, arguments: [id.rawValue]) else {
-                return nil
-            }
-            let steps = try Row.fetchAll(db, sql: "SELECT * FROM steps WHERE run_id = ? ORDER BY sequence", arguments: [id.rawValue])
-            return RunSnapshot(run: try Self.run(from: row), steps: try steps.map(Self.step(from:)))
-        }
+        try await pool.read { [recentEvents] db in try Self.snapshot(id, db, events: recentEvents) }
     }
 
     public func listRuns(_ query: RunQuery) async throws -> [RunRecord] {
@@ -98,7 +92,7 @@ public final class SQLiteStore: Store {
             filter.add("workflow = ?", query.workflow)
             filter.add("status = ?", query.status?.rawValue)
             filter.add("id < ?", query.before?.rawValue)
-            return try Row.fetchAll(db, sql: "SELECT * FROM runs \(filter.whereClause) ORDER BY id DESC LIMIT ?",
+            return try Row.fetchAll(db, sql: "SELECT \(RunColumn.list) FROM runs \(filter.whereClause) ORDER BY id DESC LIMIT ?",
                                     arguments: filter.arguments + [query.limit]).map(Self.run(from:))
         }
     }

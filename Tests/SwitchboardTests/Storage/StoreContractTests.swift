@@ -131,6 +131,7 @@ struct StoreContractTests {
         #expect(try await store.claimDueDeliveries(at: now.addingTimeInterval(-1), limit: 10).isEmpty, "not due yet")
         let claimed = try await store.claimDueDeliveries(at: now, limit: 10)
         #expect(claimed.map(\.id) == [delivery.id])
+        #expect(claimed.first?.request == delivery.request, "the request comes back as it was written, body included")
         #expect(try await store.claimDueDeliveries(at: now, limit: 10).isEmpty, "a claimed delivery is not claimed twice")
         #expect(try await store.releaseDeliveries() == 1, "a stopped process's claims are taken back")
         _ = try await store.claimDueDeliveries(at: now, limit: 10)
@@ -154,6 +155,23 @@ struct StoreContractTests {
         #expect(try await store.retryDelivery(delivery.id, at: now) == .notRetryable(.succeeded))
         #expect(try await store.pruneAttempts(before: now.addingTimeInterval(-30 * 86_400), limit: 100) == 1)
         #expect(try await store.delivery(delivery.id)?.attempts.isEmpty == true)
+    }
+
+    @Test("a delivery committed already claimed (sending) is not claimed again, and is taken back after a stop")
+    func bornClaimed() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let now = Date()
+        let record = run(at: now)
+        let delivery = Delivery(id: .generate(at: now), runID: record.id, stepID: "send", connector: "crm", operation: "request",
+                                status: .sending, request: OutboundRequest(method: "POST", url: "https://crm.example.com/x"),
+                                nextAttemptAt: now, createdAt: now)
+        try await store.createRuns([RunCheckpoint(run: record, steps: [
+            StepRecord(id: "send", parent: nil, sequence: 1, status: .waiting, startedAt: now, deliveryID: delivery.id),
+        ], deliveries: [delivery])])
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10).isEmpty, "its process sends it")
+        #expect(try await store.releaseDeliveries() == 1)
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10).map(\.id) == [delivery.id])
     }
 
     @Test("lists: replace, add, remove, delete, and a revision that moves")

@@ -1,0 +1,63 @@
+import CEL
+import Foundation
+import GRDB
+import Testing
+@testable import Switchboard
+
+/// What only the SQLite store has: its schema history and its in-memory shortcuts.
+@Suite("SQLite store")
+struct SQLiteStoreTests {
+    @Test("a delivery written before v6, with its body inside the request's JSON, still reads with its body")
+    func bodyBeforeV6() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteStore(path: directory.file("db.sqlite"))
+        try await store.migrate()
+        let now = Date()
+        let run = RunRecord(id: .generate(at: now), workflow: "w", trigger: RunTrigger(api: true), createdAt: now)
+        try await store.createRuns([run])
+        try await store.pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, attempt_count, next_attempt_at,
+                  created_at, updated_at)
+                VALUES ('dlv_old', ?, 'send', 'crm', 'request', 'pending',
+                  '{"method":"POST","url":"https://crm.example.com/x","headers":[["a","b"]],"body":"{\\"k\\":1}"}', 0, ?, ?, ?)
+                """, arguments: [run.id.rawValue, now.microseconds, now.microseconds, now.microseconds])
+        }
+        let claimed = try await store.claimDueDeliveries(at: now, limit: 1)
+        #expect(claimed.first?.request == OutboundRequest(method: "POST", url: "https://crm.example.com/x", headers: [("a", "b")],
+                                                          body: #"{"k":1}"#))
+    }
+
+    @Test("a run's event reads the same whether the store still remembers it parsed or reads it back")
+    func recentEvents() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteStore(path: directory.file("db.sqlite"))
+        try await store.migrate()
+        let now = Date()
+        let payload: JSON = ["id": "e1", "type": "t", "data": ["ip": "192.0.2.1", "nested": ["a": [1, 2, "x"]]]]
+        let eventID = EventID.generate(at: now)
+        let run = RunRecord(id: .generate(at: now), workflow: "w", trigger: RunTrigger(eventID: eventID), event: payload,
+                            createdAt: now)
+        let event = EventRecord(id: eventID, dedupeKey: "e1", type: "t", source: "s", payload: payload, receivedAt: now,
+                                runs: [RunReference(id: run.id, workflow: "w")])
+        guard case .accepted = try await store.ingest(event, runs: [run]) else { Issue.record("not accepted"); return }
+        #expect(store.recentEvents.payload(eventID.rawValue) == payload)
+        #expect(try await store.loadRun(run.id)?.run.event == payload)
+
+        let reopened = try SQLiteStore(path: directory.file("db.sqlite"))
+        #expect(reopened.recentEvents.count == 0)
+        #expect(try await reopened.loadRun(run.id)?.run.event == payload, "read from the events table")
+        #expect(reopened.recentEvents.payload(eventID.rawValue) == payload, "and remembered")
+    }
+
+    @Test("the remembered events are bounded: the oldest goes first")
+    func recentEventsBound() {
+        let events = RecentEvents(capacity: 3)
+        let ids = (0 ..< 10).map { EventID(rawValue: "evt_\($0)") }
+        for (n, id) in ids.enumerated() { events.remember(id, .number(Double(n))) }
+        #expect(events.count == 3)
+        #expect(events.payload("evt_6") == nil)
+        #expect(events.payload("evt_9") == .number(9))
+        #expect(events.payload("evt_7") == .number(7))
+    }
+}
