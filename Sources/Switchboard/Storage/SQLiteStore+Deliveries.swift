@@ -8,7 +8,7 @@ extension SQLiteStore {
         try await commits.write { db in
             try Row.fetchAll(db, sql: """
                 UPDATE deliveries SET status = 'sending', updated_at = ?
-                WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+                WHERE id IN (SELECT id FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending' AND next_attempt_at <= ?
                              ORDER BY next_attempt_at LIMIT ?)
                 RETURNING \(DeliveryColumn.list)
                 """, arguments: [now.microseconds, now.microseconds, limit]).map(Self.delivery(from:))
@@ -220,7 +220,7 @@ extension SQLiteStore {
     public func deliveryBacklog(at now: Date) async throws -> (due: Int, oldestDue: Date?) {
         try await pool.read { db in
             let row = try Row.fetchOne(db, sql: """
-                SELECT COUNT(*) AS due, MIN(next_attempt_at) AS oldest FROM deliveries
+                SELECT COUNT(*) AS due, MIN(next_attempt_at) AS oldest FROM deliveries INDEXED BY deliveries_due
                 WHERE status = 'pending' AND next_attempt_at <= ?
                 """, arguments: [now.microseconds])
             return (row?["due"] ?? 0, (row?["oldest"] as Int64?).map(Date.init(microseconds:)))

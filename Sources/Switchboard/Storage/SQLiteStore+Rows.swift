@@ -76,6 +76,49 @@ extension SQLiteStore {
             // keep the body in `request`.
             try db.execute(sql: "ALTER TABLE deliveries ADD COLUMN body TEXT")
         }
+        migrator.registerMigration("v7: fewer b-trees to write per run") { db in
+            // Runs and steps are keyed by text ids: as rowid tables each row went into two b-trees
+            // (the rows by rowid, and the primary key's index); WITHOUT ROWID, into one. Indexes on
+            // a status that changes cover only the rows that are looked up by it: due deliveries
+            // (pending), and runs with a timer; a delivery committed already claimed, or settled, and
+            // a run without a timer, are in none. (Deliveries, events and attempts stay rowid tables:
+            // their rows hold bodies of a kilobyte and more, which WITHOUT ROWID would spill to
+            // overflow pages.) GRDB turns foreign keys off while a migration runs and checks them after.
+            try db.execute(sql: """
+                CREATE TABLE runs_v7 (
+                  id TEXT NOT NULL PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL, decision TEXT,
+                  tags TEXT NOT NULL DEFAULT '[]', trigger TEXT NOT NULL, event TEXT, event_id TEXT, input TEXT, error TEXT,
+                  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, wake_at INTEGER, version INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID;
+                INSERT INTO runs_v7 (id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at,
+                  updated_at, wake_at, version)
+                SELECT id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at, updated_at,
+                  wake_at, version FROM runs;
+                DROP TABLE runs;
+                ALTER TABLE runs_v7 RENAME TO runs;
+                CREATE INDEX runs_by_workflow ON runs (workflow, id);
+                CREATE INDEX runs_by_status ON runs (status, id);
+                CREATE INDEX runs_waking ON runs (wake_at) WHERE status = 'waiting' AND wake_at IS NOT NULL;
+
+                CREATE TABLE steps_v7 (
+                  run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT NOT NULL, parent TEXT,
+                  sequence INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, output TEXT, error TEXT,
+                  started_at INTEGER NOT NULL, ended_at INTEGER, wake_at INTEGER, delivery_id TEXT, callback_connector TEXT,
+                  correlation TEXT,
+                  PRIMARY KEY (run_id, step_id)
+                ) WITHOUT ROWID;
+                INSERT INTO steps_v7 (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at,
+                  wake_at, delivery_id, callback_connector, correlation)
+                SELECT run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at, wake_at,
+                  delivery_id, callback_connector, correlation FROM steps;
+                DROP TABLE steps;
+                ALTER TABLE steps_v7 RENAME TO steps;
+                CREATE INDEX steps_by_correlation ON steps (callback_connector, correlation) WHERE correlation IS NOT NULL;
+
+                DROP INDEX deliveries_due;
+                CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+                """)
+        }
         return migrator
     }
 

@@ -50,27 +50,34 @@ public final class SQLiteStore: Store {
     // MARK: Events and runs
 
     public func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome {
-        try await commits.write { [recentEvents] db -> IngestOutcome in
-            let payload = event.payloadText ?? event.payload.text  // the runs refer to it
+        // Encoded before the transaction: the one writer should only write.
+        let payload = event.payloadText ?? event.payload.text  // the runs refer to it
+        let references = Self.encode(event.runs)
+        let outcome = try await commits.write { db -> IngestOutcome in
             try db.cached(
                 sql: """
                 INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (dedupe_key) DO NOTHING
                 """,
                 arguments: [event.id.rawValue, event.dedupeKey, event.type, event.source, payload,
-                            event.receivedAt.microseconds, Self.encode(event.runs)])
+                            event.receivedAt.microseconds, references])
             if db.changesCount == 0 {
                 let existing = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM events WHERE dedupe_key = ?"),
                                                 arguments: [event.dedupeKey])
                 if let existing { return .duplicate(try Self.event(from: existing)) }
             }
-            recentEvents.remember(event.id, event.payload)
             for checkpoint in runs {
                 try Self.insert(checkpoint.run, db, eventStored: checkpoint.run.trigger.eventID == event.id)
                 try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
             }
             return .accepted
         }
+        // Runs that will advance again need the event parsed; remembered here, after the commit
+        // and off the writer (forgetting the oldest frees a whole parsed event).
+        if case .accepted = outcome, runs.contains(where: { !$0.run.status.isFinished }) {
+            recentEvents.remember(event.id, event.payload)
+        }
+        return outcome
     }
 
     public func createRuns(_ runs: [RunCheckpoint]) async throws {
@@ -136,7 +143,10 @@ public final class SQLiteStore: Store {
     public func dueRuns(at now: Date, limit: Int) async throws -> [RunID] {
         try await pool.read { db in
             try String.fetchAll(
-                db, sql: "SELECT id FROM runs WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?",
+                db, sql: """
+                SELECT id FROM runs INDEXED BY runs_waking
+                WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?
+                """,
                 arguments: [now.microseconds, limit]
             ).map(RunID.init)
         }

@@ -61,3 +61,39 @@ struct SQLiteStoreTests {
         #expect(events.payload("evt_7") == .number(7))
     }
 }
+
+extension SQLiteStoreTests {
+    @Test("v7 rebuilds runs and steps without rowids: what was stored before reads the same after")
+    func migrationV7() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteStore(path: directory.file("db.sqlite"))
+        try SQLiteStore.migrator.migrate(store.pool, upTo: "v6: a delivery's body in a column of its own")
+        let now = Date(microseconds: Date().microseconds)
+        var run = RunRecord(id: .generate(at: now), workflow: "w", status: .waiting, tags: ["a"], trigger: RunTrigger(api: true),
+                            input: ["x": 1], createdAt: now, wakeAt: now)
+        let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: "send", connector: "crm", operation: "request",
+                                request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
+                                nextAttemptAt: now, createdAt: now)
+        let steps = [
+            StepRecord(id: "check", parent: nil, sequence: 1, status: .completed, output: ["ok": true], startedAt: now, endedAt: now),
+            StepRecord(id: "send", parent: nil, sequence: 2, status: .waiting, startedAt: now, deliveryID: delivery.id),
+        ]
+        try await store.createRuns([RunCheckpoint(run: run, steps: steps, deliveries: [delivery])])
+        let before = try #require(try await store.loadRun(run.id))
+
+        try await store.migrate()
+        let after = try #require(try await store.loadRun(run.id))
+        #expect(after.run.tags == before.run.tags && after.run.input == before.run.input && after.run.status == .waiting)
+        #expect(after.steps.map(\.id) == ["check", "send"])
+        #expect(after.steps.map(\.output) == before.steps.map(\.output))
+        #expect(after.steps.last?.deliveryID == delivery.id)
+        #expect(try await store.dueRuns(at: now, limit: 10) == [run.id], "the timer index was rebuilt")
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10).map(\.id) == [delivery.id], "and the due index")
+        run.version = after.run.version
+        run.status = .completed
+        run.wakeAt = nil
+        try await store.save(RunCheckpoint(run: run, steps: []))
+        #expect(try await store.dueRuns(at: now, limit: 10).isEmpty)
+        #expect(try await store.listRuns(RunQuery(status: .completed)).map(\.id) == [run.id])
+    }
+}
