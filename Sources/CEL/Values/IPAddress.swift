@@ -29,15 +29,27 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text.
     public static func parse(_ text: String) throws(CELError) -> IPAddress {
-        if text.contains("%") { throw .invalidArgument("IP Address with zone value is not allowed: '\(text)'") }
-        if text.contains(":") {
-            if text.contains(".") { throw .invalidArgument("IPv4-mapped IPv6 address is not allowed: '\(text)'") }
-            guard let (high, low) = parseIPv6(Array(text.utf8)) else {
+        // One pass over the bytes: String.contains(String) goes through Foundation here, which
+        // cost more than the whole parse.
+        let bytes = Array(text.utf8)
+        var colon = false
+        var dot = false
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "%"): throw .invalidArgument("IP Address with zone value is not allowed: '\(text)'")
+            case UInt8(ascii: ":"): colon = true
+            case UInt8(ascii: "."): dot = true
+            default: break
+            }
+        }
+        if colon {
+            if dot { throw .invalidArgument("IPv4-mapped IPv6 address is not allowed: '\(text)'") }
+            guard let (high, low) = parseIPv6(bytes) else {
                 throw .invalidArgument("IP Address '\(text)' parse error during conversion from string")
             }
             return IPAddress(ipv6: high, low)
         }
-        guard let value = parseIPv4(Array(text.utf8)[...]) else {
+        guard let value = parseIPv4(bytes[...]) else {
             throw .invalidArgument("IP Address '\(text)' parse error during conversion from string")
         }
         return IPAddress(ipv4: value)

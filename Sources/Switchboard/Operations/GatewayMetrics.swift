@@ -7,23 +7,39 @@ import Synchronization
 public final class GatewayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
-    /// Metric handles by name and labels: making one looks the registry up under a lock, so
-    /// hot paths reuse them.
-    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    /// Metric handles by name and label values: making one looks the registry up under a lock,
+    /// so hot paths reuse them. The key holds the strings it is given (no concatenation), since
+    /// building one is on the path of every event.
+    private struct HandleKey: Hashable {
+        let label: String
+        let first: String
+        let second: String
+        let third: String
 
-    /// A counter handle, made once per name and labels.
+        init(_ label: String, _ dimensions: [(String, String)]) {
+            self.label = label
+            first = dimensions.count > 0 ? dimensions[0].1 : ""
+            second = dimensions.count > 1 ? dimensions[1].1 : ""
+            third = dimensions.count > 2 ? dimensions[2].1 : ""
+            precondition(dimensions.count <= 3, "metric handles are keyed by at most three label values")
+        }
+    }
+
+    private let counters = Mutex<[HandleKey: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[HandleKey: CoreMetrics.Timer]>([:])
+
+    /// A counter handle, made once per name and label values (a name always has the same label names).
     func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let key = dimensions.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
+        let key = HandleKey(label, dimensions)
         if let existing = counters.withLock({ $0[key] }) { return existing }
         let made = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
         counters.withLock { $0[key] = made }
         return made
     }
 
-    /// A timer handle, made once per name and labels.
+    /// A timer handle, made once per name and label values.
     func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
-        let key = dimensions.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
+        let key = HandleKey(label, dimensions)
         if let existing = timers.withLock({ $0[key] }) { return existing }
         let made = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
         timers.withLock { $0[key] = made }

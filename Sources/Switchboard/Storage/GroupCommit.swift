@@ -32,6 +32,9 @@ final class GroupCommit: Sendable {
     /// Transactions one drain commits before it gives the writer queue back (and takes it again
     /// if writes are still waiting), so that nothing else waiting for the writer starves.
     private let batchesPerDrain = 64
+    /// Writes that queued meanwhile join an open transaction until it holds this many, which
+    /// bounds how long the first of them waits for the commit.
+    private let joinLimit = 128
 
     init(writer: DatabasePool, maxBatch: Int = 512) {
         self.writer = writer
@@ -60,23 +63,34 @@ final class GroupCommit: Sendable {
         // goes away (its client disconnected) cannot cancel a transaction holding others' writes.
         writer.asyncWriteWithoutTransaction { db in
             for _ in 0 ..< self.batchesPerDrain {
-                let batch: [Entry] = self.state.withLock { state in
-                    let taken = Array(state.queue.prefix(self.maxBatch))
-                    state.queue.removeFirst(taken.count)
-                    if taken.isEmpty { state.draining = false }
-                    return taken
-                }
-                if batch.isEmpty { return }
-                Self.commit(batch, db)
+                let first = self.take(upTo: self.maxBatch)
+                if first.isEmpty { return }
+                self.commit(first, db)
             }
             // Still busy: let anything else waiting for the writer in, then carry on.
             self.drain()
         }
     }
 
-    /// Writes a batch in one transaction, each write in its own savepoint so that a failing write
+    /// Up to `limit` queued writes; when there are none, the drain ends.
+    private func take(upTo limit: Int) -> [Entry] {
+        state.withLock { state in
+            let taken = Array(state.queue.prefix(limit))
+            state.queue.removeFirst(taken.count)
+            if taken.isEmpty { state.draining = false }
+            return taken
+        }
+    }
+
+    /// Writes queued writes in one transaction, each in its own savepoint so that a failing write
     /// is undone alone, and answers every caller once the commit is done.
-    private static func commit(_ batch: [Entry], _ db: Database) {
+    ///
+    /// Writes that queue while the transaction is being written join it before it commits (up to
+    /// `joinLimit`): the commit, its WAL frames and its fsync are shared by more writes. Committing
+    /// each batch as soon as it was written made batches of 6–7 writes at 9,000 events/s, each
+    /// commit writing some 30 WAL frames, two `pwrite`s each, on the critical thread.
+    private func commit(_ first: [Entry], _ db: Database) {
+        var batch = first
         var outcomes: [Result<Void, any Error>] = []
         outcomes.reserveCapacity(batch.count)
         do {
@@ -85,7 +99,10 @@ final class GroupCommit: Sendable {
                 let begin = try db.cachedStatement(sql: "SAVEPOINT entry")
                 let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT entry")
                 let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT entry")
-                for entry in batch {
+                var next = 0
+                while next < batch.count {
+                    let entry = batch[next]
+                    next += 1
                     try begin.execute()
                     do {
                         try entry.body(db)
@@ -96,6 +113,9 @@ final class GroupCommit: Sendable {
                         try release.execute()
                         outcomes.append(.failure(error))
                     }
+                    if next == batch.count, batch.count < joinLimit {
+                        batch += joining(upTo: joinLimit - batch.count)
+                    }
                 }
                 return .commit
             }
@@ -104,6 +124,15 @@ final class GroupCommit: Sendable {
             return
         }
         for (entry, outcome) in zip(batch, outcomes) { entry.complete(outcome) }
+    }
+
+    /// Writes queued meanwhile, to join the open transaction (the drain goes on either way).
+    private func joining(upTo limit: Int) -> [Entry] {
+        state.withLock { state in
+            let taken = Array(state.queue.prefix(limit))
+            state.queue.removeFirst(taken.count)
+            return taken
+        }
     }
 }
 

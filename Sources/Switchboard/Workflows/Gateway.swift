@@ -20,6 +20,7 @@ public final class Gateway: Sendable {
     let httpClient: HTTPClient
     let clock: any WallClock
     let logger: Logger
+    /// Recent key lookups by token.
     private let keyCache = Mutex<[String: (APIKeyRecord?, Date)]>([:])
     /// How long a key lookup is cached; revoking a key takes effect within this time.
     static let keyCacheLifetime: TimeInterval = 2
@@ -155,17 +156,19 @@ public final class Gateway: Sendable {
     }
 
     /// The key a bearer token belongs to, if it is valid and not revoked. Lookups are cached briefly.
+    ///
+    /// The cache is keyed by the token itself, in memory only, so that a cached lookup costs no
+    /// SHA-256 (about 1 % of ingest's CPU); the store keeps only hashes.
     public func authenticate(token: String) async throws -> APIKeyRecord? {
-        let hash = APIKeys.hash(token)
         let now = clock.now()
-        if let (cached, at) = keyCache.withLock({ $0[hash] }), now.timeIntervalSince(at) < Self.keyCacheLifetime {
+        if let (cached, at) = keyCache.withLock({ $0[token] }), now.timeIntervalSince(at) < Self.keyCacheLifetime {
             return cached
         }
-        let record = try await store.apiKey(hash: hash)
+        let record = try await store.apiKey(hash: APIKeys.hash(token))
         let valid = record?.revokedAt == nil ? record : nil
         keyCache.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
-            cache[hash] = (valid, now)
+            cache[token] = (valid, now)
         }
         return valid
     }

@@ -6,12 +6,24 @@ public struct Workflow: Sendable {
     public var id: String
     public var description: String?
     public var trigger: Trigger
-    public var steps: [Step]
+    public var steps: [Step] {
+        didSet { stepsByID = Self.index(steps) }
+    }
     /// The file the workflow was loaded from.
     public var file: String
+    /// Every step by id, nested steps included (kept with `steps`: it is read on every checkpoint).
+    public private(set) var stepsByID: [String: Step]
 
-    /// Every step by id, nested steps included.
-    public var stepsByID: [String: Step] {
+    public init(id: String, description: String? = nil, trigger: Trigger, steps: [Step], file: String) {
+        self.id = id
+        self.description = description
+        self.trigger = trigger
+        self.steps = steps
+        self.file = file
+        stepsByID = Self.index(steps)
+    }
+
+    private static func index(_ steps: [Step]) -> [String: Step] {
         var index: [String: Step] = [:]
         func visit(_ steps: [Step]) {
             for step in steps {
