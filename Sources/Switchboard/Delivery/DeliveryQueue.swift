@@ -134,6 +134,10 @@ final class DeliveryQueue: Sendable {
         return Work(handed: handed, claimRoom: room, closed: false)
     }
 
+    /// Whether the worker is stopping: attempts still waiting for their connector's turn give up
+    /// (their deliveries stay due, for the next start) instead of holding the stop up.
+    var isClosed: Bool { state.withLock { $0.closed } }
+
     /// The number of deliveries in flight (for tests and metrics).
     var inFlight: Int { state.withLock { $0.inFlight } }
 }

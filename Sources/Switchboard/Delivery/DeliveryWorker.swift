@@ -172,7 +172,13 @@ public final class DeliveryWorker: Service {
         }
         await flow.limiter.acquire()
         defer { flow.limiter.release() }
-        if let bucket = flow.bucket { await bucket.acquire() }
+        let stopping = queue
+        var turn = !queue.isClosed
+        if turn, let bucket = flow.bucket { turn = await bucket.acquire(abandon: { stopping.isClosed }) }
+        guard turn else {
+            // Stopping before its turn came: not sent, and due again at once for the next start.
+            return AttemptResult(deliveryID: delivery.id, attempt: nil, outcome: .postponed(until: clock.now()))
+        }
 
         let startedAt = clock.now()
         let started = ContinuousClock.now

@@ -56,8 +56,9 @@ final class TokenBucket: Sendable {
         state = Mutex(State(tokens: Double(rate.count), updated: .now))
     }
 
-    /// Takes a token, waiting for one when the bucket is empty.
-    func acquire() async {
+    /// Takes a token, waiting for one when the bucket is empty; returns false, without waiting
+    /// any longer, once `abandon` says so (the gateway is stopping).
+    func acquire(abandon: () -> Bool = { false }) async -> Bool {
         let wait: Double = state.withLock { state in
             let now = ContinuousClock.now
             let elapsed = (now - state.updated).timeInterval
@@ -66,7 +67,13 @@ final class TokenBucket: Sendable {
             state.tokens -= 1
             return state.tokens >= 0 ? 0 : -state.tokens / perSecond
         }
-        if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
+        // In slices, so that a stop does not wait for a slow rate's turn.
+        let until = ContinuousClock.now + .milliseconds(Int64(wait * 1000))
+        while ContinuousClock.now < until {
+            if abandon() { return false }
+            try? await Task.sleep(for: min(.milliseconds(50), until - ContinuousClock.now))
+        }
+        return true
     }
 }
 

@@ -76,3 +76,19 @@ struct DeliveryQueueTests {
         #expect(work.claimRoom == 1)
     }
 }
+
+extension DeliveryQueueTests {
+    @Test("a rate limit's wait is given up as soon as the worker stops")
+    func bucketAbandoned() async throws {
+        let bucket = TokenBucket(try #require(RateLimitSpec("1/m")))
+        #expect(await bucket.acquire())
+        let queue = DeliveryQueue()
+        queue.open()
+        let started = ContinuousClock.now
+        async let waited = bucket.acquire(abandon: { queue.isClosed })
+        try await Task.sleep(for: .milliseconds(100))
+        queue.close()
+        #expect(await waited == false)
+        #expect(ContinuousClock.now - started < .seconds(5), "not the minute a token takes")
+    }
+}
