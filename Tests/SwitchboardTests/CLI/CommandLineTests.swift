@@ -6,8 +6,8 @@ import Testing
 @Suite("Command line")
 struct CommandLineTests {
     @Test("--help lists the commands")
-    func help() throws {
-        let output = try Binary.run(["--help"])
+    func help() async throws {
+        let output = try await Binary.run(["--help"])
         #expect(output.status == 0)
         for command in ["serve", "validate", "run", "eval", "keys", "lists", "deliveries", "connectors", "migrate"] {
             #expect(output.stdout.contains("  \(command)"), "\(command)")
@@ -15,22 +15,22 @@ struct CommandLineTests {
     }
 
     @Test("a usage error exits 2")
-    func usage() throws {
-        let output = try Binary.run(["run"])
+    func usage() async throws {
+        let output = try await Binary.run(["run"])
         #expect(output.status == 2)
         #expect(output.stderr.contains("Missing expected argument"))
-        #expect(try Binary.run(["frobnicate"]).status == 2)
+        #expect(try await Binary.run(["frobnicate"]).status == 2)
     }
 
     @Test("validate prints every problem and exits 1; a valid configuration exits 0")
-    func validate() throws {
-        let good = try Binary.run(["validate", "--config", Repository.root.path, "--database", "sqlite:/nonexistent/x.sqlite"])
+    func validate() async throws {
+        let good = try await Binary.run(["validate", "--config", Repository.root.path, "--database", "sqlite:/nonexistent/x.sqlite"])
         #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
         #expect(good.stdout.contains("configuration is valid: 3 workflow(s), 2 connector(s)"))
 
         let directory = try TemporaryDirectory()
         try directory.write("workflows/bad.yaml", "id: bad\ntrigger: { event: e }\nsteps:\n  - id: a\n    if: x ==\n  - id: a\n    action: nap\n")
-        let bad = try Binary.run(["validate", "--config", directory.path])
+        let bad = try await Binary.run(["validate", "--config", directory.path])
         #expect(bad.status == 1)
         #expect(bad.stdout.contains("bad.yaml:5:13: error: in if expression 'x ==': unexpected end of the expression"))
         #expect(bad.stdout.contains("bad.yaml:6:9: error: duplicate step id 'a'"))
@@ -39,87 +39,87 @@ struct CommandLineTests {
     }
 
     @Test("validate warns about lists that do not exist when it can read the store")
-    func validateLists() throws {
+    func validateLists() async throws {
         let directory = try TemporaryDirectory()
         let database = "sqlite:" + directory.file("db.sqlite")
-        #expect(try Binary.run(["migrate", "--database", database]).status == 0)
-        let output = try Binary.run(["validate", "--config", Repository.root.path, "--database", database])
+        #expect(try await Binary.run(["migrate", "--database", database]).status == 0)
+        let output = try await Binary.run(["validate", "--config", Repository.root.path, "--database", database])
         #expect(output.status == 0)
         #expect(output.stdout.contains("warning: list 'blocked-ips' does not exist yet"))
-        #expect(try Binary.run(["lists", "add", "blocked-ips", "10.0.0.1", "--kind", "ip", "--database", database]).status == 0)
-        #expect(!(try Binary.run(["validate", "--config", Repository.root.path, "--database", database]).stdout.contains("warning")))
+        #expect(try await Binary.run(["lists", "add", "blocked-ips", "10.0.0.1", "--kind", "ip", "--database", database]).status == 0)
+        #expect(!(try await Binary.run(["validate", "--config", Repository.root.path, "--database", database]).stdout.contains("warning")))
     }
 
     @Test("serve refuses an invalid configuration and says why")
-    func serveInvalid() throws {
+    func serveInvalid() async throws {
         let directory = try TemporaryDirectory()
         try directory.write("workflows/bad.yaml", "id: bad\ntrigger: { event: e }\nsteps: [ { id: a, action: nap } ]\n")
-        let output = try Binary.run(["serve", "--config", directory.path, "--database", "sqlite:" + directory.file("db.sqlite"), "--port", "0"])
+        let output = try await Binary.run(["serve", "--config", directory.path, "--database", "sqlite:" + directory.file("db.sqlite"), "--port", "0"])
         #expect(output.status == 1)
         #expect(output.stderr.contains("unknown action 'nap'"))
     }
 
     @Test("keys create prints the key alone; list and revoke")
-    func keys() throws {
+    func keys() async throws {
         let directory = try TemporaryDirectory()
         let database = "sqlite:" + directory.file("db.sqlite")
-        let created = try Binary.run(["keys", "create", "--name", "ops", "--scopes", "runs:read", "--database", database])
+        let created = try await Binary.run(["keys", "create", "--name", "ops", "--scopes", "runs:read", "--database", database])
         #expect(created.status == 0)
         #expect(created.stdout.range(of: #"^sk_[0-9a-f]{64}\n$"#, options: .regularExpression) != nil)
-        let listed = try Binary.run(["keys", "list", "--database", database])
+        let listed = try await Binary.run(["keys", "list", "--database", database])
         #expect(listed.stdout == "ops\tactive\truns:read\n")
         #expect(!listed.stdout.contains(created.stdout.trimmingCharacters(in: .newlines)))
-        #expect(try Binary.run(["keys", "create", "--name", "ops", "--database", database]).status == 1)
-        #expect(try Binary.run(["keys", "create", "--name", "x", "--scopes", "root", "--database", database]).stderr.contains("unknown scope 'root'"))
-        #expect(try Binary.run(["keys", "revoke", "ops", "--database", database]).status == 0)
-        let again = try Binary.run(["keys", "revoke", "ops", "--database", database])
+        #expect(try await Binary.run(["keys", "create", "--name", "ops", "--database", database]).status == 1)
+        #expect(try await Binary.run(["keys", "create", "--name", "x", "--scopes", "root", "--database", database]).stderr.contains("unknown scope 'root'"))
+        #expect(try await Binary.run(["keys", "revoke", "ops", "--database", database]).status == 0)
+        let again = try await Binary.run(["keys", "revoke", "ops", "--database", database])
         #expect(again.status == 1)
         #expect(again.stderr == "error: no active key named 'ops'\n")
     }
 
     @Test("lists add, show and remove")
-    func lists() throws {
+    func lists() async throws {
         let directory = try TemporaryDirectory()
         let database = "sqlite:" + directory.file("db.sqlite")
-        #expect(try Binary.run(["lists", "add", "vip", "a@example.com", "example.org", "--kind", "email", "--database", database]).status == 0)
-        let shown = try Binary.run(["lists", "show", "vip", "--database", database])
+        #expect(try await Binary.run(["lists", "add", "vip", "a@example.com", "example.org", "--kind", "email", "--database", database]).status == 0)
+        let shown = try await Binary.run(["lists", "show", "vip", "--database", database])
         #expect(shown.stdout == "vip (email), 2 item(s)\na@example.com\nexample.org\n")
-        let wrongKind = try Binary.run(["lists", "add", "vip", "10.0.0.1", "--kind", "ip", "--database", database])
+        let wrongKind = try await Binary.run(["lists", "add", "vip", "10.0.0.1", "--kind", "ip", "--database", database])
         #expect(wrongKind.status == 1)
         #expect(wrongKind.stderr.contains("exists with kind email"))
-        let badItem = try Binary.run(["lists", "add", "ips", "10.0.0.300", "--kind", "ip", "--database", database])
+        let badItem = try await Binary.run(["lists", "add", "ips", "10.0.0.300", "--kind", "ip", "--database", database])
         #expect(badItem.stderr.contains("'10.0.0.300' is not an IP address"))
-        #expect(try Binary.run(["lists", "remove", "vip", "example.org", "--database", database]).status == 0)
-        #expect(try Binary.run(["lists", "remove", "vip", "example.org", "--database", database]).status == 1)
+        #expect(try await Binary.run(["lists", "remove", "vip", "example.org", "--database", database]).status == 0)
+        #expect(try await Binary.run(["lists", "remove", "vip", "example.org", "--database", database]).status == 1)
     }
 
     @Test("deliveries list, show and retry read the store")
-    func deliveries() throws {
+    func deliveries() async throws {
         let directory = try TemporaryDirectory()
         let database = "sqlite:" + directory.file("db.sqlite")
-        #expect(try Binary.run(["migrate", "--database", database]).status == 0)
-        #expect(try Binary.run(["deliveries", "list", "--database", database]).stdout == "")
-        let missing = try Binary.run(["deliveries", "show", "dlv_nope", "--database", database])
+        #expect(try await Binary.run(["migrate", "--database", database]).status == 0)
+        #expect(try await Binary.run(["deliveries", "list", "--database", database]).stdout == "")
+        let missing = try await Binary.run(["deliveries", "show", "dlv_nope", "--database", database])
         #expect(missing.status == 1)
         #expect(missing.stderr == "error: no delivery 'dlv_nope'\n")
-        #expect(try Binary.run(["deliveries", "retry", "dlv_nope", "--database", database]).status == 1)
-        #expect(try Binary.run(["deliveries", "list", "--status", "lost", "--database", database]).stderr.contains("--status must be one of"))
+        #expect(try await Binary.run(["deliveries", "retry", "dlv_nope", "--database", database]).status == 1)
+        #expect(try await Binary.run(["deliveries", "list", "--status", "lost", "--database", database]).stderr.contains("--status must be one of"))
     }
 
     @Test("eval prints a value as JSON; errors go to stderr with the position")
-    func eval() throws {
+    func eval() async throws {
         let directory = try TemporaryDirectory()
         try directory.write("vars.json", #"{"data": {"inquiry": {"score": 0.9, "birthdate": "2000-01-01"}}}"#)
-        let value = try Binary.run(["eval", "data.inquiry.score > 0.8 && age(data.inquiry.birthdate) >= 18", "--vars", directory.file("vars.json")])
+        let value = try await Binary.run(["eval", "data.inquiry.score > 0.8 && age(data.inquiry.birthdate) >= 18", "--vars", directory.file("vars.json")])
         #expect(value.stdout == "true\n")
-        #expect(try Binary.run(["eval", "[1, 2u, 'x']", "--typed"]).stdout == #"{"list":[{"int":"1"},{"uint":"2"},{"string":"x"}]}"# + "\n")
-        let error = try Binary.run(["eval", "1 + "])
+        #expect(try await Binary.run(["eval", "[1, 2u, 'x']", "--typed"]).stdout == #"{"list":[{"int":"1"},{"uint":"2"},{"string":"x"}]}"# + "\n")
+        let error = try await Binary.run(["eval", "1 + "])
         #expect(error.status == 1)
         #expect(error.stderr.contains("1:5: unexpected end of the expression"))
     }
 
     @Test("eval --jsonl answers every line, survives bad ones")
-    func evalJSONLines() throws {
+    func evalJSONLines() async throws {
         let input = [
             #"{"expr": "x + 1", "vars": {"x": {"int": "41"}}}"#,
             "not json",
@@ -129,7 +129,7 @@ struct CommandLineTests {
             #"{"expr": "(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1"}"#,
             #"{"expr": "ip('10.0.0.1').family()"}"#,
         ].joined(separator: "\n") + "\n"
-        let output = try Binary.run(["eval", "--jsonl"], input: input)
+        let output = try await Binary.run(["eval", "--jsonl"], input: input)
         #expect(output.status == 0)
         let lines = output.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 7)
@@ -143,22 +143,22 @@ struct CommandLineTests {
     }
 
     @Test("run dry-runs a workflow and prints the trace and the decision")
-    func dryRun() throws {
-        let output = try Binary.run(["run", "review-minors", "--event", Repository.root.appendingPathComponent("fixtures/events/inquiry-minor.json").path,
+    func dryRun() async throws {
+        let output = try await Binary.run(["run", "review-minors", "--event", Repository.root.appendingPathComponent("fixtures/events/inquiry-minor.json").path,
                                      "--config", Repository.root.path])
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stdout.contains("✔ minor (if) → {\"result\":true}"))
         #expect(output.stdout.contains("  … review (wait)"))
         #expect(output.stdout.contains("status: waiting\ndecision: needs_review"))
 
-        let wrong = try Binary.run(["run", "review-minors", "--input", Repository.root.appendingPathComponent("fixtures/events/inquiry-minor.json").path,
+        let wrong = try await Binary.run(["run", "review-minors", "--input", Repository.root.appendingPathComponent("fixtures/events/inquiry-minor.json").path,
                                     "--config", Repository.root.path])
         #expect(wrong.status == 1)
         #expect(wrong.stderr.contains("triggered by events: use --event FILE"))
     }
 
     @Test("run prints the request a connector step would send, and sends nothing")
-    func dryRunConnector() throws {
+    func dryRunConnector() async throws {
         let directory = try TemporaryDirectory()
         try directory.write("connectors/crm.yaml", "id: crm\nkind: http\nbase_url: http://127.0.0.1:9\nsigning: off\nauth: { bearer: hidden-token }\n")
         try directory.write("workflows/notify.yaml", """
@@ -175,20 +175,20 @@ struct CommandLineTests {
                     size: "= size(input.name)"
             """)
         try directory.write("input.json", #"{"name": "Ada"}"#)
-        let output = try Binary.run(["run", "notify", "--input", directory.file("input.json"), "--config", directory.path])
+        let output = try await Binary.run(["run", "notify", "--input", directory.file("input.json"), "--config", directory.path])
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stdout.contains(#"✔ tell (connector) would send: {"body":"{\"size\":3,\"title\":\"Hello Ada\"}","connector":"crm","headers":{"Content-Type":"application/json"},"method":"POST","operation":"request","url":"http://127.0.0.1:9/tickets"}"#), "\(output.stdout)")
         #expect(!output.stdout.contains("hidden-token"), "credentials are added at send time only")
     }
 
     @Test("run --outputs assumes connector outputs, so example 3 dry-runs to its decision")
-    func dryRunWithOutputs() throws {
+    func dryRunWithOutputs() async throws {
         let cases = [("kyb-clean.outputs.json", "decision: approved"), ("", "error: [expression] no such key: 'has_match'")]
         for (outputs, expected) in cases {
             var arguments = ["run", "kyb-onboarding", "--input", Repository.root.appendingPathComponent("fixtures/inputs/kyb-clean.json").path,
                              "--config", Repository.root.path]
             if !outputs.isEmpty { arguments += ["--outputs", Repository.root.appendingPathComponent("fixtures/inputs/\(outputs)").path] }
-            let output = try Binary.run(arguments)
+            let output = try await Binary.run(arguments)
             #expect(output.status == 0, "\(output.stderr)")
             #expect(output.stdout.contains(expected), "\(output.stdout)")
         }

@@ -294,12 +294,12 @@ struct DeliveryEngineTests {
             }
         }
         let config = try Self.configuration(receiverURL: "http://127.0.0.1:\(receiver.port)")
-        let unreachable = try Binary.run(["connectors", "test", "crm", "--config", config.path])
+        let unreachable = try await Binary.run(["connectors", "test", "crm", "--config", config.path])
         #expect(unreachable.status == 1)
         #expect(unreachable.stderr.contains("crm: unreachable: connect"))
         let text = try String(contentsOfFile: config.file("connectors/crm.yaml"), encoding: .utf8)
         try config.write("connectors/crm.yaml", text.replacingOccurrences(of: "allow_networks: [ 127.0.0.0/8 ]", with: ""))
-        let blocked = try Binary.run(["connectors", "test", "crm", "--config", config.path])
+        let blocked = try await Binary.run(["connectors", "test", "crm", "--config", config.path])
         #expect(blocked.stderr.contains("crm: refused_address"))
     }
 

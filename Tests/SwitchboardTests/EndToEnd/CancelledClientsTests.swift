@@ -15,10 +15,10 @@ struct CancelledClientsTests {
         try directory.copyExamples(["workflows/decline-blocked-ip.yaml", "workflows/review-minors.yaml",
                                     "connectors/slack-reviews.yaml"], into: "config")
         let database = "sqlite:" + directory.file("switchboard.sqlite")
-        let key = try Binary.run(["keys", "create", "--name", "c", "--database", database]).stdout
+        let key = try await Binary.run(["keys", "create", "--name", "c", "--database", database]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let server = try ServerProcess(config: directory.file("config"), database: database)
-        try server.waitUntilListening()
+        try await server.waitUntilListening()
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let base = "http://127.0.0.1:\(server.port)"
         func post(_ n: Int) async throws -> Int {
@@ -65,6 +65,6 @@ struct CancelledClientsTests {
         #expect(answers.values.compactMap { $0 }.allSatisfy { $0 == 202 }, "nobody else's request failed")
         try await http.shutdown()
         server.kill(signal: SIGTERM)
-        #expect(server.waitForExit() == 0)
+        #expect(await server.waitForExit() == 0)
     }
 }

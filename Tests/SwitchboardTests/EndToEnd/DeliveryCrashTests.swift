@@ -30,12 +30,12 @@ struct DeliveryCrashTests {
                     with: { path: /sink, body: "= input" }
                 """)
             let database = "sqlite:" + directory.file("switchboard.sqlite")
-            let key = try Binary.run(["keys", "create", "--name", "crash", "--database", database]).stdout
+            let key = try await Binary.run(["keys", "create", "--name", "crash", "--database", database]).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             let http = HTTPClient(eventLoopGroupProvider: .singleton)
             do {
                 var server = try ServerProcess(config: directory.file("config"), database: database)
-                try server.waitUntilListening()
+                try await server.waitUntilListening()
                 let api = LiveClient(client: http, base: "http://127.0.0.1:\(server.port)", apiKey: key)
                 let total = 2_000
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -51,12 +51,12 @@ struct DeliveryCrashTests {
                 }
                 await receiver.waitForRequests(200)
                 server.kill(signal: SIGKILL)
-                _ = server.waitForExit()
+                _ = await server.waitForExit()
                 let beforeRestart = receiver.received.count
                 #expect(beforeRestart < total, "the kill happened with deliveries in flight")
 
                 server = try ServerProcess(config: directory.file("config"), database: database)
-                try server.waitUntilListening()
+                try await server.waitUntilListening()
                 let deadline = Date().addingTimeInterval(90)
                 while Date() < deadline {
                     let refs = Set(receiver.received.compactMap { try? JSON.parse($0.body)["ref"]?.stringValue })
@@ -71,7 +71,7 @@ struct DeliveryCrashTests {
                 #expect(idsByRef.count == total, "every delivery reached the receiver")
                 #expect(idsByRef.values.allSatisfy { $0.count == 1 }, "a duplicate carries the webhook-id of its first copy")
                 server.kill(signal: SIGTERM)
-                #expect(server.waitForExit() == 0)
+                #expect(await server.waitForExit() == 0)
             } catch {
                 try? await http.shutdown()
                 throw error

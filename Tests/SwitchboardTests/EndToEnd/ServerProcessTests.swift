@@ -28,18 +28,18 @@ struct ServerProcessTests {
         try directory.write("config/workflows/slow.yaml", Self.slowWorkflow)
         let database = "sqlite:" + directory.file("switchboard.sqlite")
 
-        let key = try Binary.run(["keys", "create", "--name", "e2e", "--database", database])
+        let key = try await Binary.run(["keys", "create", "--name", "e2e", "--database", database])
         #expect(key.status == 0, "\(key.stderr)")
         let apiKey = key.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(apiKey.hasPrefix("sk_") && !apiKey.contains("\n"))
-        let list = try Binary.run(["lists", "add", "blocked-ips", "203.0.113.7", "198.51.100.0/24", "2001:db8:bad::/48",
+        let list = try await Binary.run(["lists", "add", "blocked-ips", "203.0.113.7", "198.51.100.0/24", "2001:db8:bad::/48",
                                    "--kind", "ip", "--database", database])
         #expect(list.status == 0, "\(list.stderr)")
 
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         do {
             var server = try ServerProcess(config: directory.file("config"), database: database)
-            try server.waitUntilListening()
+            try await server.waitUntilListening()
             var api = LiveClient(client: http, base: "http://127.0.0.1:\(server.port)", apiKey: apiKey)
 
             // Examples 1 and 2: each fixture's decisions.
@@ -72,10 +72,10 @@ struct ServerProcessTests {
                 beforeStarted[id] = state["steps"]?.array.first { $0["id"] == "before" }?["started_at"]
             }
             server.kill(signal: SIGKILL)
-            _ = server.waitForExit()
+            _ = await server.waitForExit()
 
             server = try ServerProcess(config: directory.file("config"), database: database)
-            try server.waitUntilListening()
+            try await server.waitUntilListening()
             api = LiveClient(client: http, base: "http://127.0.0.1:\(server.port)", apiKey: apiKey)
             for id in slowRuns {
                 let state = try await api.poll(run: id) { $0["status"] == "completed" }
@@ -88,7 +88,7 @@ struct ServerProcessTests {
             }
 
             server.kill(signal: SIGTERM)
-            #expect(server.waitForExit() == 0, "graceful shutdown exits 0: \(server.log)")
+            #expect(await server.waitForExit() == 0, "graceful shutdown exits 0: \(server.log)")
         } catch {
             try? await http.shutdown()
             throw error

@@ -26,8 +26,19 @@ enum Binary {
     }
 
     /// Runs the binary to completion (bounded by `timeout`), feeding `input` on standard input.
+    ///
+    /// The waiting happens on a thread of its own: blocking one of the concurrency pool's threads
+    /// (two on this machine) while another test did the same stalled every in-process test, now
+    /// and then for good, when the process waited for a test server on that pool.
     static func run(_ arguments: [String], input: String? = nil, environment: [String: String] = [:],
-                    directory: String? = nil, timeout: TimeInterval = 60) throws -> Output
+                    directory: String? = nil, timeout: TimeInterval = 60) async throws -> Output
+    {
+        try await offThePool { try runBlocking(arguments, input: input, environment: environment, directory: directory,
+                                                timeout: timeout) }
+    }
+
+    private static func runBlocking(_ arguments: [String], input: String?, environment: [String: String],
+                                    directory: String?, timeout: TimeInterval) throws -> Output
     {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
@@ -83,7 +94,7 @@ final class ServerProcess: @unchecked Sendable {
     var log: String { output.text.withLock { $0 } }
 
     /// Waits (at most `timeout`) for the "listening" line and reads the port from it.
-    func waitUntilListening(timeout: TimeInterval = 30) throws {
+    func waitUntilListening(timeout: TimeInterval = 30) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let range = log.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
@@ -91,7 +102,7 @@ final class ServerProcess: @unchecked Sendable {
                 return
             }
             if !process.isRunning { break }
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
         throw ServerError(message: "server did not start: \(log)")
     }
@@ -101,9 +112,9 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Waits (at most `timeout`) for the process to exit and returns its status.
-    func waitForExit(timeout: TimeInterval = 20) -> Int32? {
+    func waitForExit(timeout: TimeInterval = 20) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         if process.isRunning { return nil }
         return process.terminationStatus
     }
@@ -147,5 +158,12 @@ struct LiveClient {
             try await Task.sleep(for: .milliseconds(50))
         }
         return last
+    }
+}
+
+/// Runs blocking work (waiting for a process) on a dispatch thread instead of the concurrency pool.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
     }
 }
