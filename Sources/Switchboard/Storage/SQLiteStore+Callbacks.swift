@@ -108,6 +108,7 @@ extension SQLiteStore {
         case let .awaitCallback(correlation):
             try db.cached(sql: "UPDATE steps SET correlation = ? WHERE run_id = ? AND step_id = ?",
                           arguments: [correlation, run, match.stepID])
+            try touch(match.runID, db)
             return
         case let .next(request):
             guard let row = try Row.fetchOne(db, sql: """

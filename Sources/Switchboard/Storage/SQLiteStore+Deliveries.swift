@@ -18,17 +18,24 @@ extension SQLiteStore {
     public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
         let texts = Self.texts(of: result.attempt)
         _ = try await commits.write { [recentEvents] db in
-            try Self.record(result, texts, now, advance: nil, events: recentEvents, db)
+            try Self.record(result, texts, now, settle: nil, events: recentEvents, db)
         }
     }
 
-    public func recordAttempt(_ result: AttemptResult, at now: Date,
+    public func recordAttempt(_ result: AttemptResult, at now: Date, precomputed: RunCheckpoint?,
                               advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     {
         let texts = Self.texts(of: result.attempt)
+        let settlement = Settlement(precomputed: precomputed, advance: advance)
         return try await commits.write { [recentEvents] db in
-            try Self.record(result, texts, now, advance: advance, events: recentEvents, db)
+            try Self.record(result, texts, now, settle: settlement, events: recentEvents, db)
         }
+    }
+
+    /// How a settled step's run moves on inside the attempt's transaction.
+    struct Settlement: Sendable {
+        var precomputed: RunCheckpoint?
+        var advance: @Sendable (RunSnapshot) -> RunCheckpoint?
     }
 
     /// The attempt's request and response as stored, encoded before the transaction: the one
@@ -38,7 +45,7 @@ extension SQLiteStore {
     }
 
     private static func record(_ result: AttemptResult, _ texts: (request: String, response: String?)?, _ now: Date,
-                               advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, events: RecentEvents,
+                               settle settlement: Settlement?, events: RecentEvents,
                                _ db: Database) throws -> RunCheckpoint?
     {
         do {
@@ -67,7 +74,7 @@ extension SQLiteStore {
                     UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
                       AND status = 'waiting'
                     """, arguments: [output.text, max(attempts, 1), delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
-                return try settle(delivery.runID, now, advance, events, db)
+                return try settle(delivery.runID, now, settlement, events, db)
             case let .awaiting(correlation):
                 try succeed(delivery, attempts: attempts, now, db)
                 if delivery.detached { return nil }
@@ -76,7 +83,7 @@ extension SQLiteStore {
                       AND delivery_id = ? AND status = 'waiting'
                     """, arguments: [delivery.connector, correlation, max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
                                      delivery.id.rawValue])
-                return try settle(delivery.runID, now, advance, events, db)
+                return try settle(delivery.runID, now, settlement, events, db)
             case let .followUp(request):
                 try succeed(delivery, attempts: attempts, now, db)
                 try followUp(delivery, request, now, db)
@@ -88,6 +95,7 @@ extension SQLiteStore {
                                      now.microseconds, delivery.id.rawValue])
                 try db.cached(sql: "UPDATE steps SET attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?",
                                arguments: [attempts, delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
+                if !delivery.detached { try touch(delivery.runID, db) }
             case let .gaveUp(status, error):
                 try db.cached(sql: """
                     UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = NULL, manual = 0, last_error = ?,
@@ -98,7 +106,7 @@ extension SQLiteStore {
                     UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
                     """, arguments: [try encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
                                      delivery.id.rawValue])
-                return try settle(delivery.runID, now, advance, events, db)
+                return try settle(delivery.runID, now, settlement, events, db)
             case let .postponed(until):
                 try db.cached(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
                                arguments: [until.microseconds, now.microseconds, delivery.id.rawValue])
@@ -126,20 +134,28 @@ extension SQLiteStore {
               AND status = 'waiting'
             """, arguments: [next.id.rawValue, delivery.runID.rawValue, delivery.stepID])
         // A checkpoint computed before this must not write the old delivery back.
-        try db.cached(sql: "UPDATE runs SET version = version + 1 WHERE id = ?", arguments: [delivery.runID.rawValue])
+        try touch(delivery.runID, db)
     }
 
     /// After a step's delivery settled: advance the run here, in this transaction, when the caller
-    /// can; otherwise mark it due so that the scheduler advances it.
-    private static func settle(_ run: RunID, _ now: Date, _ advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?,
-                               _ events: RecentEvents, _ db: Database) throws -> RunCheckpoint?
+    /// can (with its precomputed checkpoint if the run is still at that version, which spares the
+    /// single writer reading the run and running the interpreter); otherwise mark it due so that
+    /// the scheduler advances it.
+    private static func settle(_ run: RunID, _ now: Date, _ settlement: Settlement?, _ events: RecentEvents,
+                               _ db: Database) throws -> RunCheckpoint?
     {
-        if let advance, let snapshot = try snapshot(run, db, events: events), let checkpoint = advance(snapshot) {
+        guard let settlement else {
+            try wake(run, now, db)
+            return nil
+        }
+        if let precomputed = settlement.precomputed, precomputed.run.id == run, try applyIfCurrent(precomputed, db) {
+            return precomputed
+        }
+        if let snapshot = try snapshot(run, db, events: events), let checkpoint = settlement.advance(snapshot) {
             try apply(checkpoint, db)
             return checkpoint
         }
-        try db.cached(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status IN ('waiting', 'running')",
-                      arguments: [now.microseconds, run.rawValue])
+        try wake(run, now, db)
         return nil
     }
 
@@ -200,7 +216,9 @@ extension SQLiteStore {
                     stepID = try String.fetchOne(db, sql: "SELECT parent FROM steps WHERE run_id = ? AND step_id = ?",
                                                  arguments: [delivery.runID.rawValue, current])
                 }
-                try db.cached(sql: "UPDATE runs SET status = 'running', error = NULL, wake_at = NULL, updated_at = ? WHERE id = ?",
+                try db.cached(sql: """
+                    UPDATE runs SET status = 'running', error = NULL, wake_at = NULL, updated_at = ?, version = version + 1 WHERE id = ?
+                    """,
                                arguments: [now.microseconds, delivery.runID.rawValue])
             }
             return .reopened(delivery.runID)

@@ -173,9 +173,22 @@ public final class SQLiteStore: Store {
         }
     }
 
-    /// Makes a waiting run due now, so that the scheduler advances it.
+    /// Makes a waiting run due now, so that the scheduler advances it, after an answer from
+    /// outside was written into one of its steps.
+    ///
+    /// The run's version moves too: every write to a run's steps does, so that a checkpoint made
+    /// from the run as it was before (``apply(_:_:)`` compares versions) is refused rather than
+    /// committed over an answer it never saw.
     static func wake(_ run: RunID, _ now: Date, _ db: Database) throws {
-        try db.cached(sql: "UPDATE runs SET wake_at = ? WHERE id = ? AND status = 'waiting'", arguments: [now.microseconds, run.rawValue])
+        try db.cached(sql: """
+            UPDATE runs SET wake_at = CASE WHEN status IN ('waiting', 'running') THEN ? ELSE wake_at END, version = version + 1
+            WHERE id = ?
+            """, arguments: [now.microseconds, run.rawValue])
+    }
+
+    /// Moves a run's version after a write to its steps that does not wake it.
+    static func touch(_ run: RunID, _ db: Database) throws {
+        try db.cached(sql: "UPDATE runs SET version = version + 1 WHERE id = ?", arguments: [run.rawValue])
     }
 
     // MARK: Lists

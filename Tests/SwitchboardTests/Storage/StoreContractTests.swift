@@ -105,8 +105,15 @@ struct StoreContractTests {
         #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "approve"]) == .resolved)
         #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "decline"]) == .stepNotWaiting)
         #expect(try await store.resolveWait(run: RunID("run_x"), step: "review", output: [:]) == .runNotFound)
-        // A later checkpoint of the still-waiting step does not erase the answer.
+        // A checkpoint made before the answer is refused: the answer moved the run's version.
         record.version = 1
+        await #expect(throws: StoreError.self) {
+            try await store.save(RunCheckpoint(run: record, steps: [
+                StepRecord(id: "review", parent: nil, sequence: 1, status: .waiting, startedAt: Date()),
+            ]))
+        }
+        // And a checkpoint that does not carry the answer never erases it.
+        record.version = try #require(try await store.loadRun(record.id)).run.version
         try await store.save(RunCheckpoint(run: record, steps: [
             StepRecord(id: "review", parent: nil, sequence: 1, status: .waiting, startedAt: Date()),
         ]))
