@@ -155,33 +155,6 @@ public struct AttemptResult: Sendable {
     public var outcome: Outcome
 }
 
-extension AttemptResult {
-    /// The run of `delivery` as it is once this result is written into the delivery's step, for
-    /// making the run's next checkpoint before the result is committed; nil when the result does
-    /// not settle the step, or the step no longer waits for this delivery. Writes what the
-    /// store's attempt transaction writes into the step (`SQLiteStore.record`).
-    func settling(_ snapshot: RunSnapshot, of delivery: Delivery) -> RunSnapshot? {
-        guard !delivery.detached, let index = snapshot.steps.firstIndex(where: {
-            $0.id == delivery.stepID && $0.deliveryID == delivery.id && $0.status == .waiting
-        }) else { return nil }
-        var settled = snapshot
-        let attempts = max(delivery.attemptCount + (attempt == nil ? 0 : 1), 1)
-        switch outcome {
-        case let .succeeded(output):
-            settled.steps[index].output = output
-            settled.steps[index].error = nil
-        case let .awaiting(correlation):
-            settled.steps[index].awaitedCallback = CallbackKey(connector: delivery.connector, correlation: correlation)
-        case let .gaveUp(_, error):
-            settled.steps[index].error = error
-        case .followUp, .retry, .postponed:
-            return nil
-        }
-        settled.steps[index].attempts = attempts
-        return settled
-    }
-}
-
 /// What reopening a delivery did.
 public enum DeliveryRetryResult: Sendable, Equatable {
     case reopened(RunID)

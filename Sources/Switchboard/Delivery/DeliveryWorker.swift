@@ -135,14 +135,11 @@ public final class DeliveryWorker: Service {
         let claimed = ClaimCount()
         do {
             let engine = self.engine
-            let precomputed = await nextCheckpoint(after: result, of: delivery, claimed: claimed)
-            let checkpoint = try await store.recordAttempt(result, at: clock.now(), precomputed: precomputed) { snapshot in
+            let checkpoint = try await store.recordAttempt(result, at: clock.now()) { snapshot in
                 guard var checkpoint = engine.step(snapshot) else { return nil }
                 claimed.add(engine.claimLocally(&checkpoint))
                 return checkpoint
             }
-            // Deliveries claimed for a checkpoint that was not the one committed go back.
-            queue.release(claimed.value - (checkpoint?.deliveries.count { $0.status == .sending } ?? 0))
             if let checkpoint { engine.committed(checkpoint, previous: .waiting) }
             switch result.outcome {
             case .awaiting: callbacksDoorbell?.ring()
@@ -161,23 +158,6 @@ public final class DeliveryWorker: Service {
                 logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
             }
         }
-    }
-
-    /// The run's next checkpoint once `result` settles its step, made here from the run as last
-    /// committed (read from a reader connection, beside the writer) rather than inside the
-    /// attempt's transaction: SQLite's one writer is what limits forwarding, and reading the run
-    /// and running the interpreter were a third of its work per attempt. The store commits it only
-    /// if the run has not changed since; otherwise it advances the run in the transaction as before.
-    private func nextCheckpoint(after result: AttemptResult, of delivery: Delivery, claimed: ClaimCount) async -> RunCheckpoint? {
-        switch result.outcome {
-        case .succeeded, .awaiting, .gaveUp: break
-        case .followUp, .retry, .postponed: return nil
-        }
-        guard !delivery.detached, let snapshot = try? await store.loadRun(delivery.runID),
-              let settled = result.settling(snapshot, of: delivery), var checkpoint = engine.step(settled)
-        else { return nil }
-        claimed.add(engine.claimLocally(&checkpoint))
-        return checkpoint
     }
 
     private func perform(_ delivery: Delivery) async -> AttemptResult {

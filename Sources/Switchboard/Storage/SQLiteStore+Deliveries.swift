@@ -18,24 +18,17 @@ extension SQLiteStore {
     public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
         let texts = Self.texts(of: result.attempt)
         _ = try await commits.write { [recentEvents] db in
-            try Self.record(result, texts, now, settle: nil, events: recentEvents, db)
+            try Self.record(result, texts, now, advance: nil, events: recentEvents, db)
         }
     }
 
-    public func recordAttempt(_ result: AttemptResult, at now: Date, precomputed: RunCheckpoint?,
+    public func recordAttempt(_ result: AttemptResult, at now: Date,
                               advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     {
         let texts = Self.texts(of: result.attempt)
-        let settlement = Settlement(precomputed: precomputed, advance: advance)
         return try await commits.write { [recentEvents] db in
-            try Self.record(result, texts, now, settle: settlement, events: recentEvents, db)
+            try Self.record(result, texts, now, advance: advance, events: recentEvents, db)
         }
-    }
-
-    /// How a settled step's run moves on inside the attempt's transaction.
-    struct Settlement: Sendable {
-        var precomputed: RunCheckpoint?
-        var advance: @Sendable (RunSnapshot) -> RunCheckpoint?
     }
 
     /// The attempt's request and response as stored, encoded before the transaction: the one
@@ -45,7 +38,7 @@ extension SQLiteStore {
     }
 
     private static func record(_ result: AttemptResult, _ texts: (request: String, response: String?)?, _ now: Date,
-                               settle settlement: Settlement?, events: RecentEvents,
+                               advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, events: RecentEvents,
                                _ db: Database) throws -> RunCheckpoint?
     {
         do {
@@ -74,7 +67,7 @@ extension SQLiteStore {
                     UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
                       AND status = 'waiting'
                     """, arguments: [output.text, max(attempts, 1), delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
-                return try settle(delivery.runID, now, settlement, events, db)
+                return try settle(delivery.runID, now, advance, events, db)
             case let .awaiting(correlation):
                 try succeed(delivery, attempts: attempts, now, db)
                 if delivery.detached { return nil }
@@ -83,7 +76,7 @@ extension SQLiteStore {
                       AND delivery_id = ? AND status = 'waiting'
                     """, arguments: [delivery.connector, correlation, max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
                                      delivery.id.rawValue])
-                return try settle(delivery.runID, now, settlement, events, db)
+                return try settle(delivery.runID, now, advance, events, db)
             case let .followUp(request):
                 try succeed(delivery, attempts: attempts, now, db)
                 try followUp(delivery, request, now, db)
@@ -106,7 +99,7 @@ extension SQLiteStore {
                     UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
                     """, arguments: [try encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
                                      delivery.id.rawValue])
-                return try settle(delivery.runID, now, settlement, events, db)
+                return try settle(delivery.runID, now, advance, events, db)
             case let .postponed(until):
                 try db.cached(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
                                arguments: [until.microseconds, now.microseconds, delivery.id.rawValue])
@@ -138,20 +131,15 @@ extension SQLiteStore {
     }
 
     /// After a step's delivery settled: advance the run here, in this transaction, when the caller
-    /// can (with its precomputed checkpoint if the run is still at that version, which spares the
-    /// single writer reading the run and running the interpreter); otherwise mark it due so that
-    /// the scheduler advances it.
-    private static func settle(_ run: RunID, _ now: Date, _ settlement: Settlement?, _ events: RecentEvents,
-                               _ db: Database) throws -> RunCheckpoint?
+    /// can; otherwise mark it due so that the scheduler advances it.
+    ///
+    /// (Tried in session 3: making the checkpoint outside the transaction, from the run read on a
+    /// reader connection, and committing it if the run's version had not moved. It took work off
+    /// the single writer but cost more CPU in all, and forwarding was ~10 % slower in 3 of 3 pairs.)
+    private static func settle(_ run: RunID, _ now: Date, _ advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?,
+                               _ events: RecentEvents, _ db: Database) throws -> RunCheckpoint?
     {
-        guard let settlement else {
-            try wake(run, now, db)
-            return nil
-        }
-        if let precomputed = settlement.precomputed, precomputed.run.id == run, try applyIfCurrent(precomputed, db) {
-            return precomputed
-        }
-        if let snapshot = try snapshot(run, db, events: events), let checkpoint = settlement.advance(snapshot) {
+        if let advance, let snapshot = try snapshot(run, db, events: events), let checkpoint = advance(snapshot) {
             try apply(checkpoint, db)
             return checkpoint
         }

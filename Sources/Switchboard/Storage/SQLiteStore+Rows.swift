@@ -182,14 +182,6 @@ extension SQLiteStore {
 
     /// Writes a checkpoint if the run is still at the version it was made from.
     static func apply(_ checkpoint: RunCheckpoint, _ db: Database) throws {
-        guard try applyIfCurrent(checkpoint, db) else {
-            throw StoreError.conflict("run \(checkpoint.run.id) changed since version \(checkpoint.run.version)")
-        }
-    }
-
-    /// ``apply(_:_:)``, which writes nothing and returns false when the run is no longer at the
-    /// checkpoint's version.
-    static func applyIfCurrent(_ checkpoint: RunCheckpoint, _ db: Database) throws -> Bool {
         let run = checkpoint.run
         try db.cached(
             sql: """
@@ -198,9 +190,8 @@ extension SQLiteStore {
             """,
             arguments: [run.status.rawValue, run.decision?.rawValue, encode(run.tags), try run.error.map(encode),
                         run.updatedAt.microseconds, run.wakeAt?.microseconds, run.id.rawValue, run.version])
-        guard db.changesCount == 1 else { return false }
+        guard db.changesCount == 1 else { throw StoreError.conflict("run \(run.id) changed since version \(run.version)") }
         try SQLiteStore.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, db)
-        return true
     }
 
     /// A run and its steps. Its event comes from `events` when it is there, and is read and

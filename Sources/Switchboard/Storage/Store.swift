@@ -70,12 +70,9 @@ public protocol Store: Sendable {
     /// Records an attempt and its consequence in one transaction: the delivery's new state and,
     /// when the delivery is settled, its step's output or error and a wake-up for its run.
     func recordAttempt(_ result: AttemptResult, at now: Date) async throws
-    /// The same, and when the attempt settled its step, advances the run in the same transaction;
-    /// returns the checkpoint it committed. `precomputed`, the run's next checkpoint made outside
-    /// the transaction from the run as it was read with this result written into the step, is
-    /// committed when the run has not changed since (same version); otherwise `advance` makes the
-    /// checkpoint from the run as it now is.
-    func recordAttempt(_ result: AttemptResult, at now: Date, precomputed: RunCheckpoint?,
+    /// The same, and when the attempt settled its step, advances the run in the same transaction
+    /// with `advance` (given the run as it now is); returns the checkpoint it committed.
+    func recordAttempt(_ result: AttemptResult, at now: Date,
                        advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     /// Puts every delivery left `sending` by a stopped process back to `pending` (single instance).
     func releaseDeliveries() async throws -> Int
