@@ -6,7 +6,8 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// The one place that sends: claims due deliveries, applies each connector's flow control,
+/// The one place that sends: takes the deliveries this process's commits hand over
+/// (``DeliveryQueue``) and claims due ones from the store, applies each connector's flow control,
 /// signs, sends, logs every attempt, and decides between success, retry and giving up.
 public final class DeliveryWorker: Service {
     let store: any Store
