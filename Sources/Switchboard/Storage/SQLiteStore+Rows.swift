@@ -119,6 +119,11 @@ extension SQLiteStore {
                 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
                 """)
         }
+        migrator.registerMigration("v8: attempts pruned in insertion order") { db in
+            // Pruning reads the oldest attempts by rowid (SQLiteStore.pruneAttempts); the index on
+            // their start time cost a b-tree insert per attempt.
+            try db.execute(sql: "DROP INDEX delivery_attempts_by_time")
+        }
         return migrator
     }
 

@@ -97,3 +97,34 @@ extension SQLiteStoreTests {
         #expect(try await store.listRuns(RunQuery(status: .completed)).map(\.id) == [run.id])
     }
 }
+
+extension SQLiteStoreTests {
+    @Test("pruning takes the oldest attempts in batches and leaves recent ones")
+    func pruning() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteStore(path: directory.file("db.sqlite"))
+        try await store.migrate()
+        let now = Date()
+        let run = RunRecord(id: .generate(at: now), workflow: "w", trigger: RunTrigger(api: true), createdAt: now)
+        try await store.createRuns([run])
+        for n in 0 ..< 6 {
+            let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: "s\(n)", connector: "c", operation: "request",
+                                    request: OutboundRequest(method: "POST", url: "https://example.com/"), nextAttemptAt: now,
+                                    detached: true, createdAt: now)
+            try await store.enqueue([delivery])
+            // Four old attempts first, then two recent ones, in the order they would be logged.
+            let started = n < 4 ? now.addingTimeInterval(-40 * 86_400 + Double(n)) : now
+            let attempt = DeliveryAttempt(deliveryID: delivery.id, number: 1, trigger: .scheduled, startedAt: started,
+                                          durationMilliseconds: 1, request: ["method": "POST"], response: nil, errorClass: nil,
+                                          errorMessage: nil)
+            try await store.recordAttempt(AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: [:])),
+                                          at: now)
+        }
+        let cutoff = now.addingTimeInterval(-30 * 86_400)
+        #expect(try await store.pruneAttempts(before: cutoff, limit: 3) == 3)
+        #expect(try await store.pruneAttempts(before: cutoff, limit: 3) == 1)
+        #expect(try await store.pruneAttempts(before: cutoff, limit: 3) == 0)
+        let left = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery_attempts") }
+        #expect(left == 2)
+    }
+}
