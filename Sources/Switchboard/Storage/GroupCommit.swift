@@ -72,12 +72,13 @@ final class GroupCommit: Sendable {
         }
     }
 
-    /// Up to `limit` queued writes; when there are none, the drain ends.
-    private func take(upTo limit: Int) -> [Entry] {
+    /// Up to `limit` queued writes. When there are none and `endingDrain`, the drain ends (a
+    /// write queued after this starts a new one); writes joining an open transaction leave it on.
+    private func take(upTo limit: Int, endingDrain: Bool = true) -> [Entry] {
         state.withLock { state in
             let taken = Array(state.queue.prefix(limit))
             state.queue.removeFirst(taken.count)
-            if taken.isEmpty { state.draining = false }
+            if taken.isEmpty, endingDrain { state.draining = false }
             return taken
         }
     }
@@ -114,7 +115,7 @@ final class GroupCommit: Sendable {
                         outcomes.append(.failure(error))
                     }
                     if next == batch.count, batch.count < joinLimit {
-                        batch += joining(upTo: joinLimit - batch.count)
+                        batch += take(upTo: joinLimit - batch.count, endingDrain: false)
                     }
                 }
                 return .commit
@@ -124,15 +125,6 @@ final class GroupCommit: Sendable {
             return
         }
         for (entry, outcome) in zip(batch, outcomes) { entry.complete(outcome) }
-    }
-
-    /// Writes queued meanwhile, to join the open transaction (the drain goes on either way).
-    private func joining(upTo limit: Int) -> [Entry] {
-        state.withLock { state in
-            let taken = Array(state.queue.prefix(limit))
-            state.queue.removeFirst(taken.count)
-            return taken
-        }
     }
 }
 

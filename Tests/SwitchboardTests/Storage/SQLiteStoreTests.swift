@@ -7,11 +7,18 @@ import Testing
 /// What only the SQLite store has: its schema history and its in-memory shortcuts.
 @Suite("SQLite store")
 struct SQLiteStoreTests {
-    @Test("a delivery written before v6, with its body inside the request's JSON, still reads with its body")
-    func bodyBeforeV6() async throws {
+    /// A migrated store in a temporary directory (kept alive by the caller with the directory).
+    static func migratedStore() async throws -> (SQLiteStore, TemporaryDirectory) {
         let directory = try TemporaryDirectory()
         let store = try SQLiteStore(path: directory.file("db.sqlite"))
         try await store.migrate()
+        return (store, directory)
+    }
+
+    @Test("a delivery written before v6, with its body inside the request's JSON, still reads with its body")
+    func bodyBeforeV6() async throws {
+        let (store, directory) = try await Self.migratedStore()
+        _ = directory  // kept until the end of the test
         let now = Date()
         let run = RunRecord(id: .generate(at: now), workflow: "w", trigger: RunTrigger(api: true), createdAt: now)
         try await store.createRuns([run])
@@ -30,9 +37,7 @@ struct SQLiteStoreTests {
 
     @Test("a run's event reads the same whether the store still remembers it parsed or reads it back")
     func recentEvents() async throws {
-        let directory = try TemporaryDirectory()
-        let store = try SQLiteStore(path: directory.file("db.sqlite"))
-        try await store.migrate()
+        let (store, directory) = try await Self.migratedStore()
         let now = Date()
         let payload: JSON = ["id": "e1", "type": "t", "data": ["ip": "192.0.2.1", "nested": ["a": [1, 2, "x"]]]]
         let eventID = EventID.generate(at: now)
@@ -101,9 +106,8 @@ extension SQLiteStoreTests {
 extension SQLiteStoreTests {
     @Test("pruning takes the oldest attempts in batches and leaves recent ones")
     func pruning() async throws {
-        let directory = try TemporaryDirectory()
-        let store = try SQLiteStore(path: directory.file("db.sqlite"))
-        try await store.migrate()
+        let (store, directory) = try await Self.migratedStore()
+        _ = directory  // kept until the end of the test
         let now = Date()
         let run = RunRecord(id: .generate(at: now), workflow: "w", trigger: RunTrigger(api: true), createdAt: now)
         try await store.createRuns([run])
