@@ -58,7 +58,7 @@ public struct RunTrigger: Codable, Hashable, Sendable {
 }
 
 /// A workflow run as the store keeps it.
-public struct RunRecord: Sendable {
+public struct RunRecord: Sendable, Equatable {
     public var id: RunID
     public var workflow: String
     public var status: RunStatus
@@ -136,7 +136,7 @@ public struct StepRecord: Sendable, Equatable {
 }
 
 /// A run with every step that has started.
-public struct RunSnapshot: Sendable {
+public struct RunSnapshot: Sendable, Equatable {
     public var run: RunRecord
     public var steps: [StepRecord]
 }

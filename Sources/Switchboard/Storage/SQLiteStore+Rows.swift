@@ -199,6 +199,51 @@ extension SQLiteStore {
         try SQLiteStore.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, db)
     }
 
+    /// The run as the store holds it once `checkpoint` committed over `base` (nil: the checkpoint
+    /// of a new run, inserted by ``insert(_:_:eventStored:)``): in memory, what ``apply(_:_:)`` and
+    /// ``write(steps:deliveries:run:_:)`` write, for ``RecentRuns``. Keep the three in step. Dates
+    /// are kept to the microsecond, as the store keeps them; debug builds compare the result with
+    /// the store's (``settle``).
+    static func stored(_ checkpoint: RunCheckpoint, over base: RunSnapshot?) -> RunSnapshot {
+        var run: RunRecord
+        var steps: [String: StepRecord] = [:]
+        if let base {
+            run = base.run
+            run.status = checkpoint.run.status
+            run.decision = checkpoint.run.decision
+            run.tags = checkpoint.run.tags
+            run.error = checkpoint.run.error
+            run.updatedAt = checkpoint.run.updatedAt.storedPrecision
+            run.wakeAt = checkpoint.run.wakeAt?.storedPrecision
+            run.version = checkpoint.run.version + 1
+            for step in base.steps { steps[step.id] = step }
+        } else {
+            run = checkpoint.run
+            run.createdAt = run.createdAt.storedPrecision
+            run.updatedAt = run.updatedAt.storedPrecision
+            run.wakeAt = run.wakeAt?.storedPrecision
+            run.version = 0
+        }
+        for new in checkpoint.steps {
+            var step = new
+            step.startedAt = step.startedAt.storedPrecision
+            step.endedAt = step.endedAt?.storedPrecision
+            step.wakeAt = step.wakeAt?.storedPrecision
+            if let old = steps[new.id] {
+                // The upsert's ON CONFLICT branch: these columns keep what the row had.
+                step.parent = old.parent
+                step.sequence = old.sequence
+                step.startedAt = old.startedAt
+                step.output = step.output ?? old.output
+                step.error = step.error ?? old.error
+                step.deliveryID = step.deliveryID ?? old.deliveryID
+                step.awaitedCallback = step.awaitedCallback ?? old.awaitedCallback
+            }
+            steps[new.id] = step
+        }
+        return RunSnapshot(run: run, steps: steps.values.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) })
+    }
+
     /// A run and its steps. Its event comes from `events` when it is there, and is read and
     /// remembered otherwise.
     static func snapshot(_ id: RunID, _ db: Database, events: RecentEvents) throws -> RunSnapshot? {
@@ -216,7 +261,7 @@ extension SQLiteStore {
             }
         }
         let steps = try Row.fetchAll(
-            try db.cachedStatement(sql: "SELECT \(StepColumn.list) FROM steps WHERE run_id = ? ORDER BY sequence"),
+            try db.cachedStatement(sql: "SELECT \(StepColumn.list) FROM steps WHERE run_id = ? ORDER BY sequence, step_id"),
             arguments: [id.rawValue])
         return RunSnapshot(run: run, steps: try steps.map(step(from:)))
     }

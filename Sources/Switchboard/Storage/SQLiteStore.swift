@@ -10,6 +10,8 @@ public final class SQLiteStore: Store {
     let commits: GroupCommit
     /// Parsed payloads of recent events, so that advancing a run does not parse its event again.
     let recentEvents = RecentEvents()
+    /// Runs as last committed here, so that a delivery's result advances its run without reading it back.
+    let recentRuns = RecentRuns()
     public let path: String
 
     /// Opens (and creates, with its folder) the database at `path`.
@@ -76,6 +78,9 @@ public final class SQLiteStore: Store {
         // and off the writer (forgetting the oldest frees a whole parsed event).
         if case .accepted = outcome, runs.contains(where: { !$0.run.status.isFinished }) {
             recentEvents.remember(event.id, event.payload)
+            for checkpoint in runs where !checkpoint.run.status.isFinished {
+                recentRuns.remember(Self.stored(checkpoint, over: nil))
+            }
         }
         return outcome
     }
@@ -87,6 +92,7 @@ public final class SQLiteStore: Store {
                 try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
             }
         }
+        for checkpoint in runs { recentRuns.remember(Self.stored(checkpoint, over: nil)) }
     }
 
     public func loadRun(_ id: RunID) async throws -> RunSnapshot? {

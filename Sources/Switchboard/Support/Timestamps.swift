@@ -6,6 +6,8 @@ public typealias Microseconds = Int64
 extension Date {
     var microseconds: Microseconds { Microseconds((timeIntervalSince1970 * 1_000_000).rounded()) }
     init(microseconds: Microseconds) { self.init(timeIntervalSince1970: Double(microseconds) / 1_000_000) }
+    /// This date as the store gives it back: to the microsecond.
+    var storedPrecision: Date { Date(microseconds: microseconds) }
 
     /// RFC 3339 in UTC with milliseconds, as the API writes times.
     var rfc3339: String {

@@ -132,3 +132,109 @@ extension SQLiteStoreTests {
         #expect(left == 2)
     }
 }
+
+extension SQLiteStoreTests {
+    /// A run waiting for one delivery, created through the store (and so remembered by it).
+    static func runWaitingOnDelivery(_ store: SQLiteStore, at now: Date) async throws -> (RunRecord, Delivery) {
+        let run = RunRecord(id: .generate(at: now), workflow: "w", status: .waiting, trigger: RunTrigger(api: true),
+                            input: ["n": 1], createdAt: now)
+        let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: "send", connector: "crm", operation: "request",
+                                request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
+                                nextAttemptAt: now, createdAt: now)
+        let steps = [
+            StepRecord(id: "check", parent: nil, sequence: 1, status: .completed, output: ["ok": true], startedAt: now, endedAt: now),
+            StepRecord(id: "send", parent: nil, sequence: 2, status: .waiting, startedAt: now, deliveryID: delivery.id),
+        ]
+        try await store.createRuns([RunCheckpoint(run: run, steps: steps, deliveries: [delivery])])
+        return (run, delivery)
+    }
+
+    /// What the interpreter would do with the answer: the step completes (its output left to the
+    /// store, as a checkpoint that did not change it leaves it), and so does the run.
+    static let completeSend: @Sendable (RunSnapshot) -> RunCheckpoint? = { snapshot in
+        guard let send = snapshot.steps.first(where: { $0.id == "send" }), send.status == .waiting, send.output != nil else {
+            return nil
+        }
+        var run = snapshot.run
+        run.status = .completed
+        run.updatedAt = Date()
+        let step = StepRecord(id: "send", parent: nil, sequence: send.sequence, status: .completed, attempts: send.attempts,
+                              startedAt: send.startedAt, endedAt: Date())
+        return RunCheckpoint(run: run, steps: [step])
+    }
+
+    static func success(_ delivery: Delivery, at now: Date) -> AttemptResult {
+        let attempt = DeliveryAttempt(deliveryID: delivery.id, number: 1, trigger: .scheduled, startedAt: now, durationMilliseconds: 1,
+                                      request: ["method": "POST"], response: ["status": 200], errorClass: nil, errorMessage: nil)
+        return AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: ["status": 200, "body": ["id": "x"]]))
+    }
+
+    @Test("a delivery's result advances its run from the copy remembered at the run's version, to the same rows")
+    func recentRuns() async throws {
+        let (store, directory) = try await Self.migratedStore()
+        _ = directory  // kept until the end of the test
+        let now = Date()
+        let (run, delivery) = try await Self.runWaitingOnDelivery(store, at: now)
+        let checkpoint = try await store.recordAttempt(Self.success(delivery, at: now), at: now, advance: Self.completeSend)
+        #expect(checkpoint?.run.status == .completed)
+        #expect(store.recentRuns.hits.load(ordering: .relaxed) == 1 && store.recentRuns.misses.load(ordering: .relaxed) == 0)
+        let stored = try #require(try await store.loadRun(run.id))
+        #expect(stored.run.status == .completed && stored.run.version == 1)
+        let send = try #require(stored.steps.last)
+        #expect(send.status == .completed && send.output == ["status": 200, "body": ["id": "x"]] && send.error == nil)
+        #expect(store.recentRuns.count == 0, "a finished run is forgotten")
+
+        // Built in memory, the run after a checkpoint is what the store reads back.
+        let (other, _) = try await Self.runWaitingOnDelivery(store, at: now)
+        let base = try #require(try await store.loadRun(other.id))
+        #expect(store.recentRuns.snapshot(other.id, version: 0) == base)
+        var moved = base.run
+        moved.status = .running
+        moved.tags = ["t"]
+        moved.wakeAt = Date().addingTimeInterval(60)
+        let next = RunCheckpoint(run: moved, steps: [
+            StepRecord(id: "send", parent: nil, sequence: 2, status: .waiting, attempts: 2, startedAt: Date()),
+            StepRecord(id: "later", parent: "send", sequence: 3, status: .running, startedAt: Date()),
+        ])
+        try await store.save(next)
+        #expect(SQLiteStore.stored(next, over: base) == (try await store.loadRun(other.id)))
+    }
+
+    @Test("a run changed by anyone else since it was remembered is read from the store again")
+    func recentRunsStale() async throws {
+        let (store, directory) = try await Self.migratedStore()
+        _ = directory  // kept until the end of the test
+        let now = Date()
+        let (run, delivery) = try await Self.runWaitingOnDelivery(store, at: now)
+        // Another process (or the scheduler) commits a checkpoint this store did not remember.
+        var changed = try #require(try await store.loadRun(run.id)).run
+        changed.tags = ["seen elsewhere"]
+        try await store.save(RunCheckpoint(run: changed, steps: []))
+
+        let checkpoint = try await store.recordAttempt(Self.success(delivery, at: now), at: now, advance: Self.completeSend)
+        #expect(checkpoint?.run.tags == ["seen elsewhere"], "made from the run as stored")
+        #expect(store.recentRuns.hits.load(ordering: .relaxed) == 0 && store.recentRuns.misses.load(ordering: .relaxed) == 1)
+        let stored = try #require(try await store.loadRun(run.id))
+        #expect(stored.run.status == .completed && stored.run.version == 2)
+        #expect(stored.steps.last?.output == ["status": 200, "body": ["id": "x"]])
+    }
+
+    @Test("the remembered runs are bounded, and an older version never replaces a newer one")
+    func recentRunsBound() {
+        let runs = RecentRuns(capacity: 2)
+        let now = Date()
+        func snapshot(_ id: String, version: Int) -> RunSnapshot {
+            RunSnapshot(run: RunRecord(id: RunID(rawValue: id), workflow: "w", status: .waiting, trigger: RunTrigger(api: true),
+                                       createdAt: now, version: version), steps: [])
+        }
+        runs.remember(snapshot("run_a", version: 3))
+        runs.remember(snapshot("run_a", version: 2))
+        #expect(runs.snapshot(RunID(rawValue: "run_a"), version: 3) != nil)
+        #expect(runs.snapshot(RunID(rawValue: "run_a"), version: 2) == nil)
+        runs.remember(snapshot("run_b", version: 0))
+        runs.remember(snapshot("run_c", version: 0))
+        #expect(runs.count == 2)
+        #expect(runs.snapshot(RunID(rawValue: "run_a"), version: 3) == nil, "the oldest went first")
+        #expect(runs.snapshot(RunID(rawValue: "run_c"), version: 0) != nil)
+    }
+}
