@@ -14,6 +14,18 @@ struct JSONTests {
         #expect(try JSON.parse(value.text) == value)
     }
 
+    @Test("strings are escaped where they must be, at their start, end and between plain runs")
+    func escapes() throws {
+        let cases: [(String, String)] = [
+            ("", #""""#), ("plain", #""plain""#), ("\"", #""\"""#), ("a\tb\rc\u{1}", #""a\tb\rc\u0001""#),
+            ("\\\\", #""\\\\""#), ("\u{1f}é\n", #""\u001fé\n""#),
+        ]
+        for (string, text) in cases {
+            #expect(JSON.string(string).text == text)
+            #expect(try JSON.parse(text) == .string(string))
+        }
+    }
+
     @Test("errors carry line and column", arguments: [
         ("{\"a\": 1,\n \"b\": oops}", 2, 7, "unexpected character 'o'"),
         ("[1, 2", 1, 6, "unexpected end of the JSON text, expected ',' or ']'"),

@@ -45,7 +45,7 @@ public enum JSON: Hashable, Sendable {
     /// The compact encoding as bytes.
     public var bytes: [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(64)
+        out.reserveCapacity(256)
         JSONWriter.write(self, into: &out)
         return out
     }
