@@ -114,7 +114,7 @@ if [ "$mode" = down ]; then
 fi
 # Warm up: on a new database the first seconds are slower while SQLite's WAL file grows to its
 # working size (every commit then also flushes the file's new size). Measure the steady state.
-wrk -t${WRK_THREADS:-2} -c32 -d"${WARMUP:-5s}" -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events > "$work/warmup.txt"
+wrk -t${WRK_THREADS:-2} -c${CONNECTIONS:-32} -d"${WARMUP:-5s}" -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events > "$work/warmup.txt"
 echo "warm-up: $(grep Requests/sec "$work/warmup.txt")"
 for _ in $(seq 1 600); do
   warm_sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')
@@ -129,7 +129,7 @@ start=$(date +%s.%N)
 # STRACE=FILE counts the gateway's system calls (and pwrite sizes) for 3 s of the measured run.
 [ -n "${STRACE:-}" ] && { (sleep 2; timeout 3 strace -f -p $server_pid ${STRACE_ARGS:--e trace=pwrite64,fdatasync} -o "$STRACE" 2>/dev/null) & }
 [ -n "${PERF:-}" ] && { perf record -F 499 ${PERF_CALLGRAPH--g} -p $server_pid -o "$PERF" -- sleep "${duration%s}" >/dev/null 2>&1 & }
-wrk -t${WRK_THREADS:-2} -c32 -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
+wrk -t${WRK_THREADS:-2} -c${CONNECTIONS:-32} -d"$duration" --latency -s Benchmarks/ingest.lua http://127.0.0.1:18080/v1/events | tee "$work/wrk.txt"
 # CPU seconds the gateway used during the measured run (utime + stime, in clock ticks).
 [ -n "${CPU:-}" ] && echo "gateway CPU during the run: $(awk '{printf "%.1f s", ($14 + $15 - '"$cpu_before"') / 100}' /proc/$server_pid/stat), bytes written (files and sockets): $(awk '/^wchar/ {printf "%.0f MB", ($2 - '"$written_before"') / 1e6}' /proc/$server_pid/io)"
 total_sent=$(curl -s http://127.0.0.1:18080/metrics | awk '/^switchboard_events_received_total\{outcome="accepted"\}/ {print $2}')

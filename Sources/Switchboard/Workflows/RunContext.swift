@@ -1,36 +1,70 @@
 import CEL
 import Foundation
+import Synchronization
 
 /// What a run's expressions and templates see: `event`, `data`, `input`, `steps`, `run`, `now`.
 struct RunContext: Sendable {
-    private(set) var variables: [String: CELValue]
+    /// The variables an expression sees, but for `event`, `data` and `input` (``roots``).
+    private var variables: [String: CELValue]
     private var stepValues: CELMap
     private var stepJSON: [String: JSON]
     let celContext: CELContext
     private let run: RunRecord
     private let now: Date
+    /// The event and input as CEL values, converted the first time an expression needs them: a
+    /// run whose templates only pass them on (`body: = event`) never converts them.
+    private let roots: Roots
 
     init(run: RunRecord, steps: [StepRecord], now: Date, lists: ListIndexSnapshot) {
-        let event = run.event ?? .null
-        let input = run.input ?? .null
         self.run = run
         self.now = now
         var runValue = CELMap()
         runValue[.string("id")] = .string(run.id.rawValue)
         runValue[.string("workflow")] = .string(run.workflow)
         runValue[.string("started_at")] = .timestamp(CELTimestampBridge.timestamp(run.createdAt))
-        // The event is converted once; `data` is its entry, not a second conversion.
-        let eventValue = CELValue(json: event)
-        var dataValue = CELValue.null
-        if case let .map(map) = eventValue, let value = map[string: "data"] { dataValue = value }
-        variables = [
-            "event": eventValue, "data": dataValue, "input": CELValue(json: input),
-            "run": .map(runValue), "now": .timestamp(CELTimestampBridge.timestamp(now)),
-        ]
+        variables = ["run": .map(runValue), "now": .timestamp(CELTimestampBridge.timestamp(now))]
+        roots = Roots(event: run.event ?? .null, input: run.input ?? .null)
         stepValues = CELMap()
         stepJSON = [:]
         celContext = CELContext(now: CELTimestampBridge.timestamp(run.createdAt), host: lists)
         for step in steps { update(step) }
+    }
+
+    /// The value of an expression that is only a root name (`event`, `data`, `input`), taken
+    /// as it is; nil for any other expression.
+    func rootValue(_ source: String) -> JSON? {
+        switch source {
+        case "event": roots.event
+        case "data": roots.event["data"] ?? .null
+        case "input": roots.input
+        default: nil
+        }
+    }
+
+    /// `event` and `input`, and their CEL forms once converted. Shared by the copies of a
+    /// context (the interpreter copies it), which all have the same run.
+    private final class Roots: Sendable {
+        let event: JSON
+        let input: JSON
+        private let converted = Mutex<(event: CELValue, data: CELValue, input: CELValue)?>(nil)
+
+        init(event: JSON, input: JSON) {
+            self.event = event
+            self.input = input
+        }
+
+        var values: (event: CELValue, data: CELValue, input: CELValue) {
+            converted.withLock { converted in
+                if let converted { return converted }
+                // The event is converted once; `data` is its entry, not a second conversion.
+                let eventValue = CELValue(json: event)
+                var dataValue = CELValue.null
+                if case let .map(map) = eventValue, let value = map[string: "data"] { dataValue = value }
+                let values = (event: eventValue, data: dataValue, input: CELValue(json: input))
+                converted = values
+                return values
+            }
+        }
     }
 
     /// Makes a step's latest status, output and error visible as `steps.<id>`.
@@ -45,6 +79,11 @@ struct RunContext: Sendable {
     /// Evaluates an expression; a CEL error becomes a step error with the expression and position.
     func evaluate(_ expression: Expression) throws(StepError) -> CELValue {
         do {
+            var variables = variables
+            let roots = roots.values
+            variables["event"] = roots.event
+            variables["data"] = roots.data
+            variables["input"] = roots.input
             return try expression.program.evaluate(variables, context: celContext)
         } catch {
             throw StepError(errorClass: "expression", message: error.message, expression: expression.source,
@@ -54,9 +93,9 @@ struct RunContext: Sendable {
 
     /// The context as Foundation objects, for Mustache templates.
     var mustacheObject: [String: Any] {
-        let event = run.event ?? .null
+        let event = roots.event
         let base: [String: JSON] = [
-            "event": event, "data": event["data"] ?? .null, "input": run.input ?? .null, "now": .string(now.rfc3339),
+            "event": event, "data": event["data"] ?? .null, "input": roots.input, "now": .string(now.rfc3339),
             "run": ["id": .string(run.id.rawValue), "workflow": .string(run.workflow), "started_at": .string(run.createdAt.rfc3339)],
         ]
         var object = base.mapValues(\.foundationObject)

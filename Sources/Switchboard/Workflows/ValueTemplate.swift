@@ -15,7 +15,10 @@ public indirect enum ValueTemplate: Sendable {
         switch self {
         case let .literal(json): return json
         case let .template(_, template): return .string(template.render(context.mustacheObject))
-        case let .expression(expression): return try context.evaluate(expression).json
+        case let .expression(expression):
+            // `= event` and the like pass the value on as it is, without a round trip through CEL.
+            if let value = context.rootValue(expression.source) { return value }
+            return try context.evaluate(expression).json
         case let .object(fields):
             var object: [String: JSON] = [:]
             for (key, value) in fields { object[key] = try value.evaluate(in: context) }

@@ -243,3 +243,26 @@ struct RunInterpreterTests {
         }
     }
 }
+
+extension RunInterpreterTests {
+    @Test("a bare root name passes the value on as CEL would give it, without converting it")
+    func rootValues() throws {
+        let event: JSON = ["id": "e1", "data": ["amount": 12.5, "count": 3, "tags": ["a", "b"], "nested": ["ok": true, "none": .null]]]
+        let run = RunRecord(id: .generate(), workflow: "w", trigger: RunTrigger(), event: event, input: ["x": [1, 2]],
+                            createdAt: start)
+        let context = RunContext(run: run, steps: [], now: start, lists: ListIndexSnapshot())
+        func expression(_ source: String) throws -> ValueTemplate {
+            .expression(Expression(source: source, program: try ExpressionEnvironment.shared.compile(source),
+                                   location: SourceLocation(file: "t", line: 1, column: 1)))
+        }
+        for (bare, throughCEL) in [("event", "event.id == '' ? {} : event"), ("data", "event.data"), ("input", "[input][0]")] {
+            #expect(context.rootValue(bare) != nil)
+            #expect(context.rootValue(throughCEL) == nil)
+            #expect(try expression(bare).evaluate(in: context) == expression(throughCEL).evaluate(in: context), "\(bare)")
+        }
+        let noData = RunContext(run: RunRecord(id: .generate(), workflow: "w", trigger: RunTrigger(), createdAt: start), steps: [],
+                                now: start, lists: ListIndexSnapshot())
+        #expect(try expression("data").evaluate(in: noData) == .null)
+        #expect(try expression("input").evaluate(in: noData) == .null)
+    }
+}
