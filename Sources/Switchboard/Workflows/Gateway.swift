@@ -46,6 +46,11 @@ public final class Gateway: Sendable {
         // Without a tracer the client makes no span per request; with the default (no-op) tracer it
         // still built one and its attributes on every attempt (~1.5 % of the CPU when forwarding).
         clientConfiguration.tracing.tracer = nil
+        // One attempt is one try to connect: a refused connection fails the attempt at once and the
+        // delivery's own retry policy (backoff, jitter, the circuit breaker, the log) takes over.
+        // The client's default retried it silently until the connect timeout, so an attempt to a
+        // receiver that was down held a concurrency slot for 5 s.
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         callbacks = CallbackInbox(store: store, configuration: configuration, scheduler: scheduler, clock: clock, logger: logger,
                                   metrics: metrics, doorbell: engine.callbacksAwaited)
