@@ -141,6 +141,9 @@ public final class DeliveryWorker: Service {
                 claimed.add(engine.claimLocally(&checkpoint))
                 return checkpoint
             }
+            // Room reserved by a checkpoint that was made but not committed is given back.
+            let handed = checkpoint?.deliveries.filter { $0.status == .sending }.count ?? 0
+            queue.release(claimed.value - handed)
             if let checkpoint { engine.committed(checkpoint, previous: .waiting) }
             switch result.outcome {
             case .awaiting: callbacksDoorbell?.ring()

@@ -255,6 +255,38 @@ struct DeliveryEngineTests {
         #expect(await SSRFGuard(allowAll: true).check(host: "10.0.0.1") == nil)
     }
 
+    @Test("a delivery whose success starts the next one: both sent once, and the worker's room all given back")
+    func chainedDeliveries() async throws {
+        let receiver = TestReceiver(script: [.init(status: 200), .init(status: 200)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url)
+            try config.write("workflows/notify.yaml", """
+                id: notify
+                trigger: { api: { input: { ref: { type: string, required: true } } } }
+                steps:
+                  - id: tell
+                    connector: crm
+                    operation: notify
+                  - id: tell_again
+                    connector: crm
+                    operation: notify
+                  - id: done
+                    action: approve
+                """)
+            let gateway = try await TestGateway(configurationDirectory: config.path)
+            try await gateway.test { api in
+                let run = try await start(api)
+                let done = try await api.waitUntilFinished(run)
+                #expect(done["status"] == "completed" && done["decision"] == "approved")
+                #expect(receiver.received.count == 2)
+                // The second delivery was made (and its room reserved) before the first one's
+                // transaction, from the run the store remembered.
+                #expect(gateway.store.recentRuns.hits.load(ordering: .relaxed) >= 2)
+                try await Self.eventually { gateway.gateway.engine.deliveries.inFlight == 0 }
+            }
+        }
+    }
+
     @Test("a 10 MiB response is read up to 1 MiB and logged as an excerpt")
     func largeResponse() async throws {
         let receiver = TestReceiver(script: [.init(status: 200, bodyBytes: 10 << 20)])
