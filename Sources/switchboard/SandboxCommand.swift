@@ -22,11 +22,7 @@ struct SandboxCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
-        }
+        LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, level: .info) }
         var settings = SandboxSettings()
         settings.port = port
         settings.gatewayURL = gatewayURL ?? environment["SWITCHBOARD_PUBLIC_URL"] ?? settings.gatewayURL
