@@ -76,7 +76,7 @@ public final class DeliveryWorker: Service {
             // Due times come without anyone ringing (a retry's backoff ends): look at the store regularly.
             let ticker = Task { [queue, pollInterval] in
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: pollInterval)
+                    try? await Sleep.for(pollInterval)
                     queue.ring()
                 }
             }

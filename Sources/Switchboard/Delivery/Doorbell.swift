@@ -37,7 +37,7 @@ final class Doorbell: Sendable {
                     if ready { continuation.resume() }
                 }
             }
-            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { try? await Sleep.for(timeout) }
             await group.next()
             group.cancelAll()
             // Whichever finished first, free the other.

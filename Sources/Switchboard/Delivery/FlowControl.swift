@@ -71,7 +71,7 @@ final class TokenBucket: Sendable {
         let until = ContinuousClock.now + .milliseconds(Int64(wait * 1000))
         while ContinuousClock.now < until {
             if abandon() { return false }
-            try? await Task.sleep(for: min(.milliseconds(50), until - ContinuousClock.now))
+            try? await Sleep.for(min(.milliseconds(50), until - ContinuousClock.now))
         }
         return true
     }

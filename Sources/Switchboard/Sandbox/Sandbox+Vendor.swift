@@ -79,7 +79,7 @@ extension Sandbox {
             if fail { state.plan.failCount -= 1 }
             return (state.plan, fail)
         }
-        if plan.slow > .zero { try? await Task.sleep(for: plan.slow) }
+        if plan.slow > .zero { try? await Sleep.for(plan.slow) }
         guard fail else { return nil }
         var response = Response.json(["error": "the sandbox was told to fail"], status: .init(code: plan.failStatus))
         if plan.failStatus == 429 || plan.failStatus == 503 { response.headers[.retryAfter] = String(plan.retryAfter) }

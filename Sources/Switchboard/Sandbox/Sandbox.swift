@@ -79,7 +79,7 @@ public final class Sandbox: Sendable {
     }
 
     func send(_ callback: ScheduledCallback) async {
-        do { try await Task.sleep(for: settings.callbackDelay) } catch { return }
+        do { try await Sleep.for(settings.callbackDelay) } catch { return }
         guard let secret = try? SigningSecret(settings.callbackSecret) else { return }
         let body = Array(callback.body.utf8)
         for attempt in 1 ... 5 {
@@ -99,7 +99,7 @@ public final class Sandbox: Sendable {
             } catch {
                 logger.info("sandbox callback failed", metadata: ["report": "\(callback.reportID)", "error": "\(error)"])
             }
-            do { try await Task.sleep(for: .seconds(attempt)) } catch { return }
+            do { try await Sleep.for(.seconds(attempt)) } catch { return }
         }
     }
 }

@@ -61,7 +61,7 @@ public final class RunScheduler: Service {
     private func pollLoop() async {
         while !queue.isClosed {
             do {
-                try await Task.sleep(for: pollInterval)
+                try await Sleep.for(pollInterval)
             } catch { return }
             do {
                 for id in try await engine.store.dueRuns(at: engine.clock.now(), limit: 1000) { submit(id) }

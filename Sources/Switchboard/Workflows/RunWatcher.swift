@@ -55,7 +55,7 @@ public final class RunWatcher: Sendable {
                 return nil
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
+                try? await Sleep.for(timeout)
                 return nil
             }
             let first = await group.next() ?? nil

@@ -354,7 +354,7 @@ struct DeliveryEngineTests {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(10))
+            try await Sleep.for(.milliseconds(10))
         }
         Issue.record("condition not met within \(timeout) s")
     }

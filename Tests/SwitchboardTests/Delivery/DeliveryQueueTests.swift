@@ -50,7 +50,7 @@ struct DeliveryQueueTests {
         queue.release(initial.claimRoom)
         #expect(queue.reserve(3) == 3)
         async let waited = queue.next()
-        try await Task.sleep(for: .milliseconds(20))
+        try await Sleep.for(.milliseconds(20))
         queue.hand([delivery(1), delivery(2)])
         let work = await waited
         #expect(work.handed.map(\.id.rawValue) == ["dlv_1", "dlv_2"])
@@ -70,7 +70,7 @@ struct DeliveryQueueTests {
         #expect(initial.claimRoom == 2)  // the worker claimed two, both in flight
         queue.ring()
         async let waited = queue.next()
-        try await Task.sleep(for: .milliseconds(20))
+        try await Sleep.for(.milliseconds(20))
         queue.finished()
         let work = await waited
         #expect(work.claimRoom == 1)
@@ -86,7 +86,7 @@ extension DeliveryQueueTests {
         queue.open()
         let started = ContinuousClock.now
         async let waited = bucket.acquire(abandon: { queue.isClosed })
-        try await Task.sleep(for: .milliseconds(100))
+        try await Sleep.for(.milliseconds(100))
         queue.close()
         #expect(await waited == false)
         #expect(ContinuousClock.now - started < .seconds(5), "not the minute a token takes")

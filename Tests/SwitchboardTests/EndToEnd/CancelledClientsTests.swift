@@ -3,6 +3,7 @@ import CEL
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Switchboard
 import Testing
 
 /// Clients that go away mid-request must not change the answers of others, and an error answer
@@ -39,7 +40,7 @@ struct CancelledClientsTests {
                 group.addTask {
                     if n % 3 == 0 {
                         let task = Task { try await post(n) }
-                        try? await Task.sleep(for: .microseconds(Int64(n % 7) * 300))
+                        try? await Sleep.for(.microseconds(Int64(n % 7) * 300))
                         task.cancel()
                         return (n, try? await task.value)
                     }

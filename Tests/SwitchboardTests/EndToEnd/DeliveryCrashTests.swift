@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CEL
 import Foundation
 import NIOCore
+import Switchboard
 import Testing
 
 /// At-least-once delivery across a SIGKILL of the gateway process.
@@ -61,7 +62,7 @@ struct DeliveryCrashTests {
                 while Date() < deadline {
                     let refs = Set(receiver.received.compactMap { try? JSON.parse($0.body)["ref"]?.stringValue })
                     if refs.count == total { break }
-                    try await Task.sleep(for: .milliseconds(100))
+                    try await Sleep.for(.milliseconds(100))
                 }
                 var idsByRef: [String: Set<String>] = [:]
                 for request in receiver.received {

@@ -1,3 +1,4 @@
+import Switchboard
 import AsyncHTTPClient
 import CEL
 import Foundation
@@ -102,7 +103,7 @@ final class ServerProcess: @unchecked Sendable {
                 return
             }
             if !process.isRunning { break }
-            try await Task.sleep(for: .milliseconds(20))
+            try await Sleep.for(.milliseconds(20))
         }
         throw ServerError(message: "server did not start: \(log)")
     }
@@ -114,7 +115,7 @@ final class ServerProcess: @unchecked Sendable {
     /// Waits (at most `timeout`) for the process to exit and returns its status.
     func waitForExit(timeout: TimeInterval = 20) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        while process.isRunning && Date() < deadline { try? await Sleep.for(.milliseconds(20)) }
         if process.isRunning { return nil }
         return process.terminationStatus
     }
@@ -155,7 +156,7 @@ struct LiveClient {
         while Date() < deadline {
             last = try await request(.GET, "/v1/runs/\(id)").body
             if predicate(last) { return last }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Sleep.for(.milliseconds(50))
         }
         return last
     }

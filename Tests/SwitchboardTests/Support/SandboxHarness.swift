@@ -95,7 +95,7 @@ struct SandboxHarness: Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let message = try await slackMessages().first(where: predicate) { return message }
-            try await Task.sleep(for: .milliseconds(30))
+            try await Sleep.for(.milliseconds(30))
         }
         return nil
     }

@@ -1,3 +1,4 @@
+import Switchboard
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -56,7 +57,7 @@ final class TestReceiver: Sendable {
                     if ready { continuation.resume() }
                 }
             }
-            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { try? await Sleep.for(timeout) }
             await group.next()
             group.cancelAll()
             let pending = state.withLock { state in
@@ -121,7 +122,7 @@ final class TestReceiver: Sendable {
         for field in request.headers { headers[field.name.rawName] = field.value }
         let answer = next(Received(method: request.method.rawValue, path: request.uri.path, headers: headers,
                                    body: String(buffer: buffer)))
-        if let delay = answer.delay { try? await Task.sleep(for: delay) }
+        if let delay = answer.delay { try? await Sleep.for(delay) }
         var fields = HTTPFields()
         for (name, value) in answer.headers { fields[HTTPField.Name(name)!] = value }
         if let size = answer.bodyBytes {
