@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CEL
 import Foundation
+import Synchronization
 import Hummingbird
 import Logging
 #if canImport(Glibc)
@@ -56,11 +57,21 @@ struct SandboxHarness: Sendable {
         defer { _ = directory }
         do {
             let result = try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await gatewayApp.runService(); return nil }
-                group.addTask { try await sandboxApp.runService(); return nil }
+                // A server that stops before it listens (its port taken) ends the wait for both
+                // start signals, and its error is thrown instead of waiting for ever.
+                group.addTask {
+                    do { try await gatewayApp.runService() } catch { started.continuation.finish(); throw error }
+                    return nil
+                }
+                group.addTask {
+                    do { try await sandboxApp.runService() } catch { started.continuation.finish(); throw error }
+                    return nil
+                }
                 var iterator = started.stream.makeAsyncIterator()
-                await iterator.next()
-                await iterator.next()
+                guard await iterator.next() != nil, await iterator.next() != nil else {
+                    while try await group.next() != nil {}
+                    throw CancellationError()
+                }
                 let harness = SandboxHarness(gateway: gateway, store: store, sandbox: sandbox,
                                              api: LiveClient(client: client, base: settings.gatewayURL, apiKey: key),
                                              gatewayURL: settings.gatewayURL, sandboxURL: settings.baseURL)
@@ -113,18 +124,30 @@ struct SandboxHarness: Sendable {
 }
 
 /// A loopback port nobody listens on right now.
+/// Ports handed out so far in this process, from a range below the kernel's ephemeral ports
+/// (32768–60999): a port picked there could be taken by any outgoing connection's local end
+/// before the server binds it — in session 4 a test's sandbox then never started and the test
+/// waited for ever, while the SIGKILL test opened thousands of connections beside it.
+private let nextPort = Atomic(20_000 + Int(getpid() % 500) * 20)
+
+/// A loopback port nobody in this process was given before, and free when asked for.
 func freePort() throws -> Int {
+    for _ in 0 ..< 1000 {
+        let port = 20_000 + (nextPort.wrappingAdd(1, ordering: .relaxed).oldValue - 20_000) % 12_000
+        if canBind(port) { return port }
+    }
+    throw POSIXError(.EADDRINUSE)
+}
+
+private func canBind(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EMFILE) }
+    guard fd >= 0 else { return false }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
