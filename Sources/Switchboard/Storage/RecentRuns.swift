@@ -10,61 +10,34 @@ import Synchronization
 /// `wake`, `touch`), so a run changed by anyone else (another process, an answer from outside,
 /// the scheduler) is read from the store again. Bounded: the oldest entry goes first.
 final class RecentRuns: Sendable {
-    private struct State {
-        var snapshots: [RunID: RunSnapshot] = [:]
-        /// Ids in the order they were first remembered, oldest first, from `start` on.
-        var order: [RunID] = []
-        var start = 0
-    }
-
-    let capacity: Int
-    private let state = Mutex(State())
+    private let memory: Mutex<BoundedMemory<RunID, RunSnapshot>>
     /// How often a run was found at the store's version, and how often not (for tests and profiling).
     let hits = Atomic(0)
     let misses = Atomic(0)
 
     init(capacity: Int = 4096) {
-        self.capacity = capacity
+        memory = Mutex(BoundedMemory(capacity: capacity))
     }
 
     /// Keeps `snapshot` unless a later version of the run is kept already; a finished run is
     /// forgotten, since nothing advances it again.
     func remember(_ snapshot: RunSnapshot) {
         let id = snapshot.run.id
-        state.withLock { state in
+        memory.withLock { memory in
             if snapshot.run.status.isFinished {
-                state.snapshots[id] = nil
-                return
-            }
-            if let kept = state.snapshots[id] {
-                if kept.run.version < snapshot.run.version { state.snapshots[id] = snapshot }
-                return
-            }
-            state.snapshots[id] = snapshot
-            state.order.append(id)
-            // Ids of forgotten runs stay in `order` until their turn to go comes; evict live entries
-            // only while over capacity.
-            while state.snapshots.count > capacity, state.start < state.order.count {
-                state.snapshots[state.order[state.start]] = nil
-                state.start += 1
-            }
-            if state.start >= capacity || state.order.count > 4 * capacity {
-                let live = state.order[state.start...].filter { state.snapshots[$0] != nil }
-                state.order = Array(live)
-                state.start = 0
+                memory.remove(id)
+            } else if (memory[id]?.run.version ?? -1) < snapshot.run.version {
+                memory.store(snapshot, for: id)
             }
         }
     }
 
     /// The run as remembered, if it is at `version`.
     func snapshot(_ id: RunID, version: Int) -> RunSnapshot? {
-        let found = state.withLock { state -> RunSnapshot? in
-            guard let snapshot = state.snapshots[id], snapshot.run.version == version else { return nil }
-            return snapshot
-        }
+        let found = memory.withLock { memory in memory[id].flatMap { $0.run.version == version ? $0 : nil } }
         if found == nil { misses.add(1, ordering: .relaxed) } else { hits.add(1, ordering: .relaxed) }
         return found
     }
 
-    var count: Int { state.withLock { $0.snapshots.count } }
+    var count: Int { memory.withLock { $0.count } }
 }

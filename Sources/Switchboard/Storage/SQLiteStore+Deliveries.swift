@@ -189,13 +189,12 @@ extension SQLiteStore {
                 try wake(run, now, db)
                 return nil
             }
-            // The upsert of `apply` keeps a row's output and error where the checkpoint has none.
-            let rewritten = checkpoint.steps.first { $0.id == before.id }
-            if rewritten == nil || (rewritten?.output == nil && before.output != answer.output)
-                || (rewritten?.error == nil && before.error != nil)
-            {
-                try answer.write(db)
-            }
+            // The upsert of `apply` keeps a row's output and error where the checkpoint has none,
+            // so the answer's own UPDATE is needed unless the upsert alone gives the same row.
+            let sameRow = checkpoint.steps.first { $0.id == before.id }.map { rewritten in
+                (rewritten.output != nil || before.output == answer.output) && (rewritten.error != nil || before.error == nil)
+            } ?? false
+            if !sameRow { try answer.write(db) }
             try apply(checkpoint, db)
             #if DEBUG
                 let expected = stored(checkpoint, over: base)

@@ -72,9 +72,8 @@ public protocol Store: Sendable {
     func recordAttempt(_ result: AttemptResult, at now: Date) async throws
     /// The same, and when the attempt settled its step, advances the run in the same transaction
     /// with `advance` (given the run as it now is); returns the checkpoint it committed.
-    /// `advance` may be called more than once (a store may try it on a copy of the run it holds,
-    /// before the transaction, and again inside when the run had moved): only the returned
-    /// checkpoint was committed.
+    /// `advance` may be called more than once (a store may retry it on a fresher run): only the
+    /// returned checkpoint was committed.
     func recordAttempt(_ result: AttemptResult, at now: Date,
                        advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     /// Puts every delivery left `sending` by a stopped process back to `pending` (single instance).

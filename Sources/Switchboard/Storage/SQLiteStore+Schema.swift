@@ -1,0 +1,127 @@
+import GRDB
+
+/// The schema of ``SQLiteStore``: its migrations, applied in order at start.
+extension SQLiteStore {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: events, runs, steps, lists, api keys") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                INSERT INTO meta (key, value) VALUES ('lists_deleted', 0);
+                CREATE TABLE events (
+                  id TEXT PRIMARY KEY, dedupe_key TEXT NOT NULL UNIQUE, type TEXT NOT NULL, source TEXT NOT NULL,
+                  payload TEXT NOT NULL, received_at INTEGER NOT NULL, runs TEXT NOT NULL);
+                CREATE TABLE runs (
+                  id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL, decision TEXT,
+                  tags TEXT NOT NULL DEFAULT '[]', trigger TEXT NOT NULL, event TEXT, input TEXT, error TEXT,
+                  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, wake_at INTEGER);
+                CREATE INDEX runs_by_status ON runs (status, wake_at);
+                CREATE INDEX runs_by_workflow ON runs (workflow, id);
+                CREATE TABLE steps (
+                  run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT NOT NULL, parent TEXT,
+                  sequence INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, output TEXT, error TEXT,
+                  started_at INTEGER NOT NULL, ended_at INTEGER, wake_at INTEGER,
+                  PRIMARY KEY (run_id, step_id));
+                CREATE TABLE lists (name TEXT PRIMARY KEY, kind TEXT NOT NULL, revision INTEGER NOT NULL);
+                CREATE TABLE list_items (
+                  list_name TEXT NOT NULL REFERENCES lists (name) ON DELETE CASCADE, item TEXT NOT NULL,
+                  PRIMARY KEY (list_name, item));
+                CREATE TABLE api_keys (
+                  name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, scopes TEXT NOT NULL, created_at INTEGER NOT NULL,
+                  revoked_at INTEGER);
+                """)
+        }
+        migrator.registerMigration("v2: deliveries and their attempts") { db in
+            try db.execute(sql: """
+                ALTER TABLE steps ADD COLUMN delivery_id TEXT;
+                CREATE TABLE deliveries (
+                  id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT NOT NULL,
+                  connector TEXT NOT NULL, operation TEXT NOT NULL, status TEXT NOT NULL, request TEXT NOT NULL, retry TEXT,
+                  attempt_count INTEGER NOT NULL, next_attempt_at INTEGER, manual INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+                  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+                CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+                CREATE INDEX deliveries_by_run ON deliveries (run_id);
+                CREATE INDEX deliveries_by_connector ON deliveries (connector, id);
+                CREATE TABLE delivery_attempts (
+                  delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE, number INTEGER NOT NULL,
+                  trigger TEXT NOT NULL, started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, request TEXT NOT NULL,
+                  response TEXT, error_class TEXT, error_message TEXT, PRIMARY KEY (delivery_id, number));
+                CREATE INDEX delivery_attempts_by_time ON delivery_attempts (started_at);
+                """)
+        }
+        migrator.registerMigration("v3: runs refer to their event instead of copying it") { db in
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN event_id TEXT")
+        }
+        migrator.registerMigration("v4: run versions") { db in
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+        }
+        migrator.registerMigration("v5: callbacks, and detached deliveries") { db in
+            try db.execute(sql: """
+                ALTER TABLE steps ADD COLUMN callback_connector TEXT;
+                ALTER TABLE steps ADD COLUMN correlation TEXT;
+                CREATE INDEX steps_by_correlation ON steps (callback_connector, correlation) WHERE correlation IS NOT NULL;
+                ALTER TABLE deliveries ADD COLUMN detached INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE callbacks (
+                  id TEXT PRIMARY KEY, connector TEXT NOT NULL, status TEXT NOT NULL, message_id TEXT, correlation TEXT,
+                  payload TEXT, error TEXT, run_id TEXT, step_id TEXT, received_at INTEGER NOT NULL, expires_at INTEGER);
+                CREATE INDEX callbacks_by_message ON callbacks (connector, message_id);
+                CREATE INDEX callbacks_pending ON callbacks (status, expires_at);
+                """)
+        }
+        migrator.registerMigration("v6: a delivery's body in a column of its own") { db in
+            // Kept out of the request's JSON, a body is stored and read as it is, not escaped into
+            // a JSON string and parsed back (the event of a forwarding workflow, say). Older rows
+            // keep the body in `request`.
+            try db.execute(sql: "ALTER TABLE deliveries ADD COLUMN body TEXT")
+        }
+        migrator.registerMigration("v7: fewer b-trees to write per run") { db in
+            // Runs and steps are keyed by text ids: as rowid tables each row went into two b-trees
+            // (the rows by rowid, and the primary key's index); WITHOUT ROWID, into one. Indexes on
+            // a status that changes cover only the rows that are looked up by it: due deliveries
+            // (pending), and runs with a timer; a delivery committed already claimed, or settled, and
+            // a run without a timer, are in none. (Deliveries, events and attempts stay rowid tables:
+            // their rows hold bodies of a kilobyte and more, which WITHOUT ROWID would spill to
+            // overflow pages.) GRDB turns foreign keys off while a migration runs and checks them after.
+            try db.execute(sql: """
+                CREATE TABLE runs_v7 (
+                  id TEXT NOT NULL PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL, decision TEXT,
+                  tags TEXT NOT NULL DEFAULT '[]', trigger TEXT NOT NULL, event TEXT, event_id TEXT, input TEXT, error TEXT,
+                  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, wake_at INTEGER, version INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID;
+                INSERT INTO runs_v7 (id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at,
+                  updated_at, wake_at, version)
+                SELECT id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at, updated_at,
+                  wake_at, version FROM runs;
+                DROP TABLE runs;
+                ALTER TABLE runs_v7 RENAME TO runs;
+                CREATE INDEX runs_by_workflow ON runs (workflow, id);
+                CREATE INDEX runs_by_status ON runs (status, id);
+                CREATE INDEX runs_waking ON runs (wake_at) WHERE status = 'waiting' AND wake_at IS NOT NULL;
+
+                CREATE TABLE steps_v7 (
+                  run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT NOT NULL, parent TEXT,
+                  sequence INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, output TEXT, error TEXT,
+                  started_at INTEGER NOT NULL, ended_at INTEGER, wake_at INTEGER, delivery_id TEXT, callback_connector TEXT,
+                  correlation TEXT,
+                  PRIMARY KEY (run_id, step_id)
+                ) WITHOUT ROWID;
+                INSERT INTO steps_v7 (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at,
+                  wake_at, delivery_id, callback_connector, correlation)
+                SELECT run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at, wake_at,
+                  delivery_id, callback_connector, correlation FROM steps;
+                DROP TABLE steps;
+                ALTER TABLE steps_v7 RENAME TO steps;
+                CREATE INDEX steps_by_correlation ON steps (callback_connector, correlation) WHERE correlation IS NOT NULL;
+
+                DROP INDEX deliveries_due;
+                CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+                """)
+        }
+        migrator.registerMigration("v8: attempts pruned in insertion order") { db in
+            // Pruning reads the oldest attempts by rowid (SQLiteStore.pruneAttempts); the index on
+            // their start time cost a b-tree insert per attempt.
+            try db.execute(sql: "DROP INDEX delivery_attempts_by_time")
+        }
+        return migrator
+    }
+}
