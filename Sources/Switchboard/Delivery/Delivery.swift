@@ -153,6 +153,17 @@ public struct AttemptResult: Sendable {
     public var deliveryID: DeliveryID
     public var attempt: DeliveryAttempt?
     public var outcome: Outcome
+    /// The delivery as the worker that attempted it holds it, under its lease (`sending`): the
+    /// store then records the result from it instead of reading the delivery's row again. Nothing
+    /// else changes a delivery while it is `sending`. Nil: the store reads the row.
+    public var claimed: Delivery?
+
+    public init(deliveryID: DeliveryID, attempt: DeliveryAttempt?, outcome: Outcome, claimed: Delivery? = nil) {
+        self.deliveryID = deliveryID
+        self.attempt = attempt
+        self.outcome = outcome
+        self.claimed = claimed
+    }
 }
 
 /// What reopening a delivery did.

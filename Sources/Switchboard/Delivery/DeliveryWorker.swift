@@ -271,7 +271,7 @@ public final class DeliveryWorker: Service {
             "delivery_id": "\(delivery.id)", "connector": "\(delivery.connector)", "attempt": "\(number)",
             "status": "\(outcome.response?.status ?? 0)", "error_class": "\(outcome.errorClass ?? "none")", "outcome": "\(label)",
         ])
-        return AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: result)
+        return AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: result, claimed: delivery)
     }
 
     /// Deliveries claimed for this process inside a write, to give back if the write fails.

@@ -69,12 +69,17 @@ extension SQLiteStore {
                                _ db: Database) throws -> Settled?
     {
         do {
-            guard let row = try Row.fetchOne(
-                try db.cachedStatement(sql: "SELECT \(DeliveryColumn.listWithoutRequest) FROM deliveries WHERE id = ?"),
-                arguments: [result.deliveryID.rawValue]) else {
-                return nil
+            let delivery: Delivery
+            if let claimed = result.claimed, claimed.id == result.deliveryID {
+                delivery = claimed
+            } else {
+                guard let row = try Row.fetchOne(
+                    try db.cachedStatement(sql: "SELECT \(DeliveryColumn.listWithoutRequest) FROM deliveries WHERE id = ?"),
+                    arguments: [result.deliveryID.rawValue]) else {
+                    return nil
+                }
+                delivery = try deliveryWithoutRequest(from: row)
             }
-            let delivery = try deliveryWithoutRequest(from: row)
             if let attempt = result.attempt {
                 try db.cached(
                     sql: """

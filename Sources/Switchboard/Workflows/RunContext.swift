@@ -4,9 +4,12 @@ import Synchronization
 
 /// What a run's expressions and templates see: `event`, `data`, `input`, `steps`, `run`, `now`.
 struct RunContext: Sendable {
-    /// The variables an expression sees, but for `event`, `data` and `input` (``roots``).
+    /// The variables an expression sees, but for `event`, `data` and `input` (``roots``) and
+    /// `steps` (``stepValues``).
     private var variables: [String: CELValue]
-    private var stepValues: CELMap
+    /// `steps` as CEL, each step converted when an expression first needs it: a run that
+    /// evaluates nothing after its steps end (forwarding an event) converts no step output.
+    private var stepValues: StepValues
     private var stepJSON: [String: JSON]
     let celContext: CELContext
     private let run: RunRecord
@@ -24,7 +27,7 @@ struct RunContext: Sendable {
         runValue[.string("started_at")] = .timestamp(CELTimestampBridge.timestamp(run.createdAt))
         variables = ["run": .map(runValue), "now": .timestamp(CELTimestampBridge.timestamp(now))]
         roots = Roots(event: run.event ?? .null, input: run.input ?? .null)
-        stepValues = CELMap()
+        stepValues = StepValues(converted: CELMap(), pending: [:])
         stepJSON = [:]
         celContext = CELContext(now: CELTimestampBridge.timestamp(run.createdAt), host: lists)
         for step in steps { update(step) }
@@ -72,8 +75,33 @@ struct RunContext: Sendable {
         let json: JSON = ["status": .string(step.status.rawValue), "output": step.output ?? .null,
                           "error": step.error.map { ["class": .string($0.errorClass), "message": .string($0.message)] } ?? .null]
         stepJSON[step.id] = json
-        stepValues[.string(step.id)] = CELValue(json: json)
-        variables["steps"] = .map(stepValues)
+        stepValues = stepValues.adding(step.id, json)
+    }
+
+    /// The `steps` map: steps converted so far and those not yet. Copies of a context share one
+    /// until either records a step (``adding(_:_:)`` makes a new one), so each conversion is done
+    /// once per context state, not once per evaluation.
+    private final class StepValues: Sendable {
+        private let state: Mutex<(converted: CELMap, pending: [String: JSON])>
+
+        init(converted: CELMap, pending: [String: JSON]) {
+            state = Mutex((converted, pending))
+        }
+
+        func adding(_ id: String, _ json: JSON) -> StepValues {
+            let (converted, pending) = state.withLock { ($0.converted, $0.pending) }
+            var next = pending
+            next[id] = json
+            return StepValues(converted: converted, pending: next)
+        }
+
+        var value: CELValue {
+            state.withLock { state in
+                for (id, json) in state.pending { state.converted[.string(id)] = CELValue(json: json) }
+                state.pending = [:]
+                return .map(state.converted)
+            }
+        }
     }
 
     /// Evaluates an expression; a CEL error becomes a step error with the expression and position.
@@ -84,6 +112,7 @@ struct RunContext: Sendable {
             variables["event"] = roots.event
             variables["data"] = roots.data
             variables["input"] = roots.input
+            variables["steps"] = stepValues.value
             return try expression.program.evaluate(variables, context: celContext)
         } catch {
             throw StepError(errorClass: "expression", message: error.message, expression: expression.source,

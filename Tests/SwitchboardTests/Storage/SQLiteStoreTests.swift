@@ -238,3 +238,36 @@ extension SQLiteStoreTests {
         #expect(runs.snapshot(RunID(rawValue: "run_c"), version: 0) != nil)
     }
 }
+
+extension SQLiteStoreTests {
+    @Test("a result recorded from the delivery its worker holds writes what one read from the store writes")
+    func claimedDelivery() async throws {
+        let (store, directory) = try await Self.migratedStore()
+        _ = directory  // kept until the end of the test
+        let now = Date()
+        var outcomes: [(RunSnapshot, DeliveryRecord)] = []
+        for claimed in [false, true] {
+            let (run, delivery) = try await Self.runWaitingOnDelivery(store, at: now)
+            var result = Self.success(delivery, at: now)
+            if claimed { result.claimed = delivery }
+            #expect(try await store.recordAttempt(result, at: now, advance: Self.completeSend)?.run.status == .completed)
+            let snapshot = try #require(try await store.loadRun(run.id))
+            let record = try #require(try await store.delivery(delivery.id))
+            outcomes.append((snapshot, record))
+        }
+        let (read, held) = (outcomes[0], outcomes[1])
+        #expect(held.1.delivery.status == .succeeded && held.1.delivery.attemptCount == 1 && held.1.attempts.count == 1)
+        #expect(read.1.delivery.status == held.1.delivery.status && read.1.delivery.attemptCount == held.1.delivery.attemptCount)
+        #expect(read.0.run.status == held.0.run.status && read.0.run.version == held.0.run.version)
+        #expect(read.0.steps.map(\.status) == held.0.steps.map(\.status) && read.0.steps.map(\.output) == held.0.steps.map(\.output))
+
+        // A result for another delivery than the one held is recorded from the store's row.
+        let (_, first) = try await Self.runWaitingOnDelivery(store, at: now)
+        let (_, second) = try await Self.runWaitingOnDelivery(store, at: now)
+        var mismatched = Self.success(first, at: now)
+        mismatched.claimed = second
+        _ = try await store.recordAttempt(mismatched, at: now, advance: Self.completeSend)
+        #expect(try await store.delivery(first.id)?.delivery.status == .succeeded)
+        #expect(try await store.delivery(second.id)?.delivery.status == .pending)
+    }
+}
