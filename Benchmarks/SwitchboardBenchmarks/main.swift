@@ -4,6 +4,7 @@
 //   swift run -c release --scratch-path .build-release switchboard-bench fuzz [COUNT] [SEED]
 //   switchboard-bench load URL RATE SECONDS   # POST CloudEvents at a fixed rate (key in SWITCHBOARD_API_KEY)
 //   swift run -c release --scratch-path .build-release switchboard-bench runs   # the run interpreter, one core
+//   swift run -c release --scratch-path .build-release switchboard-bench store  # the store's work per forwarded event
 //
 // `cel` measures evaluations per second on one core and allocations per evaluation for the
 // four expressions of the CEL issue; each figure is the median of five one-second runs.
@@ -170,12 +171,92 @@ func load(url: String, rate: Int, seconds: Int, eventType: String) async throws 
     print("load: \(total) events at \(rate)/s in \(elapsed), \(failures) not answered 202")
 }
 
+/// The store's share of forwarding one event, without HTTP: ingest (event, run, step and its
+/// delivery, committed `sending`), then the attempt's result recorded from the held delivery and
+/// the run completed from the remembered copy, by 32 concurrent callers sharing group commits, on
+/// a new SQLite file. Prints events/s and the process's CPU per event for five rounds of `count`.
+func benchmarkStore(count: Int) async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-store-bench-\(getpid())")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let store = try SQLiteStore(path: directory.appendingPathComponent("bench.sqlite").path)
+    try await store.migrate()
+    let padding = String(repeating: "x", count: 700)
+    // STORE_READS_ROW=1: the result is recorded as before session 5, reading the delivery's row.
+    let readRow = ProcessInfo.processInfo.environment["STORE_READS_ROW"] == "1"
+    let complete: @Sendable (RunSnapshot) -> RunCheckpoint? = { snapshot in
+        guard let send = snapshot.steps.first else { return nil }
+        var run = snapshot.run
+        run.status = .completed
+        run.updatedAt = Date()
+        return RunCheckpoint(run: run, steps: [StepRecord(id: send.id, parent: nil, sequence: send.sequence, status: .completed,
+                                                          startedAt: send.startedAt, endedAt: Date())])
+    }
+    @Sendable func forward(_ n: Int) async throws {
+        let now = Date()
+        let text = #"{"specversion":"1.0","id":"e-\#(n)","source":"bench","type":"bench.forward","data":{"note":"\#(padding)"}}"#
+        let payload = try JSON.parse(Data(text.utf8))
+        let event = EventRecord(id: .generate(at: now), dedupeKey: "e-\(n)", type: "bench.forward", source: "bench", payload: payload,
+                                payloadText: text, receivedAt: now, runs: [])
+        let run = RunRecord(id: .generate(at: now), workflow: "forward", status: .waiting, trigger: RunTrigger(eventID: event.id),
+                            event: payload, createdAt: now)
+        let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: "send", connector: "sink", operation: "request",
+                                status: .sending, request: OutboundRequest(method: "POST", url: "http://127.0.0.1:18081/hook", body: text),
+                                nextAttemptAt: now, createdAt: now)
+        let step = StepRecord(id: "send", parent: nil, sequence: 1, status: .waiting, startedAt: now, deliveryID: delivery.id)
+        var accepted = event
+        accepted.runs = [RunReference(id: run.id, workflow: run.workflow)]
+        _ = try await store.ingest(accepted, runs: [RunCheckpoint(run: run, steps: [step], deliveries: [delivery])])
+        let attempt = DeliveryAttempt(
+            deliveryID: delivery.id, number: 1, trigger: .scheduled, startedAt: now, durationMilliseconds: 1,
+            request: ["method": "POST", "url": "http://127.0.0.1:18081/hook", "body_size": 800,
+                      "headers": ["content-type": "application/json", "webhook-id": .string(delivery.id.rawValue),
+                                  "webhook-signature": "••••", "webhook-timestamp": "1764201600"]],
+            response: ["status": 200, "headers": ["content-type": "application/json"], "body_size": 11, "body_excerpt": #"{"ok":true}"#],
+            errorClass: nil, errorMessage: nil)
+        let result = AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: ["status": 200]),
+                                   claimed: readRow ? nil : delivery)
+        guard try await store.recordAttempt(result, at: Date(), advance: complete)?.run.status == .completed else {
+            throw CancellationError()
+        }
+    }
+    print("store work per forwarded event, 32 concurrent callers, rounds of \(count) events")
+    var rates: [Double] = []
+    var cpus: [Double] = []
+    for round in 0 ..< 5 {
+        let cpuBefore = processCPUSeconds()
+        let start = DispatchTime.now().uptimeNanoseconds
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for caller in 0 ..< 32 {
+                group.addTask {
+                    for n in stride(from: caller, to: count, by: 32) { try await forward(round * count + n) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        rates.append(Double(count) / seconds)
+        cpus.append((processCPUSeconds() - cpuBefore) / Double(count) * 1e6)
+        print(String(format: "round %d: %.0f events/s, %.0f µs CPU per event", round + 1, rates.last!, cpus.last!))
+    }
+    print(String(format: "median: %.0f events/s, %.0f µs CPU per event", median(rates), median(cpus)))
+}
+
+/// User and system CPU seconds of this process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "cel":
     try benchmarkCEL()
 case "runs":
     try benchmarkRuns()
+case "store":
+    try await benchmarkStore(count: arguments.count > 1 ? Int(arguments[1]) ?? 20000 : 20000)
 case "fuzz":
     fuzz(count: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000,
          seed: arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 20_261_126)
@@ -183,6 +264,6 @@ case "load" where arguments.count >= 4:
     try await load(url: arguments[1], rate: Int(arguments[2]) ?? 1000, seconds: Int(arguments[3]) ?? 10,
                    eventType: arguments.count > 4 ? arguments[4] : "bench.forward")
 default:
-    print("usage: switchboard-bench cel | runs | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
+    print("usage: switchboard-bench cel | runs | store [COUNT] | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
     exit(2)
 }

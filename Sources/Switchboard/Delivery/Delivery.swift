@@ -102,6 +102,20 @@ public struct DeliveryAttempt: Sendable, Equatable {
     /// `timeout`, `connect`, `tls`, `http_status`, `ssrf_blocked`, `cancelled`, `circuit_open`.
     public var errorClass: String?
     public var errorMessage: String?
+
+    public init(deliveryID: DeliveryID, number: Int, trigger: Trigger, startedAt: Date, durationMilliseconds: Int, request: JSON,
+                response: JSON?, errorClass: String?, errorMessage: String?)
+    {
+        self.deliveryID = deliveryID
+        self.number = number
+        self.trigger = trigger
+        self.startedAt = startedAt
+        self.durationMilliseconds = durationMilliseconds
+        self.request = request
+        self.response = response
+        self.errorClass = errorClass
+        self.errorMessage = errorMessage
+    }
 }
 
 /// A delivery with every attempt.

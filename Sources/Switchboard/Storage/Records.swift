@@ -154,12 +154,30 @@ public struct EventRecord: Sendable {
     public var receivedAt: Date
     /// The runs the event started, answered again to a duplicate.
     public var runs: [RunReference]
+
+    public init(id: EventID, dedupeKey: String, type: String, source: String, payload: JSON, payloadText: String? = nil,
+                receivedAt: Date, runs: [RunReference])
+    {
+        self.id = id
+        self.dedupeKey = dedupeKey
+        self.type = type
+        self.source = source
+        self.payload = payload
+        self.payloadText = payloadText
+        self.receivedAt = receivedAt
+        self.runs = runs
+    }
 }
 
 /// A run's id and workflow, as ingest answers them.
 public struct RunReference: Codable, Hashable, Sendable {
     public var id: RunID
     public var workflow: String
+
+    public init(id: RunID, workflow: String) {
+        self.id = id
+        self.workflow = workflow
+    }
 }
 
 /// What the store did with an event.
