@@ -189,8 +189,9 @@ func benchmarkStore(count: Int) async throws {
         var run = snapshot.run
         run.status = .completed
         run.updatedAt = Date()
+        // As the interpreter finishes a step: with the output its delivery answered.
         return RunCheckpoint(run: run, steps: [StepRecord(id: send.id, parent: nil, sequence: send.sequence, status: .completed,
-                                                          startedAt: send.startedAt, endedAt: Date())])
+                                                          output: send.output, startedAt: send.startedAt, endedAt: Date())])
     }
     @Sendable func forward(_ n: Int) async throws {
         let now = Date()

@@ -41,7 +41,7 @@ public protocol Store: Sendable {
 
     /// Records a verified callback: refuses a message id seen before, applies it to the step that
     /// waits for its correlation id (reading it with `resolve`, in the same transaction), or keeps
-    /// it, pending, until its `expiresAt`.
+    /// it, pending, until its `expiresAt`. `resolve` may be called more than once.
     func receiveCallback(_ callback: InboundCallback,
                          resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> CallbackReceipt
     /// Records a callback that changed nothing (a bad signature, an unreadable body), for the operator.
@@ -72,8 +72,8 @@ public protocol Store: Sendable {
     func recordAttempt(_ result: AttemptResult, at now: Date) async throws
     /// The same, and when the attempt settled its step, advances the run in the same transaction
     /// with `advance` (given the run as it now is); returns the checkpoint it committed.
-    /// `advance` may be called more than once (a store may retry it on a fresher run): only the
-    /// returned checkpoint was committed.
+    /// `advance` may be called more than once (a store may run the write again, on the same run or
+    /// a fresher one): only the returned checkpoint was committed.
     func recordAttempt(_ result: AttemptResult, at now: Date,
                        advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     /// Puts every delivery left `sending` by a stopped process back to `pending` (single instance).
