@@ -4,9 +4,6 @@ import Synchronization
 
 /// What a run's expressions and templates see: `event`, `data`, `input`, `steps`, `run`, `now`.
 struct RunContext: Sendable {
-    /// The variables an expression sees, but for `event`, `data` and `input` (``roots``) and
-    /// `steps` (``stepValues``).
-    private var variables: [String: CELValue]
     /// `steps` as CEL, each step converted when an expression first needs it: a run that
     /// evaluates nothing after its steps end (forwarding an event) converts no step output.
     private var stepValues: StepValues
@@ -14,19 +11,14 @@ struct RunContext: Sendable {
     let celContext: CELContext
     private let run: RunRecord
     private let now: Date
-    /// The event and input as CEL values, converted the first time an expression needs them: a
-    /// run whose templates only pass them on (`body: = event`) never converts them.
+    /// `event`, `data`, `input`, `run` and `now`, as CEL values made the first time an expression
+    /// needs them: a run whose templates only pass them on (`body: = event`) converts nothing.
     private let roots: Roots
 
     init(run: RunRecord, steps: [StepRecord], now: Date, lists: ListIndexSnapshot) {
         self.run = run
         self.now = now
-        var runValue = CELMap()
-        runValue[.string("id")] = .string(run.id.rawValue)
-        runValue[.string("workflow")] = .string(run.workflow)
-        runValue[.string("started_at")] = .timestamp(CELTimestampBridge.timestamp(run.createdAt))
-        variables = ["run": .map(runValue), "now": .timestamp(CELTimestampBridge.timestamp(now))]
-        roots = Roots(event: run.event ?? .null, input: run.input ?? .null)
+        roots = Roots(run: run, now: now)
         stepValues = StepValues(converted: CELMap(), pending: [:])
         stepJSON = [:]
         celContext = CELContext(now: CELTimestampBridge.timestamp(run.createdAt), host: lists)
@@ -44,28 +36,39 @@ struct RunContext: Sendable {
         }
     }
 
-    /// `event` and `input`, and their CEL forms once converted. Shared by the copies of a
-    /// context (the interpreter copies it), which all have the same run.
+    /// `event` and `input`, and the variables but `steps` once converted. Shared by the copies of
+    /// a context (the interpreter copies it), which all have the same run and `now`.
     private final class Roots: Sendable {
         let event: JSON
         let input: JSON
-        private let converted = Mutex<(event: CELValue, data: CELValue, input: CELValue)?>(nil)
+        private let run: (id: String, workflow: String, startedAt: Date)
+        private let now: Date
+        private let converted = Mutex<[String: CELValue]?>(nil)
 
-        init(event: JSON, input: JSON) {
-            self.event = event
-            self.input = input
+        init(run: RunRecord, now: Date) {
+            event = run.event ?? .null
+            input = run.input ?? .null
+            self.run = (run.id.rawValue, run.workflow, run.createdAt)
+            self.now = now
         }
 
-        var values: (event: CELValue, data: CELValue, input: CELValue) {
+        var variables: [String: CELValue] {
             converted.withLock { converted in
                 if let converted { return converted }
                 // The event is converted once; `data` is its entry, not a second conversion.
                 let eventValue = CELValue(json: event)
                 var dataValue = CELValue.null
                 if case let .map(map) = eventValue, let value = map[string: "data"] { dataValue = value }
-                let values = (event: eventValue, data: dataValue, input: CELValue(json: input))
-                converted = values
-                return values
+                var runValue = CELMap()
+                runValue[.string("id")] = .string(run.id)
+                runValue[.string("workflow")] = .string(run.workflow)
+                runValue[.string("started_at")] = .timestamp(CELTimestampBridge.timestamp(run.startedAt))
+                let variables: [String: CELValue] = [
+                    "event": eventValue, "data": dataValue, "input": CELValue(json: input), "run": .map(runValue),
+                    "now": .timestamp(CELTimestampBridge.timestamp(now)),
+                ]
+                converted = variables
+                return variables
             }
         }
     }
@@ -107,11 +110,7 @@ struct RunContext: Sendable {
     /// Evaluates an expression; a CEL error becomes a step error with the expression and position.
     func evaluate(_ expression: Expression) throws(StepError) -> CELValue {
         do {
-            var variables = variables
-            let roots = roots.values
-            variables["event"] = roots.event
-            variables["data"] = roots.data
-            variables["input"] = roots.input
+            var variables = roots.variables
             variables["steps"] = stepValues.value
             return try expression.program.evaluate(variables, context: celContext)
         } catch {
