@@ -5,8 +5,8 @@ import Synchronization
 /// delivery's result can advance its run without reading the run and its steps back.
 ///
 /// Only an exact copy is useful: a snapshot is remembered after the transaction that wrote it
-/// committed, and it is used only while the run's version in the store is still the one it was
-/// remembered at. Every write to a run or its steps moves the version (``SQLiteStore/apply(_:_:)``,
+/// committed, and what is made from it commits only while the run's version in the store is
+/// still the one it was remembered at. Every write to a run or its steps moves the version (``SQLiteStore/apply(_:_:)``,
 /// `wake`, `touch`), so a run changed by anyone else (another process, an answer from outside,
 /// the scheduler) is read from the store again. Bounded: the oldest entry goes first.
 final class RecentRuns: Sendable {
@@ -32,11 +32,15 @@ final class RecentRuns: Sendable {
         }
     }
 
-    /// The run as remembered, if it is at `version`.
-    func snapshot(_ id: RunID, version: Int) -> RunSnapshot? {
-        let found = memory.withLock { memory in memory[id].flatMap { $0.run.version == version ? $0 : nil } }
-        if found == nil { misses.add(1, ordering: .relaxed) } else { hits.add(1, ordering: .relaxed) }
-        return found
+    /// The run as last remembered, at whichever version: the caller makes sure it is still the
+    /// store's version before relying on it (``SQLiteStore`` lets the run's versioned UPDATE do it).
+    func latest(_ id: RunID) -> RunSnapshot? {
+        memory.withLock { memory in memory[id] }
+    }
+
+    /// Counts a remembered run that was, or was not, still at the store's version.
+    func found(current: Bool) {
+        if current { hits.add(1, ordering: .relaxed) } else { misses.add(1, ordering: .relaxed) }
     }
 
     var count: Int { memory.withLock { $0.count } }

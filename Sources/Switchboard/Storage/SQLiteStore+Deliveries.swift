@@ -163,9 +163,10 @@ extension SQLiteStore {
     /// can; otherwise mark it due so that the scheduler advances it.
     ///
     /// A successful delivery's `answer` is written into its step here too. When the run is in
-    /// ``RecentRuns`` at the version the store has, the checkpoint is made from that copy (one
-    /// read of the version instead of the run and its steps), and the answer's own UPDATE is left
-    /// out when the checkpoint rewrites the step to the same row anyway.
+    /// ``RecentRuns``, the checkpoint is made from that copy and commits only if the copy is at the
+    /// version the store has: the checkpoint's own versioned UPDATE of the run checks it, so
+    /// nothing is read, when the answer's UPDATE can be left out (the checkpoint rewrites the step
+    /// to the same row anyway); otherwise one read of the version comes first.
     ///
     /// (Tried in session 3: making the checkpoint outside the transaction, from the run read on a
     /// reader connection, and committing it if the run's version had not moved. It took work off
@@ -179,35 +180,41 @@ extension SQLiteStore {
             try wake(run, now, db)
             return nil
         }
-        if let answer,
-           let version = try Int.fetchOne(try db.cachedStatement(sql: "SELECT version FROM runs WHERE id = ?"),
-                                          arguments: [run.rawValue]),
-           var base = runs.snapshot(run, version: version),
-           let index = base.steps.firstIndex(where: answer.matches)
-        {
+        if let answer, var base = runs.latest(run), let index = base.steps.firstIndex(where: answer.matches) {
             let before = base.steps[index]
             base.steps[index].output = answer.output
             base.steps[index].error = nil
             base.steps[index].attempts = answer.attempts
-            guard let checkpoint = advance(base) else {
+            if let checkpoint = advance(base) {
+                // The upsert of `apply` keeps a row's output and error where the checkpoint has none,
+                // so the answer's own UPDATE is needed unless the upsert alone gives the same row.
+                let sameRow = checkpoint.steps.first { $0.id == before.id }.map { rewritten in
+                    (rewritten.output != nil || before.output == answer.output) && (rewritten.error != nil || before.error == nil)
+                } ?? false
+                // The checkpoint's UPDATE of the run matches only at the copy's version, which every
+                // other write moves: then the copy was the store's run. A stale copy writes nothing
+                // there, and the run is read below. The answer's own UPDATE, when needed, goes first,
+                // so the version is read before it.
+                if try sameRow || isCurrent(base.run, db) {
+                    if !sameRow { try answer.write(db) }
+                    if try applyIfCurrent(checkpoint, db) {
+                        runs.found(current: true)
+                        #if DEBUG
+                            let expected = stored(checkpoint, over: base)
+                            if let actual = try snapshot(run, db, events: events), actual != expected {
+                                assertionFailure("RecentRuns: the run in memory differs from the store's\n\(expected)\n\(actual)")
+                            }
+                        #endif
+                        return Settled(checkpoint: checkpoint, base: base)
+                    }
+                }
+            } else if try isCurrent(base.run, db) {
+                runs.found(current: true)
                 try answer.write(db)
                 try wake(run, now, db)
                 return nil
             }
-            // The upsert of `apply` keeps a row's output and error where the checkpoint has none,
-            // so the answer's own UPDATE is needed unless the upsert alone gives the same row.
-            let sameRow = checkpoint.steps.first { $0.id == before.id }.map { rewritten in
-                (rewritten.output != nil || before.output == answer.output) && (rewritten.error != nil || before.error == nil)
-            } ?? false
-            if !sameRow { try answer.write(db) }
-            try apply(checkpoint, db)
-            #if DEBUG
-                let expected = stored(checkpoint, over: base)
-                if let actual = try snapshot(run, db, events: events), actual != expected {
-                    assertionFailure("RecentRuns: the run in memory differs from the store's\n\(expected)\n\(actual)")
-                }
-            #endif
-            return Settled(checkpoint: checkpoint, base: base)
+            runs.found(current: false)
         }
         try answer?.write(db)
         if let base = try snapshot(run, db, events: events), let checkpoint = advance(base) {
@@ -216,6 +223,12 @@ extension SQLiteStore {
         }
         try wake(run, now, db)
         return nil
+    }
+
+    /// Whether the store has `run` at its version.
+    private static func isCurrent(_ run: RunRecord, _ db: Database) throws -> Bool {
+        try Int.fetchOne(try db.cachedStatement(sql: "SELECT version FROM runs WHERE id = ?"), arguments: [run.id.rawValue])
+            == run.version
     }
 
     private static func attemptError(_ attempt: DeliveryAttempt) -> StepError? {

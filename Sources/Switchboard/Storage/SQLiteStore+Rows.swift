@@ -64,6 +64,14 @@ extension SQLiteStore {
 
     /// Writes a checkpoint if the run is still at the version it was made from.
     static func apply(_ checkpoint: RunCheckpoint, _ db: Database) throws {
+        guard try applyIfCurrent(checkpoint, db) else {
+            throw StoreError.conflict("run \(checkpoint.run.id) changed since version \(checkpoint.run.version)")
+        }
+    }
+
+    /// Writes a checkpoint if the run is still at the version it was made from; false, and
+    /// nothing written, if it is not.
+    static func applyIfCurrent(_ checkpoint: RunCheckpoint, _ db: Database) throws -> Bool {
         let run = checkpoint.run
         try db.cached(
             sql: """
@@ -72,8 +80,9 @@ extension SQLiteStore {
             """,
             arguments: [run.status.rawValue, run.decision?.rawValue, encode(run.tags), try run.error.map(encode),
                         run.updatedAt.microseconds, run.wakeAt?.microseconds, run.id.rawValue, run.version])
-        guard db.changesCount == 1 else { throw StoreError.conflict("run \(run.id) changed since version \(run.version)") }
+        guard db.changesCount == 1 else { return false }
         try SQLiteStore.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, db)
+        return true
     }
 
     /// The run as the store holds it once `checkpoint` committed over `base` (nil: the checkpoint
