@@ -9,6 +9,14 @@ import Testing
 struct GroupCommitTests {
     struct Refused: Error {}
 
+    /// A database with one table `t (n)`, and a group commit on it.
+    static func table() async throws -> (DatabasePool, GroupCommit, TemporaryDirectory) {
+        let directory = try TemporaryDirectory()
+        let pool = try DatabasePool(path: directory.file("db.sqlite"))
+        try await pool.write { db in try db.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY)") }
+        return (pool, GroupCommit(writer: pool), directory)
+    }
+
     /// A count shared with writes' closures.
     final class Counter: Sendable {
         private let count = Atomic(0)
@@ -25,10 +33,8 @@ struct GroupCommitTests {
 
     @Test("a write that fails in a shared transaction is undone alone; the others commit once")
     func failingWriteFailsAlone() async throws {
-        let directory = try TemporaryDirectory()
-        let pool = try DatabasePool(path: directory.file("db.sqlite"))
-        try await pool.write { db in try db.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY)") }
-        let commits = GroupCommit(writer: pool)
+        let (pool, commits, directory) = try await Self.table()
+        _ = directory  // kept until the end of the test
 
         // The first write holds the writer (on its own thread, not the concurrency pool) until the
         // others have queued, so that they all join its transaction.
@@ -77,10 +83,8 @@ struct GroupCommitTests {
 
     @Test("writes without failures run once")
     func writesRunOnce() async throws {
-        let directory = try TemporaryDirectory()
-        let pool = try DatabasePool(path: directory.file("db.sqlite"))
-        try await pool.write { db in try db.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY)") }
-        let commits = GroupCommit(writer: pool)
+        let (pool, commits, directory) = try await Self.table()
+        _ = directory  // kept until the end of the test
         let runs = Counter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for n in 1 ... 50 {
