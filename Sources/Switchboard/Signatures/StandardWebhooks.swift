@@ -5,6 +5,9 @@ import Foundation
 /// any other text is used as its UTF-8 bytes. `description` never shows the key.
 public struct SigningSecret: Sendable, CustomStringConvertible {
     let key: SymmetricKey
+    /// HMAC-SHA256 keyed once: each message starts from a copy of it (the hash state is copied
+    /// on write), not from the key again.
+    private let keyed: HMAC<SHA256>
 
     public init(_ text: String) throws(SignatureError) {
         if text.hasPrefix("whsec_") {
@@ -16,6 +19,7 @@ public struct SigningSecret: Sendable, CustomStringConvertible {
             guard !text.isEmpty else { throw SignatureError(.malformedSecret, "the secret is empty") }
             key = SymmetricKey(data: Data(text.utf8))
         }
+        keyed = HMAC<SHA256>(key: key)
     }
 
     /// A new random `whsec_` secret (24 bytes).
@@ -26,7 +30,19 @@ public struct SigningSecret: Sendable, CustomStringConvertible {
     public var description: String { "SigningSecret(••••)" }
 
     func hmac(_ message: some DataProtocol) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: message, using: key))
+        var mac = keyed
+        mac.update(data: message)
+        return Array(mac.finalize())
+    }
+
+    /// The HMAC of `prefix` followed by `body`, without joining them first.
+    func hmac(_ prefix: [UInt8], _ body: some Collection<UInt8>) -> [UInt8] {
+        var mac = keyed
+        mac.update(data: prefix)
+        if body.withContiguousStorageIfAvailable({ mac.update(data: UnsafeRawBufferPointer($0)) }) == nil {
+            mac.update(data: Array(body))
+        }
+        return Array(mac.finalize())
     }
 }
 
@@ -77,9 +93,8 @@ public struct StandardWebhooks: Sendable {
 
     /// The signature header value: `v1,<sig>` for each secret, separated by spaces.
     public func signature(id: String, timestamp: Int64, body: some Collection<UInt8>) -> String {
-        var message = Array("\(id).\(timestamp).".utf8)
-        message.append(contentsOf: body)
-        return secrets.map { "v1," + Data($0.hmac(message)).base64EncodedString() }.joined(separator: " ")
+        let prefix = Array("\(id).\(timestamp).".utf8)
+        return secrets.map { "v1," + Data($0.hmac(prefix, body)).base64EncodedString() }.joined(separator: " ")
     }
 
     /// The three headers to send.
