@@ -78,11 +78,15 @@ struct RunContext: Sendable {
         let json: JSON = ["status": .string(step.status.rawValue), "output": step.output ?? .null,
                           "error": step.error.map { ["class": .string($0.errorClass), "message": .string($0.message)] } ?? .null]
         stepJSON[step.id] = json
-        stepValues = stepValues.adding(step.id, json)
+        // Copy on write: copies of a context share one box until one of them records a step.
+        if isKnownUniquelyReferenced(&stepValues) {
+            stepValues.add(step.id, json)
+        } else {
+            stepValues = stepValues.adding(step.id, json)
+        }
     }
 
-    /// The `steps` map: steps converted so far and those not yet. Copies of a context share one
-    /// until either records a step (``adding(_:_:)`` makes a new one), so each conversion is done
+    /// The `steps` map: steps converted so far and those not yet, so that each conversion is done
     /// once per context state, not once per evaluation.
     private final class StepValues: Sendable {
         private let state: Mutex<(converted: CELMap, pending: [String: JSON])>
@@ -91,6 +95,12 @@ struct RunContext: Sendable {
             state = Mutex((converted, pending))
         }
 
+        /// Records a step in this box (its context holds the only reference).
+        func add(_ id: String, _ json: JSON) {
+            state.withLock { $0.pending[id] = json }
+        }
+
+        /// A new box with this one's steps and the recorded one (the context was copied).
         func adding(_ id: String, _ json: JSON) -> StepValues {
             let (converted, pending) = state.withLock { ($0.converted, $0.pending) }
             var next = pending
