@@ -41,7 +41,7 @@ public struct InboundVerifier: Sendable {
             guard signature.hasPrefix("v0="), let given = Self.hexBytes(signature.dropFirst(3)) else {
                 throw SignatureError(.malformedHeader, "X-Slack-Signature must be v0=<hex>")
             }
-            try match(given, message: Array("v0:\(timestamp):".utf8) + body)
+            try match(given, prefix: Array("v0:\(timestamp):".utf8), body: body)
             return nil
         case let .timestampedHMAC(header):
             guard let value = headers(header.lowercased()) else { throw SignatureError(.missingHeader, "missing \(header)") }
@@ -57,16 +57,16 @@ public struct InboundVerifier: Sendable {
             guard let timestampText else { throw SignatureError(.malformedHeader, "\(header) has no t=<timestamp>") }
             let timestamp = try checkedTimestamp(String(timestampText), now: now)
             guard !signatures.isEmpty else { throw SignatureError(.malformedHeader, "\(header) has no v1=<hex>") }
-            let message = Array("\(timestamp).".utf8) + body
+            let prefix = Array("\(timestamp).".utf8)
             for signature in signatures {
-                if (try? match(signature, message: message)) != nil { return nil }
+                if (try? match(signature, prefix: prefix, body: body)) != nil { return nil }
             }
             throw SignatureError(.mismatch, "no signature matches")
         case let .hmacSHA256(header):
             guard var value = headers(header.lowercased()) else { throw SignatureError(.missingHeader, "missing \(header)") }
             if value.hasPrefix("sha256=") { value.removeFirst(7) }
             guard let given = Self.hexBytes(Substring(value)) else { throw SignatureError(.malformedHeader, "\(header) must be hex") }
-            try match(given, message: body)
+            try match(given, prefix: [], body: body)
             return nil
         }
     }
@@ -81,8 +81,8 @@ public struct InboundVerifier: Sendable {
         return timestamp
     }
 
-    private func match(_ given: [UInt8], message: [UInt8]) throws(SignatureError) {
-        for secret in secrets where constantTimeEquals(secret.hmac(message), given) { return }
+    private func match(_ given: [UInt8], prefix: [UInt8], body: [UInt8]) throws(SignatureError) {
+        for secret in secrets where constantTimeEquals(secret.hmac(prefix, body), given) { return }
         throw SignatureError(.mismatch, "no signature matches")
     }
 
@@ -116,11 +116,11 @@ public struct InboundVerifier: Sendable {
             return StandardWebhooks(secrets: [secret]).headers(id: "msg_\(timestamp)", timestamp: timestamp, body: body)
         case .slackV0:
             return [("X-Slack-Request-Timestamp", String(timestamp)),
-                    ("X-Slack-Signature", "v0=" + Hex.encode(secret.hmac(Array("v0:\(timestamp):".utf8) + body)))]
+                    ("X-Slack-Signature", "v0=" + Hex.encode(secret.hmac(Array("v0:\(timestamp):".utf8), body)))]
         case let .timestampedHMAC(header):
-            return [(header, "t=\(timestamp),v1=" + Hex.encode(secret.hmac(Array("\(timestamp).".utf8) + body)))]
+            return [(header, "t=\(timestamp),v1=" + Hex.encode(secret.hmac(Array("\(timestamp).".utf8), body)))]
         case let .hmacSHA256(header):
-            return [(header, Hex.encode(secret.hmac(body)))]
+            return [(header, Hex.encode(secret.hmac([], body)))]
         }
     }
 }

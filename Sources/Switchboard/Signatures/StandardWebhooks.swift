@@ -29,13 +29,8 @@ public struct SigningSecret: Sendable, CustomStringConvertible {
 
     public var description: String { "SigningSecret(••••)" }
 
-    func hmac(_ message: some DataProtocol) -> [UInt8] {
-        var mac = keyed
-        mac.update(data: message)
-        return Array(mac.finalize())
-    }
-
-    /// The HMAC of `prefix` followed by `body`, without joining them first.
+    /// The HMAC of `prefix` followed by `body` (every scheme signs a prefix and the body), without
+    /// joining them first.
     func hmac(_ prefix: [UInt8], _ body: some Collection<UInt8>) -> [UInt8] {
         var mac = keyed
         mac.update(data: prefix)
@@ -118,9 +113,8 @@ public struct StandardWebhooks: Sendable {
         guard abs(now.timeIntervalSince1970 - Double(timestamp)) <= tolerance else {
             throw SignatureError(.timestampOutOfTolerance, "the timestamp is more than \(Int(tolerance)) s from now")
         }
-        var message = Array("\(id).\(timestamp).".utf8)
-        message.append(contentsOf: body)
-        let expected = secrets.map { $0.hmac(message) }
+        let prefix = Array("\(id).\(timestamp).".utf8)
+        let expected = secrets.map { $0.hmac(prefix, body) }
         for candidate in signatures.split(separator: " ") {
             let parts = candidate.split(separator: ",", maxSplits: 1)
             guard parts.count == 2, parts[0] == "v1", let bytes = Data(base64Encoded: String(parts[1])) else { continue }

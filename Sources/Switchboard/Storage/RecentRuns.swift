@@ -6,9 +6,10 @@ import Synchronization
 ///
 /// Only an exact copy is useful: a snapshot is remembered after the transaction that wrote it
 /// committed, and what is made from it commits only while the run's version in the store is
-/// still the one it was remembered at. Every write to a run or its steps moves the version (``SQLiteStore/apply(_:_:)``,
-/// `wake`, `touch`), so a run changed by anyone else (another process, an answer from outside,
-/// the scheduler) is read from the store again. Bounded: the oldest entry goes first.
+/// still the one it was remembered at. Every write to a run or its steps moves the version
+/// (``SQLiteStore/apply(_:_:)``, `wake`, `touch`), so a run changed by anyone else (another
+/// process, an answer from outside, the scheduler) is read from the store again. Bounded: the
+/// oldest entry goes first.
 final class RecentRuns: Sendable {
     private let memory: Mutex<BoundedMemory<RunID, RunSnapshot>>
     /// How often a run was found at the store's version, and how often not (for tests and profiling).
