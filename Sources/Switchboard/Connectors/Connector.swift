@@ -191,8 +191,31 @@ public struct RunContextView: Sendable {
     /// The step that sends the request.
     public let stepID: String
     let render: @Sendable (ValueTemplate) throws(StepError) -> JSON
+    let received: @Sendable (ValueTemplate) -> String?
+    /// The texts of the step's inputs that pass a received document on whole (`body: = event`).
+    let receivedInputs: [String: String]
+
+    init(runID: RunID, stepID: String, receivedInputs: [String: String] = [:],
+         render: @escaping @Sendable (ValueTemplate) throws(StepError) -> JSON,
+         received: @escaping @Sendable (ValueTemplate) -> String? = { _ in nil })
+    {
+        self.runID = runID
+        self.stepID = stepID
+        self.receivedInputs = receivedInputs
+        self.render = render
+        self.received = received
+    }
 
     public func evaluate(_ template: ValueTemplate) throws(StepError) -> JSON { try render(template) }
+
+    /// The JSON text of input `key` exactly as it was received, when the step passes a received
+    /// document on whole (`with: { body: "= event" }`); nil otherwise. A connector that sends the
+    /// input as JSON sends this text instead of encoding the value: the receiver gets the bytes
+    /// the gateway received, and nothing is encoded again.
+    public func receivedText(ofInput key: String) -> String? { receivedInputs[key] }
+
+    /// ``receivedText(ofInput:)`` for a template of the connector's own (a preset's `body: = event`).
+    public func receivedText(of template: ValueTemplate) -> String? { received(template) }
 }
 
 /// How the delivery engine sends a connector's requests.

@@ -2,24 +2,24 @@ import CEL
 import Foundation
 import Synchronization
 
-/// The parsed payloads of the most recently ingested events, by event id.
+/// The parsed payloads of the most recently ingested events, with their text, by event id.
 ///
 /// A run refers to its event rather than copying it, and every advance of the run needs it
 /// parsed. Events never change once stored, so a parsed copy kept here is always right; a run
 /// whose event was forgotten reads and parses it from the store as before. Bounded: the oldest
 /// entry goes first.
 final class RecentEvents: Sendable {
-    private let memory: Mutex<BoundedMemory<String, JSON>>
+    private let memory: Mutex<BoundedMemory<String, (payload: JSON, text: String)>>
 
     init(capacity: Int = 4096) {
         memory = Mutex(BoundedMemory(capacity: capacity))
     }
 
-    func remember(_ id: EventID, _ payload: JSON) {
-        memory.withLock { $0.store(payload, for: id.rawValue) }
+    func remember(_ id: EventID, _ payload: JSON, text: String) {
+        memory.withLock { $0.store((payload, text), for: id.rawValue) }
     }
 
-    func payload(_ id: String) -> JSON? {
+    func payload(_ id: String) -> (payload: JSON, text: String)? {
         memory.withLock { $0[id] }
     }
 

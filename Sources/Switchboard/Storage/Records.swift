@@ -67,6 +67,9 @@ public struct RunRecord: Sendable, Equatable {
     public var trigger: RunTrigger
     /// The CloudEvent that triggered the run, if any.
     public var event: JSON?
+    /// `event`'s JSON text as stored in the events table (as it arrived), when the run refers to a
+    /// stored event: a step that passes the event on whole (`body: = event`) sends these bytes.
+    public var eventText: String?
     /// The API trigger's input, if any.
     public var input: JSON?
     public var error: StepError?
@@ -79,10 +82,11 @@ public struct RunRecord: Sendable, Equatable {
     public var version: Int = 0
 
     public init(id: RunID, workflow: String, status: RunStatus = .pending, decision: Decision? = nil, tags: [String] = [],
-                trigger: RunTrigger, event: JSON? = nil, input: JSON? = nil, error: StepError? = nil,
-                createdAt: Date, updatedAt: Date? = nil, wakeAt: Date? = nil, version: Int = 0)
+                trigger: RunTrigger, event: JSON? = nil, eventText: String? = nil, input: JSON? = nil,
+                error: StepError? = nil, createdAt: Date, updatedAt: Date? = nil, wakeAt: Date? = nil, version: Int = 0)
     {
         self.version = version
+        self.eventText = eventText
         self.id = id
         self.workflow = workflow
         self.status = status

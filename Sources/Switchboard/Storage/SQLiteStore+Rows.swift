@@ -137,13 +137,15 @@ extension SQLiteStore {
                                          arguments: [id.rawValue]) else { return nil }
         var run = try run(from: row)
         if run.event == nil, let eventID = row[RunColumn.eventID.rawValue] as String? {
-            if let payload = events.payload(eventID) {
-                run.event = payload
+            if let remembered = events.payload(eventID) {
+                run.event = remembered.payload
+                run.eventText = remembered.text
             } else if let text = try String.fetchOne(try db.cachedStatement(sql: "SELECT payload FROM events WHERE id = ?"),
                                                      arguments: [eventID]) {
                 let payload = try JSON.parse(Data(text.utf8))
-                events.remember(EventID(eventID), payload)
+                events.remember(EventID(eventID), payload, text: text)
                 run.event = payload
+                run.eventText = text
             }
         }
         let steps = try Row.fetchAll(
@@ -216,15 +218,21 @@ extension SQLiteStore {
             })
     }
 
-    static func insert(_ delivery: Delivery, _ db: Database) throws {
+    /// Inserts a delivery. A body that is the text of `storedEvent` (`body: = event` forwards the
+    /// event as it arrived) is not stored a second time: the row names the event (`body_event`)
+    /// and reads its payload back as the body (``DeliveryColumn/list``).
+    static func insert(_ delivery: Delivery, _ db: Database, storedEvent: (id: EventID, text: String)? = nil) throws {
+        // Usually the very same string, which == recognises without reading the bytes.
+        let bodyEvent = storedEvent.flatMap { event in delivery.request.body == event.text ? event.id : nil }
         try db.cached(
             sql: """
-            INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, body, retry, attempt_count,
-              next_attempt_at, manual, last_error, detached, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, body, body_event, retry,
+              attempt_count, next_attempt_at, manual, last_error, detached, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             arguments: [delivery.id.rawValue, delivery.runID.rawValue, delivery.stepID, delivery.connector, delivery.operation,
-                        delivery.status.rawValue, encodeWithoutBody(delivery.request), delivery.request.body,
+                        delivery.status.rawValue, encodeWithoutBody(delivery.request),
+                        bodyEvent == nil ? delivery.request.body : nil, bodyEvent?.rawValue,
                         try delivery.retry.map(encode),
                         delivery.attemptCount, delivery.nextAttemptAt?.microseconds, delivery.manual,
                         try delivery.lastError.map(encode), delivery.detached, delivery.createdAt.microseconds,
@@ -239,7 +247,9 @@ extension SQLiteStore {
              createdAt, updatedAt, request, body
         static let listWithoutRequest = "id, run_id, step_id, connector, operation, status, retry, attempt_count, "
             + "next_attempt_at, manual, last_error, detached, created_at, updated_at"
-        static let list = listWithoutRequest + ", request, body"
+        /// The body is the row's own or, when the row names its event (`body_event`), the event's payload.
+        static let list = listWithoutRequest
+            + ", request, COALESCE(body, (SELECT payload FROM events WHERE events.id = deliveries.body_event)) AS body"
     }
 
     /// A delivery from a row of ``DeliveryColumn/list``.

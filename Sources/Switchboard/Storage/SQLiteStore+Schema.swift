@@ -122,6 +122,13 @@ extension SQLiteStore {
             // their start time cost a b-tree insert per attempt.
             try db.execute(sql: "DROP INDEX delivery_attempts_by_time")
         }
+        migrator.registerMigration("v9: a delivery that forwards its event refers to it") { db in
+            // `body: = event` sends the event as it arrived: such a delivery, created in the
+            // transaction that stores its event, names the event instead of holding a second copy
+            // of its text (about a kilobyte per forwarded event, written again when the delivery
+            // settles). Events are never deleted while their deliveries are kept.
+            try db.execute(sql: "ALTER TABLE deliveries ADD COLUMN body_event TEXT")
+        }
         return migrator
     }
 }

@@ -69,15 +69,17 @@ public final class SQLiteStore: Store {
                 if let existing { return .duplicate(try Self.event(from: existing)) }
             }
             for checkpoint in runs {
-                try Self.insert(checkpoint.run, db, eventStored: checkpoint.run.trigger.eventID == event.id)
-                try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
+                let refers = checkpoint.run.trigger.eventID == event.id
+                try Self.insert(checkpoint.run, db, eventStored: refers)
+                try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id,
+                               storedEvent: refers ? (event.id, payload) : nil, db)
             }
             return .accepted
         }
         // Runs that will advance again need the event parsed; remembered here, after the commit
         // and off the writer (forgetting the oldest frees a whole parsed event).
         if case .accepted = outcome, runs.contains(where: { !$0.run.status.isFinished }) {
-            recentEvents.remember(event.id, event.payload)
+            recentEvents.remember(event.id, event.payload, text: payload)
             for checkpoint in runs where !checkpoint.run.status.isFinished {
                 recentRuns.remember(Self.stored(checkpoint, over: nil))
             }
@@ -114,8 +116,10 @@ public final class SQLiteStore: Store {
         try await commits.write { db in try Self.apply(checkpoint, db) }
     }
 
-    /// Upserts step records and inserts new deliveries of one run.
-    static func write(steps: [StepRecord], deliveries: [Delivery], run: RunID, _ db: Database) throws {
+    /// Upserts step records and inserts new deliveries of one run. `storedEvent` is the run's event
+    /// when it is stored in the same transaction: a delivery whose body is its text refers to it.
+    static func write(steps: [StepRecord], deliveries: [Delivery], run: RunID,
+                      storedEvent: (id: EventID, text: String)? = nil, _ db: Database) throws {
         for step in steps {
             // Answers from outside (a review, a delivery's result) are written into a waiting
             // step's output or error; a checkpoint that does not know them never erases them.
@@ -137,7 +141,7 @@ public final class SQLiteStore: Store {
                             step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue,
                             step.awaitedCallback?.connector, step.awaitedCallback?.correlation])
         }
-        for delivery in deliveries { try insert(delivery, db) }
+        for delivery in deliveries { try insert(delivery, db, storedEvent: storedEvent) }
     }
 
     public func unfinishedRuns() async throws -> [RunID] {

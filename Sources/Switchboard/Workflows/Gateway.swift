@@ -81,14 +81,16 @@ public final class Gateway: Sendable {
         let now = clock.now()
         let eventID = EventID.generate(at: now)
         let workflows = configuration.workflows(forEvent: event.type)
+        // The text stored is the text the runs see: the event as it arrived (encoded when built in code).
+        let text = event.text ?? event.raw.text
         let runs = workflows.map { workflow in
             RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID), event: event.raw,
-                      createdAt: now)
+                      eventText: text, createdAt: now)
         }
         let references = runs.map { RunReference(id: $0.id, workflow: $0.workflow) }
         var record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
                                  payload: event.raw, receivedAt: now, runs: references)
-        record.payloadText = event.text
+        record.payloadText = text
         var checkpoints = engine.startInline(runs)
         let claimed = engine.claimLocally(&checkpoints)
         let outcome: IngestOutcome

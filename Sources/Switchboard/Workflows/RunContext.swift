@@ -36,10 +36,17 @@ struct RunContext: Sendable {
         }
     }
 
+    /// The JSON text of an expression that is only the root `event`, as the event arrived; nil for
+    /// any other expression, or when the text is not known.
+    func rootText(_ source: String) -> String? {
+        source == "event" ? roots.eventText : nil
+    }
+
     /// `event` and `input`, and the variables but `steps` once converted. Shared by the copies of
     /// a context (the interpreter copies it), which all have the same run and `now`.
     private final class Roots: Sendable {
         let event: JSON
+        let eventText: String?
         let input: JSON
         private let run: (id: String, workflow: String, startedAt: Date)
         private let now: Date
@@ -47,6 +54,7 @@ struct RunContext: Sendable {
 
         init(run: RunRecord, now: Date) {
             event = run.event ?? .null
+            eventText = run.event == nil ? nil : run.eventText
             input = run.input ?? .null
             self.run = (run.id.rawValue, run.workflow, run.createdAt)
             self.now = now

@@ -266,12 +266,18 @@ struct RunInterpreter {
                 message: "connector '\(connectorID)' is of a kind this build cannot run")))
         }
         var inputs: [String: JSON] = [:]
+        var received: [String: String] = [:]
         let request: OutboundRequest
         do {
-            for (key, template) in with { inputs[key] = try template.evaluate(in: context) }
+            for (key, template) in with {
+                inputs[key] = try template.evaluate(in: context)
+                received[key] = template.receivedText(in: context)
+            }
             let snapshot = context
-            let view = RunContextView(runID: run.id, stepID: step.id) { template throws(StepError) in
+            let view = RunContextView(runID: run.id, stepID: step.id, receivedInputs: received) { template throws(StepError) in
                 try template.evaluate(in: snapshot)
+            } received: { template in
+                template.receivedText(in: snapshot)
             }
             request = try connector.request(operation: operation, input: .object(inputs), run: view)
         } catch {

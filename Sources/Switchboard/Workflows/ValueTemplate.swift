@@ -32,6 +32,14 @@ public indirect enum ValueTemplate: Sendable {
 }
 
 extension ValueTemplate {
+    /// The JSON text of the value this template makes, exactly as it was received, when the
+    /// template passes a received document on whole (`= event`) and its text is known; nil
+    /// otherwise. Sending it instead of encoding the value again keeps the sender's bytes.
+    func receivedText(in context: RunContext) -> String? {
+        guard case let .expression(expression) = self else { return nil }
+        return context.rootText(expression.source)
+    }
+
     /// How a string value is read, the same in workflows and connector files: `= expr` is CEL,
     /// a string with `{{` is a Mustache template, anything else is the string itself.
     enum StringForm {

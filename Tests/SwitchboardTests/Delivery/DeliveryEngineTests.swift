@@ -1,5 +1,6 @@
 import CEL
 import Foundation
+import GRDB
 import HTTPTypes
 import Testing
 @testable import Switchboard
@@ -125,6 +126,51 @@ struct DeliveryEngineTests {
                 let delivery = try await deliveryOf(api, run: run)
                 #expect(delivery["attempts"]!.array.map { $0["response"]?["status"]?.numberValue } == [500, 503, 200])
                 #expect(done["steps"]!.array.first { $0["id"] == "tell" }?["attempts"]?.numberValue == 3)
+            }
+        }
+    }
+
+    @Test("body: = event sends the event byte for byte as it arrived, on every attempt, and stores its text once")
+    func forwardsEventAsReceived() async throws {
+        let receiver = TestReceiver(script: [.init(status: 503), .init(status: 200)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url)
+            try config.write("workflows/forward.yaml", """
+                id: forward
+                trigger: { event: inquiry.completed }
+                steps:
+                  - id: send
+                    connector: crm
+                    operation: request
+                    with: { path: /forward, body: "= event" }
+                """)
+            let clock = ManualClock()
+            let gateway = try await TestGateway(configurationDirectory: config.path, clock: clock)
+            try await gateway.test { api in
+                // Keys out of order, spaces, an escape and a non-ASCII name: encoding the parsed event
+                // again would change every one of them.
+                let text = #"{ "type": "inquiry.completed", "specversion": "1.0", "source": "s", "id": "fwd-1", "#
+                    + #""data": {"name": "Zoë", "note": "a\u0041b", "n": 1.50} }"#
+                let reply = try await api.request(.post, "/v1/events", body: text)
+                #expect(reply.status == .accepted, "\(reply.body)")
+                let run = try #require(reply.json["runs"]?.array.first?["id"]?.stringValue)
+                await receiver.waitForRequests(1)
+                try await Self.eventually { try await gateway.store.listDeliveries(DeliveryQuery()).first?.status == .pending }
+                clock.advance(by: 10)  // the retry is claimed from the store, body and all
+                #expect(try await api.waitUntilFinished(run)["status"] == "completed")
+                #expect(receiver.received.map(\.body) == [text, text])
+                let verifier = StandardWebhooks(secrets: [try SigningSecret(Self.secret)])
+                let headers = try #require(receiver.received.last).headers
+                #expect(try verifier.verify(headers: { name in headers.first { $0.key.lowercased() == name }?.value },
+                                            body: Array(text.utf8), now: Date()) != nil)
+
+                let delivery = try await deliveryOf(api, run: run)
+                #expect(delivery["attempts"]?.array.last?["request"]?["body_excerpt"] == .string(text))
+                let stored = try await gateway.store.pool.read { db in
+                    try Row.fetchOne(db, sql: "SELECT body, body_event FROM deliveries")
+                }
+                #expect(stored?["body"] as String? == nil, "the event's text is not stored a second time")
+                #expect(stored?["body_event"] as String? == reply.json["event_id"]?.stringValue)
             }
         }
     }

@@ -46,24 +46,28 @@ struct SQLiteStoreTests {
         let event = EventRecord(id: eventID, dedupeKey: "e1", type: "t", source: "s", payload: payload, receivedAt: now,
                                 runs: [RunReference(id: run.id, workflow: "w")])
         guard case .accepted = try await store.ingest(event, runs: [run]) else { Issue.record("not accepted"); return }
-        #expect(store.recentEvents.payload(eventID.rawValue) == payload)
-        #expect(try await store.loadRun(run.id)?.run.event == payload)
+        #expect(store.recentEvents.payload(eventID.rawValue)?.payload == payload)
+        let remembered = try await store.loadRun(run.id)?.run
+        #expect(remembered?.event == payload)
+        #expect(remembered?.eventText == payload.text, "with the text stored")
 
         let reopened = try SQLiteStore(path: directory.file("db.sqlite"))
         #expect(reopened.recentEvents.count == 0)
-        #expect(try await reopened.loadRun(run.id)?.run.event == payload, "read from the events table")
-        #expect(reopened.recentEvents.payload(eventID.rawValue) == payload, "and remembered")
+        let read = try await reopened.loadRun(run.id)?.run
+        #expect(read?.event == payload, "read from the events table")
+        #expect(read?.eventText == payload.text)
+        #expect(reopened.recentEvents.payload(eventID.rawValue)?.payload == payload, "and remembered")
     }
 
     @Test("the remembered events are bounded: the oldest goes first")
     func recentEventsBound() {
         let events = RecentEvents(capacity: 3)
         let ids = (0 ..< 10).map { EventID(rawValue: "evt_\($0)") }
-        for (n, id) in ids.enumerated() { events.remember(id, .number(Double(n))) }
+        for (n, id) in ids.enumerated() { events.remember(id, .number(Double(n)), text: "\(n)") }
         #expect(events.count == 3)
         #expect(events.payload("evt_6") == nil)
-        #expect(events.payload("evt_9") == .number(9))
-        #expect(events.payload("evt_7") == .number(7))
+        #expect(events.payload("evt_9")?.payload == .number(9))
+        #expect(events.payload("evt_7")?.text == "7")
     }
 }
 
@@ -83,7 +87,16 @@ extension SQLiteStoreTests {
             StepRecord(id: "check", parent: nil, sequence: 1, status: .completed, output: ["ok": true], startedAt: now, endedAt: now),
             StepRecord(id: "send", parent: nil, sequence: 2, status: .waiting, startedAt: now, deliveryID: delivery.id),
         ]
-        try await store.createRuns([RunCheckpoint(run: run, steps: steps, deliveries: [delivery])])
+        try await store.createRuns([RunCheckpoint(run: run, steps: steps)])
+        // The delivery as v6 wrote it (today's insert writes columns added since).
+        try await store.pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, body, attempt_count,
+                  next_attempt_at, created_at, updated_at)
+                VALUES (?, ?, 'send', 'crm', 'request', 'pending', ?, '{}', 0, ?, ?, ?)
+                """, arguments: [delivery.id.rawValue, delivery.runID.rawValue, SQLiteStore.encodeWithoutBody(delivery.request),
+                                   now.microseconds, now.microseconds, now.microseconds])
+        }
         let before = try #require(try await store.loadRun(run.id))
 
         try await store.migrate()
@@ -93,7 +106,7 @@ extension SQLiteStoreTests {
         #expect(after.steps.map(\.output) == before.steps.map(\.output))
         #expect(after.steps.last?.deliveryID == delivery.id)
         #expect(try await store.dueRuns(at: now, limit: 10) == [run.id], "the timer index was rebuilt")
-        #expect(try await store.claimDueDeliveries(at: now, limit: 10).map(\.id) == [delivery.id], "and the due index")
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10).map(\.request) == [delivery.request], "and the due index")
         run.version = after.run.version
         run.status = .completed
         run.wakeAt = nil

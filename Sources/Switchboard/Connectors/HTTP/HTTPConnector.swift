@@ -120,13 +120,18 @@ public struct HTTPConnector: Connector {
 
     public func request(operation: String, input: JSON, run: RunContextView) throws(StepError) -> OutboundRequest {
         var fields: [String: JSON] = [:]
+        // A body that is a received document passed on whole (`= event`) is sent as it arrived.
+        var receivedBody: String?
         if let preset = presets[operation] {
             fields["method"] = .string(preset.method)
             if let t = preset.path { fields["path"] = try run.evaluate(t) }
             if let t = preset.url { fields["url"] = try run.evaluate(t) }
             if let t = preset.query { fields["query"] = try run.evaluate(t) }
             if let t = preset.headers { fields["headers"] = try run.evaluate(t) }
-            if let t = preset.body { fields["body"] = try run.evaluate(t) }
+            if let t = preset.body {
+                fields["body"] = try run.evaluate(t)
+                receivedBody = run.receivedText(of: t)
+            }
         } else if operation != "request" {
             throw StepError(errorClass: "invalid_operation", message: "connector '\(id)' has no operation '\(operation)'")
         }
@@ -136,6 +141,7 @@ public struct HTTPConnector: Connector {
                                 message: "unknown input '\(key)' for \(id).\(operation); expected \(Self.inputs.joined(separator: ", "))")
             }
             for (key, value) in given { fields[key] = value }  // the step's `with` wins over the preset
+            if given["body"] != nil { receivedBody = run.receivedText(ofInput: "body") }
         }
         let method = (fields["method"]?.stringValue ?? "POST").uppercased()
         var url: String
@@ -175,7 +181,7 @@ public struct HTTPConnector: Connector {
             body = text
             if !headers.contains(where: { $0.0.lowercased() == "content-type" }) { headers.append(("Content-Type", "text/plain; charset=utf-8")) }
         case let value?:
-            body = value.text
+            body = receivedBody ?? value.text
             if !headers.contains(where: { $0.0.lowercased() == "content-type" }) { headers.append(("Content-Type", "application/json")) }
         }
         return OutboundRequest(method: method, url: url, headers: headers, body: body)
