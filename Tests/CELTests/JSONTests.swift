@@ -14,6 +14,23 @@ struct JSONTests {
         #expect(try JSON.parse(value.text) == value)
     }
 
+    @Test("an object written member by member is the text of the same JSON value")
+    func objectWriter() throws {
+        var writer = JSONObjectWriter(capacity: 4)  // grows past its first capacity
+        writer.member("a \"key\"", "x\n\u{1}é😀")
+        writer.member("b", -12)
+        writer.member("c", true)
+        writer.member("d") { inner in
+            inner.member("e", false)
+            inner.member("f") { _ in }
+        }
+        writer.member("g", [1.5, "z", .null] as JSON)
+        let expected: JSON = ["a \"key\"": "x\n\u{1}é😀", "b": -12, "c": true, "d": ["e": false, "f": [:]],
+                              "g": [1.5, "z", .null]]
+        #expect(writer.text == expected.text)
+        #expect(JSONObjectWriter().text == "{}")
+    }
+
     @Test("strings are escaped where they must be, at their start, end and between plain runs")
     func escapes() throws {
         let cases: [(String, String)] = [

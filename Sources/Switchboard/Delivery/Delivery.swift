@@ -94,27 +94,47 @@ public struct DeliveryAttempt: Sendable, Equatable {
     public var trigger: Trigger
     public var startedAt: Date
     public var durationMilliseconds: Int
-    /// `{method, url, headers, body_size}` with secret headers as `••••`; the body is the
-    /// delivery's (the API shows its first 4 KiB as `body_excerpt`).
-    public var request: JSON
-    /// `{status, headers, body_size, body_excerpt}`, or nil when no response came.
-    public var response: JSON?
+    /// `{method, url, headers, body_size}` as JSON text, with secret headers as `••••`; the body
+    /// is the delivery's (the API shows its first 4 KiB as `body_excerpt`). Kept as the text the
+    /// log stores: the worker writes it directly and the store neither encodes nor parses it.
+    public var requestText: String
+    /// `{status, headers, body_size, body_truncated, body_excerpt}` as JSON text, or nil when no
+    /// response came.
+    public var responseText: String?
     /// `timeout`, `connect`, `tls`, `http_status`, `ssrf_blocked`, `cancelled`, `circuit_open`.
     public var errorClass: String?
     public var errorMessage: String?
 
-    public init(deliveryID: DeliveryID, number: Int, trigger: Trigger, startedAt: Date, durationMilliseconds: Int, request: JSON,
-                response: JSON?, errorClass: String?, errorMessage: String?)
+    /// ``requestText`` parsed.
+    public var request: JSON { Self.parsed(requestText) }
+    /// ``responseText`` parsed.
+    public var response: JSON? { responseText.map(Self.parsed) }
+
+    private static func parsed(_ text: String) -> JSON {
+        (try? JSON.parse(text)) ?? .string(text)
+    }
+
+    public init(deliveryID: DeliveryID, number: Int, trigger: Trigger, startedAt: Date, durationMilliseconds: Int,
+                requestText: String, responseText: String?, errorClass: String?, errorMessage: String?)
     {
         self.deliveryID = deliveryID
         self.number = number
         self.trigger = trigger
         self.startedAt = startedAt
         self.durationMilliseconds = durationMilliseconds
-        self.request = request
-        self.response = response
+        self.requestText = requestText
+        self.responseText = responseText
         self.errorClass = errorClass
         self.errorMessage = errorMessage
+    }
+
+    /// An attempt whose request and response are given as JSON values.
+    public init(deliveryID: DeliveryID, number: Int, trigger: Trigger, startedAt: Date, durationMilliseconds: Int, request: JSON,
+                response: JSON?, errorClass: String?, errorMessage: String?)
+    {
+        self.init(deliveryID: deliveryID, number: number, trigger: trigger, startedAt: startedAt,
+                  durationMilliseconds: durationMilliseconds, requestText: request.text, responseText: response?.text,
+                  errorClass: errorClass, errorMessage: errorMessage)
     }
 }
 

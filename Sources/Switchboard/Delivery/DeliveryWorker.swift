@@ -206,9 +206,10 @@ public final class DeliveryWorker: Service {
         var attempt = DeliveryAttempt(
             deliveryID: delivery.id, number: number, trigger: delivery.manual ? .manual : .scheduled, startedAt: startedAt,
             durationMilliseconds: Int(duration.timeInterval * 1000),
-            request: Self.loggedRequest(method: delivery.request.method, url: delivery.request.url, headers: sent,
-                                        body: body, secretHeaders: settings.secretHeaders),
-            response: outcome.response.map(Self.loggedResponse), errorClass: outcome.errorClass, errorMessage: outcome.errorMessage)
+            requestText: Self.loggedRequest(method: delivery.request.method, url: delivery.request.url, headers: sent,
+                                            body: body, secretHeaders: settings.secretHeaders),
+            responseText: outcome.response.map(Self.loggedResponse), errorClass: outcome.errorClass,
+            errorMessage: outcome.errorMessage)
 
         metrics.timer("switchboard_delivery_attempt_duration_seconds", [("connector", delivery.connector)])
             .recordNanoseconds(Int64(duration.timeInterval * 1e9))
@@ -290,31 +291,44 @@ public final class DeliveryWorker: Service {
     static let alwaysSecret: Set<String> = ["authorization", "cookie", "set-cookie", "proxy-authorization", "webhook-signature",
                                             "x-api-key", "x-slack-signature"]
 
-    static func redact(_ headers: [(String, String)], secret: Set<String>) -> JSON {
-        var object: [String: JSON] = [:]
-        for (name, value) in headers {
+    /// Headers as a JSON object in name order (a name sent twice shows its last value), secret
+    /// ones as `••••`.
+    static func redact(_ headers: [(String, String)], secret: Set<String>, into writer: inout JSONObjectWriter) {
+        let sorted = headers.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }
+        for (index, entry) in sorted.enumerated() {
+            let (name, value) = entry.element
+            if index + 1 < sorted.count, sorted[index + 1].element.0 == name { continue }
             let lower = name.lowercased()
-            object[name] = .string(alwaysSecret.contains(lower) || secret.contains(lower) ? "••••" : value)
+            writer.member(name, alwaysSecret.contains(lower) || secret.contains(lower) ? "••••" : value)
         }
-        return .object(object)
     }
 
-    static func excerpt(_ body: [UInt8]) -> JSON {
-        .string(String(decoding: body.prefix(HTTPSender.excerptLimit), as: UTF8.self))
+    static func excerpt(_ body: [UInt8]) -> String {
+        String(decoding: body.prefix(HTTPSender.excerptLimit), as: UTF8.self)
     }
 
-    /// An attempt's request as logged. The body is the delivery's, the same on every attempt, so
+    /// An attempt's request as logged, JSON text written directly (members in key order, as
+    /// ``JSON/text`` would write them). The body is the delivery's, the same on every attempt, so
     /// it is not copied into each attempt: the delivery log shows the delivery's body as the excerpt.
     static func loggedRequest(method: String, url: String, headers: [(String, String)], body: [UInt8],
-                              secretHeaders: Set<String>) -> JSON
+                              secretHeaders: Set<String>) -> String
     {
-        ["method": .string(method), "url": .string(url), "headers": redact(headers, secret: secretHeaders),
-         "body_size": .number(Double(body.count))]
+        var writer = JSONObjectWriter()
+        writer.member("body_size", body.count)
+        writer.member("headers") { redact(headers, secret: secretHeaders, into: &$0) }
+        writer.member("method", method)
+        writer.member("url", url)
+        return writer.text
     }
 
-    static func loggedResponse(_ response: ConnectorResponse) -> JSON {
-        ["status": .number(Double(response.status)), "headers": redact(response.headers, secret: []),
-         "body_size": .number(Double(response.body.count)), "body_truncated": .bool(response.truncated),
-         "body_excerpt": excerpt(response.body)]
+    /// An attempt's response as logged, JSON text written directly.
+    static func loggedResponse(_ response: ConnectorResponse) -> String {
+        var writer = JSONObjectWriter(capacity: 512)
+        writer.member("body_excerpt", excerpt(response.body))
+        writer.member("body_size", response.body.count)
+        writer.member("body_truncated", response.truncated)
+        writer.member("headers") { redact(response.headers, secret: [], into: &$0) }
+        writer.member("status", response.status)
+        return writer.text
     }
 }

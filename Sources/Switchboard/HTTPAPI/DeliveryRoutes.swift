@@ -75,7 +75,7 @@ extension Delivery {
             object["attempts"] = .array(attempts.map { attempt in
                 var sent = attempt.request
                 if case var .object(fields) = sent, fields["body_excerpt"] == nil {
-                    fields["body_excerpt"] = excerpt
+                    fields["body_excerpt"] = .string(excerpt)
                     sent = .object(fields)
                 }
                 return ["number": .number(Double(attempt.number)), "trigger": .string(attempt.trigger.rawValue),

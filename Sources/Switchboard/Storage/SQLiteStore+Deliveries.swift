@@ -16,28 +16,20 @@ extension SQLiteStore {
     }
 
     public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
-        let texts = Self.texts(of: result.attempt)
         _ = try await commits.write { [recentEvents, recentRuns] db in
-            try Self.record(result, texts, now, advance: nil, events: recentEvents, runs: recentRuns, db)
+            try Self.record(result, now, advance: nil, events: recentEvents, runs: recentRuns, db)
         }
     }
 
     public func recordAttempt(_ result: AttemptResult, at now: Date,
                               advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
     {
-        let texts = Self.texts(of: result.attempt)
         let settled = try await commits.write { [recentEvents, recentRuns] db in
-            try Self.record(result, texts, now, advance: advance, events: recentEvents, runs: recentRuns, db)
+            try Self.record(result, now, advance: advance, events: recentEvents, runs: recentRuns, db)
         }
         guard let settled else { return nil }
         recentRuns.remember(Self.stored(settled.checkpoint, over: settled.base))
         return settled.checkpoint
-    }
-
-    /// The attempt's request and response as stored, encoded before the transaction: the one
-    /// writer should only write.
-    private static func texts(of attempt: DeliveryAttempt?) -> (request: String, response: String?)? {
-        attempt.map { ($0.request.text, $0.response?.text) }
     }
 
     /// A checkpoint committed while recording a result, and the run it was made from.
@@ -64,7 +56,7 @@ extension SQLiteStore {
         }
     }
 
-    private static func record(_ result: AttemptResult, _ texts: (request: String, response: String?)?, _ now: Date,
+    private static func record(_ result: AttemptResult, _ now: Date,
                                advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, events: RecentEvents, runs: RecentRuns,
                                _ db: Database) throws -> Settled?
     {
@@ -87,8 +79,8 @@ extension SQLiteStore {
                       response, error_class, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                     arguments: [attempt.deliveryID.rawValue, attempt.number, attempt.trigger.rawValue,
-                                attempt.startedAt.microseconds, attempt.durationMilliseconds, texts?.request ?? attempt.request.text,
-                                texts?.response ?? attempt.response?.text, attempt.errorClass, attempt.errorMessage])
+                                attempt.startedAt.microseconds, attempt.durationMilliseconds, attempt.requestText,
+                                attempt.responseText, attempt.errorClass, attempt.errorMessage])
             }
             let attempts = delivery.attemptCount + (result.attempt == nil ? 0 : 1)
             switch result.outcome {

@@ -282,7 +282,7 @@ extension SQLiteStore {
         DeliveryAttempt(
             deliveryID: DeliveryID(row["delivery_id"] as String), number: row["number"],
             trigger: DeliveryAttempt.Trigger(rawValue: row["trigger"]) ?? .scheduled, startedAt: Date(microseconds: row["started_at"]),
-            durationMilliseconds: row["duration_ms"], request: try json(row["request"]) ?? .null, response: try json(row["response"]),
+            durationMilliseconds: row["duration_ms"], requestText: row["request"] ?? "null", responseText: row["response"],
             errorClass: row["error_class"], errorMessage: row["error_message"])
     }
 

@@ -175,6 +175,24 @@ struct DeliveryEngineTests {
         }
     }
 
+    @Test("an attempt's log record: headers in name order, the last of a repeated name, secrets as ••••")
+    func loggedRecord() throws {
+        let headers = [("X-Trace", "1"), ("Authorization", "Bearer t"), ("webhook-signature", "v1,abc"), ("X-Trace", "2"),
+                       ("X-Token", "s3cret"), ("Content-Type", "application/json")]
+        let request = DeliveryWorker.loggedRequest(method: "POST", url: "https://crm.example.com/a?b=\"c\"", headers: headers,
+                                                   body: Array("{}".utf8), secretHeaders: ["x-token"])
+        let expected: JSON = [
+            "method": "POST", "url": "https://crm.example.com/a?b=\"c\"", "body_size": 2,
+            "headers": ["Authorization": "••••", "Content-Type": "application/json", "X-Token": "••••", "X-Trace": "2",
+                        "webhook-signature": "••••"],
+        ]
+        #expect(request == expected.text, "the same text as the JSON value's")
+        let response = DeliveryWorker.loggedResponse(ConnectorResponse(status: 201, headers: [("Set-Cookie", "a=b"), ("Location", "/t/1")],
+                                                                       body: Array("ok".utf8), truncated: true))
+        #expect(try JSON.parse(response) == ["status": 201, "body_size": 2, "body_truncated": true, "body_excerpt": "ok",
+                                             "headers": ["Location": "/t/1", "Set-Cookie": "••••"]])
+    }
+
     @Test("429 with Retry-After sets the next attempt")
     func retryAfter() async throws {
         let receiver = TestReceiver(script: [.init(status: 429, headers: [("Retry-After", "7")]), .init(status: 200)])
