@@ -96,6 +96,12 @@ public final class DeliveryWorker: Service {
                     // A full claim may have left more behind.
                     if claimed.count == work.claimRoom { queue.ring() }
                     due += claimed
+                    if !claimed.isEmpty {
+                        metrics.counter("switchboard_delivery_intake_total", [("path", "claimed")]).increment(by: claimed.count)
+                    }
+                }
+                if !work.handed.isEmpty {
+                    metrics.counter("switchboard_delivery_intake_total", [("path", "handed")]).increment(by: work.handed.count)
                 }
                 for delivery in due {
                     group.addTask { [self] in

@@ -126,6 +126,10 @@ struct DeliveryEngineTests {
                 let delivery = try await deliveryOf(api, run: run)
                 #expect(delivery["attempts"]!.array.map { $0["response"]?["status"]?.numberValue } == [500, 503, 200])
                 #expect(done["steps"]!.array.first { $0["id"] == "tell" }?["attempts"]?.numberValue == 3)
+                // The first attempt was handed over in memory by the commit; the retries waited in the store.
+                let metrics = try await api.request(.get, "/metrics", authenticated: false).body
+                #expect(metrics.contains(#"switchboard_delivery_intake_total{path="handed"} 1"#))
+                #expect(metrics.contains(#"switchboard_delivery_intake_total{path="claimed"} 2"#))
             }
         }
     }
