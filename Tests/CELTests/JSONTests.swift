@@ -25,8 +25,13 @@ struct JSONTests {
             inner.member("f") { _ in }
         }
         writer.member("g", [1.5, "z", .null] as JSON)
+        writer.member("h", objects: [1, 2]) { object, n in
+            object.member("n", n)
+            object.member("s", "\(n)")
+        }
+        writer.member("i", objects: [Int]()) { _, _ in }
         let expected: JSON = ["a \"key\"": "x\n\u{1}é😀", "b": -12, "c": true, "d": ["e": false, "f": [:]],
-                              "g": [1.5, "z", .null]]
+                              "g": [1.5, "z", .null], "h": [["n": 1, "s": "1"], ["n": 2, "s": "2"]], "i": []]
         #expect(writer.text == expected.text)
         #expect(JSONObjectWriter().text == "{}")
     }

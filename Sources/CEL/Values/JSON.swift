@@ -34,6 +34,11 @@ public enum JSON: Hashable, Sendable {
         try JSONParser.parse(data)
     }
 
+    /// Parses JSON text given as UTF-8 bytes.
+    public static func parse(bytes: [UInt8]) throws(JSONParseError) -> JSON {
+        try JSONParser.parse(bytes: bytes)
+    }
+
     /// Parses JSON text from a string.
     public static func parse(_ text: String) throws(JSONParseError) -> JSON {
         try JSONParser.parse(Data(text.utf8))

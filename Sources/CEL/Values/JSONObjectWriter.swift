@@ -58,6 +58,27 @@ public struct JSONObjectWriter {
         swap(&inner.out, &out)
     }
 
+    /// A member whose value is an array of objects, one written by `body` per element.
+    public mutating func member<Elements: Sequence>(_ name: String, objects elements: Elements,
+                                                    _ body: (inout JSONObjectWriter, Elements.Element) -> Void)
+    {
+        key(name)
+        var inner = JSONObjectWriter(buffer: [])
+        swap(&inner.out, &out)
+        inner.out.append(UInt8(ascii: "["))
+        var first = true
+        for element in elements {
+            if !first { inner.out.append(UInt8(ascii: ",")) }
+            first = false
+            inner.out.append(UInt8(ascii: "{"))
+            inner.empty = true
+            body(&inner, element)
+            inner.out.append(UInt8(ascii: "}"))
+        }
+        inner.out.append(UInt8(ascii: "]"))
+        swap(&inner.out, &out)
+    }
+
     private init(buffer: [UInt8]) {
         out = buffer
     }

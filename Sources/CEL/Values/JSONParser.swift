@@ -20,7 +20,11 @@ struct JSONParser {
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     static func parse(_ data: Data) throws(JSONParseError) -> JSON {
-        var parser = JSONParser([UInt8](data))
+        try parse(bytes: [UInt8](data))
+    }
+
+    static func parse(bytes: [UInt8]) throws(JSONParseError) -> JSON {
+        var parser = JSONParser(bytes)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()

@@ -51,7 +51,14 @@ extension Response {
     static func json(_ value: JSON, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: value.encoded())))
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.bytes)))
+    }
+
+    /// A JSON response whose text is already written (``JSONObjectWriter``).
+    static func json(text: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 }
 
@@ -71,10 +78,10 @@ extension Request {
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw Problem(.contentTooLarge, "the request body is larger than \(limit) bytes")
         }
-        let data = Data(buffer: buffer)
-        if data.isEmpty { throw Problem.badRequest("the request body is empty; expected JSON") }
+        let bytes = Array(buffer.readableBytesView)
+        if bytes.isEmpty { throw Problem.badRequest("the request body is empty; expected JSON") }
         do {
-            return (try JSON.parse(data), String(decoding: data, as: UTF8.self))
+            return (try JSON.parse(bytes: bytes), String(decoding: bytes, as: UTF8.self))
         } catch {
             throw Problem.badRequest("the request body is not valid JSON: \(error.message) at line \(error.line), column \(error.column)")
         }

@@ -92,7 +92,7 @@ extension Gateway {
                 throw Problem.badRequest("the CloudEvent is invalid: \(names)", errors: invalid.errors)
             }
             let answer = try await ingest(event, idempotencyKey: request.headers[.idempotencyKey])
-            return Response.json(answer.json, status: answer.duplicate ? .ok : .accepted)
+            return Response.json(text: answer.text, status: answer.duplicate ? .ok : .accepted)
         }
     }
 

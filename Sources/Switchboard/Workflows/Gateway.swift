@@ -70,9 +70,15 @@ public final class Gateway: Sendable {
         public var runs: [RunReference]
         public var duplicate: Bool
 
-        var json: JSON {
-            ["event_id": .string(eventID.rawValue),
-             "runs": .array(runs.map { ["id": .string($0.id.rawValue), "workflow": .string($0.workflow)] })]
+        /// `{"event_id", "runs": [{"id", "workflow"}]}`, written directly: this answers every event.
+        var text: String {
+            var writer = JSONObjectWriter(capacity: 128)
+            writer.member("event_id", eventID.rawValue)
+            writer.member("runs", objects: runs) { object, run in
+                object.member("id", run.id.rawValue)
+                object.member("workflow", run.workflow)
+            }
+            return writer.text
         }
     }
 

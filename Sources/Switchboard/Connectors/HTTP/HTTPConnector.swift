@@ -192,8 +192,11 @@ public struct HTTPConnector: Connector {
         guard success else {
             return .failed(StepError(errorClass: "http_status", message: "the endpoint answered \(response.status)"))
         }
-        let text = String(decoding: response.body, as: UTF8.self)
-        let body: JSON = response.body.isEmpty ? .null : ((try? JSON.parse(Data(response.body))) ?? .string(text))
+        let body: JSON = if response.body.isEmpty {
+            .null
+        } else {
+            (try? JSON.parse(bytes: response.body)) ?? .string(String(decoding: response.body, as: UTF8.self))
+        }
         var output: [String: JSON] = ["status": .number(Double(response.status)), "body": body]
         let wanted = presets[operation]?.outputHeaders ?? []
         if !wanted.isEmpty {
