@@ -14,7 +14,7 @@ extension PrefixedID {
 
     /// A new identifier for the given instant.
     public static func generate(at date: Date = Date()) -> Self {
-        Self(rawValue: prefix + "_" + TimeOrderedID.make(milliseconds: UInt64(max(0, date.timeIntervalSince1970 * 1000))))
+        Self(rawValue: TimeOrderedID.make(prefix: prefix, milliseconds: UInt64(max(0, date.timeIntervalSince1970 * 1000))))
     }
 
     public var description: String { rawValue }
@@ -35,24 +35,29 @@ public struct EventID: PrefixedID {
 enum TimeOrderedID {
     private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
-    static func make(milliseconds: UInt64) -> String {
-        var bytes = [UInt8](repeating: 0, count: 26)
-        var time = milliseconds
-        for i in stride(from: 9, through: 0, by: -1) {
-            bytes[i] = alphabet[Int(time & 31)]
-            time >>= 5
-        }
-        var (high, low) = IDRandom.next()
-        for i in 10 ..< 26 {
-            if i < 18 {
-                bytes[i] = alphabet[Int(high & 31)]
+    /// `<prefix>_` and 26 characters, written straight into the string (one allocation per id).
+    static func make(prefix: String, milliseconds: UInt64) -> String {
+        let prefixBytes = prefix.utf8.count
+        return String(unsafeUninitializedCapacity: prefixBytes + 27) { buffer in
+            var at = buffer.initialize(fromContentsOf: prefix.utf8)
+            buffer[at] = UInt8(ascii: "_")
+            at += 1
+            var time = milliseconds
+            for i in stride(from: at + 9, through: at, by: -1) {
+                buffer[i] = alphabet[Int(time & 31)]
+                time >>= 5
+            }
+            var (high, low) = IDRandom.next()
+            for i in at + 10 ..< at + 18 {
+                buffer[i] = alphabet[Int(high & 31)]
                 high >>= 5
-            } else {
-                bytes[i] = alphabet[Int(low & 31)]
+            }
+            for i in at + 18 ..< at + 26 {
+                buffer[i] = alphabet[Int(low & 31)]
                 low >>= 5
             }
+            return at + 26
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
