@@ -35,6 +35,38 @@ struct SQLiteStoreTests {
                                                           body: #"{"k":1}"#))
     }
 
+    @Test("a delivery created with its event whose body is the event's text names the event; any other body is its own")
+    func bodyFromEvent() async throws {
+        let (store, directory) = try await Self.migratedStore()
+        _ = directory  // kept until the end of the test
+        let now = Date()
+        let text = #"{ "id": "e1", "type": "t", "source": "s", "specversion": "1.0" }"#
+        let payload = try JSON.parse(text)
+        let eventID = EventID.generate(at: now)
+        let run = RunRecord(id: .generate(at: now), workflow: "w", status: .waiting, trigger: RunTrigger(eventID: eventID),
+                            event: payload, eventText: text, createdAt: now)
+        func delivery(_ step: String, body: String) -> Delivery {
+            Delivery(id: .generate(at: now), runID: run.id, stepID: step, connector: "c", operation: "request",
+                     request: OutboundRequest(method: "POST", url: "https://example.com/", body: body), nextAttemptAt: now,
+                     createdAt: now)
+        }
+        // The same characters in another string: the store compares text, not identity.
+        let forwarded = delivery("forward", body: String(decoding: Array(text.utf8), as: UTF8.self))
+        let other = delivery("other", body: #"{"id":"e1"}"#)
+        var event = EventRecord(id: eventID, dedupeKey: "e1", type: "t", source: "s", payload: payload, receivedAt: now,
+                                runs: [RunReference(id: run.id, workflow: "w")])
+        event.payloadText = text
+        guard case .accepted = try await store.ingest(event, runs: [RunCheckpoint(run: run, steps: [], deliveries: [forwarded, other])])
+        else { Issue.record("not accepted"); return }
+        let rows = try await store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT step_id, body, body_event FROM deliveries ORDER BY step_id")
+        }
+        #expect(rows.map { $0["body"] as String? } == [nil, #"{"id":"e1"}"#])
+        #expect(rows.map { $0["body_event"] as String? } == [eventID.rawValue, nil])
+        let claimed = try await store.claimDueDeliveries(at: now, limit: 10)
+        #expect(Set(claimed.map(\.request.body)) == [text, #"{"id":"e1"}"#], "both read back with their bodies")
+    }
+
     @Test("a run's event reads the same whether the store still remembers it parsed or reads it back")
     func recentEvents() async throws {
         let (store, directory) = try await Self.migratedStore()
