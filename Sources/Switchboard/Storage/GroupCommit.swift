@@ -101,7 +101,7 @@ final class GroupCommit: Sendable {
         var batch = first
         var failed = false
         do {
-            try db.inTransaction {
+            try Self.transaction(db) {
                 var next = 0
                 while next < batch.count {
                     do {
@@ -134,7 +134,7 @@ final class GroupCommit: Sendable {
         var outcomes: [Result<Void, any Error>] = []
         outcomes.reserveCapacity(batch.count)
         do {
-            try db.inTransaction {
+            try Self.transaction(db) {
                 // Cached statements: GRDB's inSavepoint compiles them on every call.
                 let begin = try db.cachedStatement(sql: "SAVEPOINT entry")
                 let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT entry")
@@ -158,6 +158,34 @@ final class GroupCommit: Sendable {
             return
         }
         for (entry, outcome) in zip(batch, outcomes) { entry.complete(outcome) }
+    }
+}
+
+extension GroupCommit {
+    /// `BEGIN IMMEDIATE` … `COMMIT` (or a rollback when `body` says so or throws), with the two
+    /// statements compiled once: GRDB's `inTransaction` compiles them on every call, two
+    /// `sqlite3_prepare` per commit, each through GRDB's authorizer.
+    static func transaction(_ db: Database, _ body: () throws -> Database.TransactionCompletion) throws {
+        try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+        let completion: Database.TransactionCompletion
+        do {
+            completion = try body()
+        } catch {
+            try? db.rollback()
+            throw error
+        }
+        switch completion {
+        case .commit:
+            do {
+                try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+            } catch {
+                // A commit that failed (the disk is full, say) may have left the transaction open.
+                if db.isInsideTransaction { try? db.rollback() }
+                throw error
+            }
+        case .rollback:
+            try db.rollback()
+        }
     }
 }
 
