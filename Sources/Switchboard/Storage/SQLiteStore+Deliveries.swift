@@ -189,7 +189,7 @@ extension SQLiteStore {
                 // so the version is read before it.
                 if try sameRow || isCurrent(base.run, db) {
                     if !sameRow { try answer.write(db) }
-                    if try applyIfCurrent(checkpoint, db) {
+                    if try applyIfCurrent(checkpoint, existingSteps: base.steps, db) {
                         runs.found(current: true)
                         #if DEBUG
                             let expected = stored(checkpoint, over: base)

@@ -70,8 +70,9 @@ extension SQLiteStore {
     }
 
     /// Writes a checkpoint if the run is still at the version it was made from; false, and
-    /// nothing written, if it is not.
-    static func applyIfCurrent(_ checkpoint: RunCheckpoint, _ db: Database) throws -> Bool {
+    /// nothing written, if it is not. `existingSteps`: steps the store is known to hold
+    /// (the checkpoint was made from them), updated in place rather than upserted.
+    static func applyIfCurrent(_ checkpoint: RunCheckpoint, existingSteps: [StepRecord] = [], _ db: Database) throws -> Bool {
         let run = checkpoint.run
         try db.cached(
             sql: """
@@ -81,7 +82,8 @@ extension SQLiteStore {
             arguments: [run.status.rawValue, run.decision?.rawValue, encode(run.tags), try run.error.map(encode),
                         run.updatedAt.microseconds, run.wakeAt?.microseconds, run.id.rawValue, run.version])
         guard db.changesCount == 1 else { return false }
-        try SQLiteStore.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, db)
+        try SQLiteStore.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, existingSteps: existingSteps,
+                              db)
         return true
     }
 

@@ -118,9 +118,24 @@ public final class SQLiteStore: Store {
 
     /// Upserts step records and inserts new deliveries of one run. `storedEvent` is the run's event
     /// when it is stored in the same transaction: a delivery whose body is its text refers to it.
+    /// Steps in `existingSteps` are known to be stored: a plain UPDATE (one b-tree seek where the
+    /// upsert's insert attempt makes two), with the same rules as the upsert's.
     static func write(steps: [StepRecord], deliveries: [Delivery], run: RunID,
-                      storedEvent: (id: EventID, text: String)? = nil, _ db: Database) throws {
+                      storedEvent: (id: EventID, text: String)? = nil, existingSteps: [StepRecord] = [], _ db: Database) throws {
         for step in steps {
+            if existingSteps.contains(where: { $0.id == step.id }) {
+                try db.cached(
+                    sql: """
+                    UPDATE steps SET status = ?, attempts = ?, output = COALESCE(?, output), error = COALESCE(?, error),
+                      ended_at = ?, wake_at = ?, delivery_id = COALESCE(?, delivery_id),
+                      callback_connector = COALESCE(?, callback_connector), correlation = COALESCE(?, correlation)
+                    WHERE run_id = ? AND step_id = ?
+                    """,
+                    arguments: [step.status.rawValue, step.attempts, step.output?.text, try step.error.map(Self.encode),
+                                step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue,
+                                step.awaitedCallback?.connector, step.awaitedCallback?.correlation, run.rawValue, step.id])
+                if db.changesCount == 1 { continue }
+            }
             // Answers from outside (a review, a delivery's result) are written into a waiting
             // step's output or error; a checkpoint that does not know them never erases them.
             try db.cached(
