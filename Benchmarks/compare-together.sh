@@ -13,6 +13,7 @@
 # ports every round. Prints the median ratio: below 1 means the new binary uses less CPU per event.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Benchmarks/forward-setup.sh
 old=$1 new=$2 rounds=${3:-5}
 duration=${DURATION:-10s}
 for tool in wrk nginx curl; do
@@ -21,38 +22,15 @@ done
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$work"' EXIT
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 '{"ok":true}'; } } }
-NGINX
-nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+nginx_config "$work/nginx"
+nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
 export BENCH_EVENT_TYPE=bench.forward
 declare -A port key pid
 n=0
 for name in old new; do
   bin=${!name}
   dir="$work/$name"
-  mkdir -p "$dir/config/workflows" "$dir/config/connectors"
-  cat > "$dir/config/connectors/sink.yaml" <<YAML
-id: sink
-kind: http
-base_url: http://127.0.0.1:18081
-signing: { secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }
-allow_networks: [ 127.0.0.0/8 ]
-concurrency: 64
-YAML
-  cat > "$dir/config/workflows/forward.yaml" <<YAML
-id: forward
-trigger: { event: bench.forward }
-steps:
-  - id: send
-    connector: sink
-    operation: request
-    with: { path: /hook, body: "= event" }
-YAML
+  forward_config "$dir/config" 18081
   port[$name]=$((18082 + n))
   n=$((n + 1))
   key[$name]=$($bin keys create --name bench --database "sqlite:$dir/db.sqlite")

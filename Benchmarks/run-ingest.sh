@@ -13,6 +13,7 @@
 # Both use a release build, wrk with 2 threads and 32 keep-alive connections for 10 s on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Benchmarks/forward-setup.sh
 mode=${1:-ingest}
 duration=${DURATION:-10s}
 for tool in wrk nginx curl; do
@@ -35,32 +36,9 @@ if [ "$mode" = ingest ]; then
 else
   target=18081
   [ "$mode" = down ] && target=18089  # nothing listens there
-  mkdir -p "$work/nginx"
-  cat > "$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 '{"ok":true}'; } } }
-NGINX
+  nginx_config "$work/nginx"
   [ "$mode" != down ] && { nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & nginx_pid=$!; }
-  cat > "$work/config/connectors/sink.yaml" <<YAML
-id: sink
-kind: http
-base_url: http://127.0.0.1:$target
-signing: { secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }
-allow_networks: [ 127.0.0.0/8 ]
-concurrency: 64
-YAML
-  cat > "$work/config/workflows/forward.yaml" <<YAML
-id: forward
-trigger: { event: bench.forward }
-steps:
-  - id: send
-    connector: sink
-    operation: request
-    with: { path: /hook, body: "= event" }
-YAML
+  forward_config "$work/config" $target
   export BENCH_EVENT_TYPE=bench.forward
   counter='switchboard_deliveries_total{connector="sink",outcome="succeeded"}'
 fi

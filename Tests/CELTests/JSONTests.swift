@@ -20,20 +20,28 @@ struct JSONTests {
         writer.member("a \"key\"", "x\n\u{1}é😀")
         writer.member("b", -12)
         writer.member("c", true)
-        writer.member("d") { inner in
+        writer.member("d", object: { inner in
             inner.member("e", false)
-            inner.member("f") { _ in }
-        }
+            inner.member("f", object: { _ in })
+        })
         writer.member("g", [1.5, "z", .null] as JSON)
         writer.member("h", objects: [1, 2]) { object, n in
             object.member("n", n)
             object.member("s", "\(n)")
         }
         writer.member("i", objects: [Int]()) { _, _ in }
+        writer.member("j", array: { array in
+            array.element("x")
+            array.element(object: { $0.member("y", 1) })
+            array.element(array: { inner in inner.element("z") })
+            array.element(array: { _ in })
+        })
         let expected: JSON = ["a \"key\"": "x\n\u{1}é😀", "b": -12, "c": true, "d": ["e": false, "f": [:]],
-                              "g": [1.5, "z", .null], "h": [["n": 1, "s": "1"], ["n": 2, "s": "2"]], "i": []]
+                              "g": [1.5, "z", .null], "h": [["n": 1, "s": "1"], ["n": 2, "s": "2"]], "i": [],
+                              "j": ["x", ["y": 1], ["z"], []]]
         #expect(writer.text == expected.text)
         #expect(JSONObjectWriter().text == "{}")
+        #expect(JSONArrayWriter().text == "[]")
     }
 
     @Test("strings are escaped where they must be, at their start, end and between plain runs")

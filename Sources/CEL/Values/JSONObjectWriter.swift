@@ -9,8 +9,8 @@
 /// writer.member("url", "https://example.com/hook")
 /// writer.text  // {"size":914,"url":"https://example.com/hook"}
 /// ```
-public struct JSONObjectWriter {
-    private var out: [UInt8]
+public struct JSONObjectWriter: NestedJSONWriter {
+    fileprivate var out: [UInt8]
     private var empty = true
 
     public init(capacity: Int = 256) {
@@ -49,38 +49,22 @@ public struct JSONObjectWriter {
     /// A member whose value is an object written by `body`.
     public mutating func member(_ name: String, object body: (inout JSONObjectWriter) -> Void) {
         key(name)
-        // The inner writer takes this one's buffer for its time, so nothing is copied.
-        var inner = JSONObjectWriter(buffer: [])
-        swap(&inner.out, &out)
-        inner.out.append(UInt8(ascii: "{"))
-        body(&inner)
-        inner.out.append(UInt8(ascii: "}"))
-        swap(&inner.out, &out)
+        writeNested(&out, "{", "}", body)
     }
 
     /// A member whose value is an array of objects, one written by `body` per element.
     public mutating func member<Elements: Sequence>(_ name: String, objects elements: Elements,
                                                     _ body: (inout JSONObjectWriter, Elements.Element) -> Void)
     {
-        key(name)
-        var inner = JSONObjectWriter(buffer: [])
-        swap(&inner.out, &out)
-        inner.out.append(UInt8(ascii: "["))
-        var first = true
-        for element in elements {
-            if !first { inner.out.append(UInt8(ascii: ",")) }
-            first = false
-            inner.out.append(UInt8(ascii: "{"))
-            inner.empty = true
-            body(&inner, element)
-            inner.out.append(UInt8(ascii: "}"))
-        }
-        inner.out.append(UInt8(ascii: "]"))
-        swap(&inner.out, &out)
+        member(name, array: { array in
+            for element in elements { array.element(object: { body(&$0, element) }) }
+        })
     }
 
-    private init(buffer: [UInt8]) {
-        out = buffer
+    /// A member whose value is an array written by `body`.
+    public mutating func member(_ name: String, array body: (inout JSONArrayWriter) -> Void) {
+        key(name)
+        writeNested(&out, "[", "]", body)
     }
 
     /// The object's text.
@@ -89,4 +73,84 @@ public struct JSONObjectWriter {
         bytes.append(UInt8(ascii: "}"))
         return String(decoding: bytes, as: UTF8.self)
     }
+}
+
+/// Writes a JSON array as text element by element; the array counterpart of ``JSONObjectWriter``.
+///
+/// ```swift
+/// var writer = JSONArrayWriter()
+/// writer.element("a")
+/// writer.element(object: { $0.member("n", 1) })
+/// writer.text  // ["a",{"n":1}]
+/// ```
+public struct JSONArrayWriter: NestedJSONWriter {
+    fileprivate var out: [UInt8]
+    private var empty = true
+
+    public init(capacity: Int = 64) {
+        out = []
+        out.reserveCapacity(capacity)
+        out.append(UInt8(ascii: "["))
+    }
+
+    private mutating func separate() {
+        if !empty { out.append(UInt8(ascii: ",")) }
+        empty = false
+    }
+
+    public mutating func element(_ value: String) {
+        separate()
+        JSONWriter.writeString(value, into: &out)
+    }
+
+    /// An element that is an object written by `body`.
+    public mutating func element(object body: (inout JSONObjectWriter) -> Void) {
+        separate()
+        writeNested(&out, "{", "}", body)
+    }
+
+    /// An element that is an array written by `body`.
+    public mutating func element(array body: (inout JSONArrayWriter) -> Void) {
+        separate()
+        writeNested(&out, "[", "]", body)
+    }
+
+    /// The array's text.
+    public var text: String {
+        var bytes = out
+        bytes.append(UInt8(ascii: "]"))
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A writer that can write a value nested in another's text.
+fileprivate protocol NestedJSONWriter {
+    /// A writer with nothing written, that writes into `out` once given a buffer.
+    init(lending out: [UInt8])
+    var out: [UInt8] { get set }
+}
+
+extension JSONObjectWriter {
+    init(lending out: [UInt8]) {
+        self.out = out
+    }
+}
+
+extension JSONArrayWriter {
+    init(lending out: [UInt8]) {
+        self.out = out
+    }
+}
+
+/// Writes a nested value between `open` and `close`: the nested writer borrows `out` for the
+/// time of `body` (swapped in and back), so nothing is copied.
+private func writeNested<Writer: NestedJSONWriter>(_ out: inout [UInt8], _ open: Unicode.Scalar, _ close: Unicode.Scalar,
+                                                   _ body: (inout Writer) -> Void)
+{
+    var inner = Writer(lending: [])
+    swap(&inner.out, &out)
+    inner.out.append(UInt8(ascii: open))
+    body(&inner)
+    inner.out.append(UInt8(ascii: close))
+    swap(&inner.out, &out)
 }

@@ -321,7 +321,7 @@ public final class DeliveryWorker: Service {
     {
         var writer = JSONObjectWriter()
         writer.member("body_size", body.count)
-        writer.member("headers") { redact(headers, secret: secretHeaders, into: &$0) }
+        writer.member("headers", object: { redact(headers, secret: secretHeaders, into: &$0) })
         writer.member("method", method)
         writer.member("url", url)
         return writer.text
@@ -333,7 +333,7 @@ public final class DeliveryWorker: Service {
         writer.member("body_excerpt", excerpt(response.body))
         writer.member("body_size", response.body.count)
         writer.member("body_truncated", response.truncated)
-        writer.member("headers") { redact(response.headers, secret: [], into: &$0) }
+        writer.member("headers", object: { redact(response.headers, secret: [], into: &$0) })
         writer.member("status", response.status)
         return writer.text
     }

@@ -9,15 +9,28 @@ extension SQLiteStore {
     }
 
     // Hot-path encoders that avoid JSONEncoder.
-    static func encode(_ strings: [String]) -> String { JSON.array(strings.map(JSON.string)).text }
+    // Hot-path encoders that write the text directly (members in key order, as `JSON.text` would).
+    static func encode(_ strings: [String]) -> String {
+        if strings.isEmpty { return "[]" }
+        var writer = JSONArrayWriter()
+        for string in strings { writer.element(string) }
+        return writer.text
+    }
     static func encode(_ trigger: RunTrigger) -> String {
-        var object: [String: JSON] = [:]
-        if let eventID = trigger.eventID { object["event_id"] = .string(eventID.rawValue) }
-        object["api"] = .bool(trigger.api)
-        return JSON.object(object).text
+        var writer = JSONObjectWriter(capacity: 64)
+        writer.member("api", trigger.api)
+        if let eventID = trigger.eventID { writer.member("event_id", eventID.rawValue) }
+        return writer.text
     }
     static func encode(_ runs: [RunReference]) -> String {
-        JSON.array(runs.map { ["id": .string($0.id.rawValue), "workflow": .string($0.workflow)] }).text
+        var writer = JSONArrayWriter(capacity: 64)
+        for run in runs {
+            writer.element(object: { object in
+                object.member("id", run.id.rawValue)
+                object.member("workflow", run.workflow)
+            })
+        }
+        return writer.text
     }
 
     // Hot-path decoders with the CEL module's JSON parser: Foundation's JSONDecoder costs several
@@ -35,10 +48,16 @@ extension SQLiteStore {
 
     /// A request as stored: its body goes in a column of its own (``DeliveryColumn/body``).
     static func encodeWithoutBody(_ request: OutboundRequest) -> String {
-        var object: [String: JSON] = ["method": .string(request.method), "url": .string(request.url),
-                                      "headers": .array(request.headers.map { .array($0.map(JSON.string)) })]
-        if let stage = request.stage { object["stage"] = .string(stage) }
-        return JSON.object(object).text
+        var writer = JSONObjectWriter()
+        writer.member("headers", array: { headers in
+            for header in request.headers {
+                headers.element(array: { pair in for part in header { pair.element(part) } })
+            }
+        })
+        writer.member("method", request.method)
+        if let stage = request.stage { writer.member("stage", stage) }
+        writer.member("url", request.url)
+        return writer.text
     }
 
     /// A request from its stored JSON and body column; rows written before v6 have the body in the JSON.
