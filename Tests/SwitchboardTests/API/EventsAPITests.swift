@@ -122,12 +122,17 @@ struct EventsAPITests {
         }
     }
 
-    @Test("a body that is not JSON by content type gets 415")
+    @Test("a body that is not JSON by content type gets 415; the type's case does not matter")
     func unsupportedMediaType() async throws {
         let gateway = try await TestGateway()
         try await gateway.test { api in
             let reply = try await api.request(.post, "/v1/events", body: "a=b", headers: [.contentType: "application/x-www-form-urlencoded"])
             #expect(reply.status == .unsupportedMediaType)
+            let short = try await api.request(.post, "/v1/events", body: "{}", headers: [.contentType: "application/js"])
+            #expect(short.status == .unsupportedMediaType)
+            let mixed = try await api.request(.post, "/v1/events", body: try event("minor").text,
+                                              headers: [.contentType: "Application/CloudEvents+JSON; charset=utf-8"])
+            #expect(mixed.status == .accepted, "\(mixed.body)")
         }
     }
 
