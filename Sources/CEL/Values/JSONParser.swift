@@ -244,7 +244,7 @@ enum JSONWriter {
         }
     }
 
-    static func writeNumber(_ d: Double, into out: inout [UInt8]) {
+    private static func writeNumber(_ d: Double, into out: inout [UInt8]) {
         guard d.isFinite else {
             out.append(contentsOf: "null".utf8)
             return

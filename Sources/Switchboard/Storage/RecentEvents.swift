@@ -19,7 +19,8 @@ final class RecentEvents: Sendable {
         memory.withLock { $0.store((payload, text), for: id.rawValue) }
     }
 
-    func payload(_ id: String) -> (payload: JSON, text: String)? {
+    /// The event's parsed payload and its text, if remembered.
+    func event(_ id: String) -> (payload: JSON, text: String)? {
         memory.withLock { $0[id] }
     }
 

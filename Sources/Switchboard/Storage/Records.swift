@@ -182,6 +182,12 @@ public struct RunReference: Codable, Hashable, Sendable {
         self.id = id
         self.workflow = workflow
     }
+
+    /// `{"id", "workflow"}`, as ingest answers it and the events table keeps it.
+    func write(into object: inout JSONObjectWriter) {
+        object.member("id", id.rawValue)
+        object.member("workflow", workflow)
+    }
 }
 
 /// What the store did with an event.

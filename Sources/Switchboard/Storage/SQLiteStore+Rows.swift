@@ -8,8 +8,8 @@ extension SQLiteStore {
         String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }
 
-    // Hot-path encoders that avoid JSONEncoder.
-    // Hot-path encoders that write the text directly (members in key order, as `JSON.text` would).
+    // Hot-path encoders that avoid JSONEncoder and write the text directly (members in key order,
+    // as `JSON.text` would).
     static func encode(_ strings: [String]) -> String {
         if strings.isEmpty { return "[]" }
         var writer = JSONArrayWriter()
@@ -24,12 +24,7 @@ extension SQLiteStore {
     }
     static func encode(_ runs: [RunReference]) -> String {
         var writer = JSONArrayWriter(capacity: 64)
-        for run in runs {
-            writer.element(object: { object in
-                object.member("id", run.id.rawValue)
-                object.member("workflow", run.workflow)
-            })
-        }
+        for run in runs { writer.element(object: run.write(into:)) }
         return writer.text
     }
 
@@ -158,7 +153,7 @@ extension SQLiteStore {
                                          arguments: [id.rawValue]) else { return nil }
         var run = try run(from: row)
         if run.event == nil, let eventID = row[RunColumn.eventID.rawValue] as String? {
-            if let remembered = events.payload(eventID) {
+            if let remembered = events.event(eventID) {
                 run.event = remembered.payload
                 run.eventText = remembered.text
             } else if let text = try String.fetchOne(try db.cachedStatement(sql: "SELECT payload FROM events WHERE id = ?"),

@@ -74,10 +74,7 @@ public final class Gateway: Sendable {
         var text: String {
             var writer = JSONObjectWriter(capacity: 128)
             writer.member("event_id", eventID.rawValue)
-            writer.member("runs", objects: runs) { object, run in
-                object.member("id", run.id.rawValue)
-                object.member("workflow", run.workflow)
-            }
+            writer.member("runs", objects: runs) { object, run in run.write(into: &object) }
             return writer.text
         }
     }

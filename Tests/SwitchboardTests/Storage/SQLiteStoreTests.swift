@@ -78,7 +78,7 @@ struct SQLiteStoreTests {
         let event = EventRecord(id: eventID, dedupeKey: "e1", type: "t", source: "s", payload: payload, receivedAt: now,
                                 runs: [RunReference(id: run.id, workflow: "w")])
         guard case .accepted = try await store.ingest(event, runs: [run]) else { Issue.record("not accepted"); return }
-        #expect(store.recentEvents.payload(eventID.rawValue)?.payload == payload)
+        #expect(store.recentEvents.event(eventID.rawValue)?.payload == payload)
         let remembered = try await store.loadRun(run.id)?.run
         #expect(remembered?.event == payload)
         #expect(remembered?.eventText == payload.text, "with the text stored")
@@ -88,7 +88,7 @@ struct SQLiteStoreTests {
         let read = try await reopened.loadRun(run.id)?.run
         #expect(read?.event == payload, "read from the events table")
         #expect(read?.eventText == payload.text)
-        #expect(reopened.recentEvents.payload(eventID.rawValue)?.payload == payload, "and remembered")
+        #expect(reopened.recentEvents.event(eventID.rawValue)?.payload == payload, "and remembered")
     }
 
     @Test("the remembered events are bounded: the oldest goes first")
@@ -97,9 +97,9 @@ struct SQLiteStoreTests {
         let ids = (0 ..< 10).map { EventID(rawValue: "evt_\($0)") }
         for (n, id) in ids.enumerated() { events.remember(id, .number(Double(n)), text: "\(n)") }
         #expect(events.count == 3)
-        #expect(events.payload("evt_6") == nil)
-        #expect(events.payload("evt_9")?.payload == .number(9))
-        #expect(events.payload("evt_7")?.text == "7")
+        #expect(events.event("evt_6") == nil)
+        #expect(events.event("evt_9")?.payload == .number(9))
+        #expect(events.event("evt_7")?.text == "7")
     }
 }
 
