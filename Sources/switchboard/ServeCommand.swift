@@ -18,9 +18,21 @@ struct ServeCommand: AsyncParsableCommand {
     var allowPrivateNetworks = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env SWITCHBOARD_LOG_LEVEL; default info)")
     var logLevel: String?
+    @Option(name: .customLong("event-loops"), help: "Network I/O threads (env SWITCHBOARD_EVENT_LOOPS; default half the cores, at least 1)")
+    var eventLoops: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        // First of all: NIO's thread group must not have been made yet.
+        let loopsText = eventLoops ?? environment["SWITCHBOARD_EVENT_LOOPS"]
+        if let loopsText {
+            guard let loops = Int(loopsText), (1 ... 256).contains(loops) else {
+                throw UserError("--event-loops (or SWITCHBOARD_EVENT_LOOPS) must be a whole number from 1 to 256, got '\(loopsText)'")
+            }
+            EventLoops.configure(count: loops)
+        } else {
+            EventLoops.configure(count: EventLoops.defaultCount())
+        }
         let level = Logger.Level(rawValue: logLevel ?? environment["SWITCHBOARD_LOG_LEVEL"] ?? "info") ?? .info
         LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, level: level) }
         var logger = Logger(label: "switchboard")

@@ -1,7 +1,26 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
+
+/// The gateway's network I/O threads: the event loops that the HTTP server and the outbound
+/// client share (NIO's singleton group).
+///
+/// NIO's default is one loop per core. The gateway also keeps SQLite's writer thread and the Swift
+/// task pool busy, and on two cores one loop served the forward benchmark with 2.9 % less CPU per
+/// event than two (README "Benchmarks", session 7): fewer threads contending for the cores. So the
+/// default is half the cores, at least one.
+public enum EventLoops {
+    /// Half of `cores`, at least one.
+    public static func defaultCount(cores: Int = System.coreCount) -> Int { max(1, cores / 2) }
+
+    /// Sets how many loops the process runs. Call it once, before anything uses the network:
+    /// NIO stops the process if the group was already made.
+    public static func configure(count: Int) {
+        NIOSingletons.groupLoopCountSuggestion = count
+    }
+}
 
 /// Where the gateway listens and what it serves.
 public struct ServerSettings: Sendable {

@@ -1,5 +1,6 @@
 import CEL
 import Foundation
+import Switchboard
 import Testing
 
 /// The command line through the built binary: output, messages and exit statuses.
@@ -57,6 +58,21 @@ struct CommandLineTests {
         let output = try await Binary.run(["serve", "--config", directory.path, "--database", "sqlite:" + directory.file("db.sqlite"), "--port", "0"])
         #expect(output.status == 1)
         #expect(output.stderr.contains("unknown action 'nap'"))
+    }
+
+    @Test("serve refuses an event-loop count that is not a whole number from 1 to 256")
+    func serveEventLoops() async throws {
+        let directory = try TemporaryDirectory()
+        for bad in ["0", "two", "1000"] {
+            let output = try await Binary.run(["serve", "--config", directory.path, "--database", "sqlite:" + directory.file("db.sqlite"),
+                                               "--port", "0", "--event-loops", bad])
+            #expect(output.status == 1)
+            #expect(output.stderr.contains("--event-loops (or SWITCHBOARD_EVENT_LOOPS) must be a whole number from 1 to 256, got '\(bad)'"))
+        }
+        #expect(EventLoops.defaultCount(cores: 1) == 1)
+        #expect(EventLoops.defaultCount(cores: 2) == 1)
+        #expect(EventLoops.defaultCount(cores: 3) == 1)
+        #expect(EventLoops.defaultCount(cores: 8) == 4)
     }
 
     @Test("keys create prints the key alone; list and revoke")
