@@ -18,7 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
     var allowPrivateNetworks = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env SWITCHBOARD_LOG_LEVEL; default info)")
     var logLevel: String?
-    @Option(name: .customLong("event-loops"), help: "Network I/O threads (env SWITCHBOARD_EVENT_LOOPS; default half the cores, at least 1)")
+    @Option(name: .customLong("event-loops"), help: "Network I/O threads (env SWITCHBOARD_EVENT_LOOPS; default one per core)")
     var eventLoops: String?
 
     func run() async throws {
@@ -30,8 +30,6 @@ struct ServeCommand: AsyncParsableCommand {
                 throw UserError("--event-loops (or SWITCHBOARD_EVENT_LOOPS) must be a whole number from 1 to 256, got '\(loopsText)'")
             }
             EventLoops.configure(count: loops)
-        } else {
-            EventLoops.configure(count: EventLoops.defaultCount())
         }
         let level = Logger.Level(rawValue: logLevel ?? environment["SWITCHBOARD_LOG_LEVEL"] ?? "info") ?? .info
         LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, level: level) }

@@ -7,14 +7,11 @@ import ServiceLifecycle
 /// The gateway's network I/O threads: the event loops that the HTTP server and the outbound
 /// client share (NIO's singleton group).
 ///
-/// NIO's default is one loop per core. The gateway also keeps SQLite's writer thread and the Swift
-/// task pool busy, and on two cores one loop served the forward benchmark with 2.9 % less CPU per
-/// event than two (README "Benchmarks", session 7): fewer threads contending for the cores. So the
-/// default is half the cores, at least one.
+/// The default is NIO's: one loop per core. On two cores, one loop forwarded with about 2 % less
+/// CPU per event when two gateways competed for the cores, but alone it served fewer events (4 of
+/// 5 alternating pairs; README "Benchmarks", session 7): a single loop thread that is descheduled
+/// holds up every connection.
 public enum EventLoops {
-    /// Half of `cores`, at least one.
-    public static func defaultCount(cores: Int = System.coreCount) -> Int { max(1, cores / 2) }
-
     /// Sets how many loops the process runs. Call it once, before anything uses the network:
     /// NIO stops the process if the group was already made.
     public static func configure(count: Int) {

@@ -69,10 +69,6 @@ struct CommandLineTests {
             #expect(output.status == 1)
             #expect(output.stderr.contains("--event-loops (or SWITCHBOARD_EVENT_LOOPS) must be a whole number from 1 to 256, got '\(bad)'"))
         }
-        #expect(EventLoops.defaultCount(cores: 1) == 1)
-        #expect(EventLoops.defaultCount(cores: 2) == 1)
-        #expect(EventLoops.defaultCount(cores: 3) == 1)
-        #expect(EventLoops.defaultCount(cores: 8) == 4)
     }
 
     @Test("keys create prints the key alone; list and revoke")
