@@ -49,10 +49,11 @@ extension SQLiteStore {
         }
 
         func write(_ db: Database) throws {
-            try db.cached(sql: """
+            try db.execute(cached: """
                 UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
                   AND status = 'waiting'
-                """, arguments: [output.text, attempts, delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
+                """, [.text(output.text), .integer(attempts), .text(delivery.runID.rawValue), .text(delivery.stepID),
+                      .text(delivery.id.rawValue)])
         }
     }
 
@@ -73,14 +74,14 @@ extension SQLiteStore {
                 delivery = try deliveryWithoutRequest(from: row)
             }
             if let attempt = result.attempt {
-                try db.cached(
-                    sql: """
+                try db.execute(
+                    cached: """
                     INSERT OR REPLACE INTO delivery_attempts (delivery_id, number, trigger, started_at, duration_ms, request,
                       response, error_class, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                    arguments: [attempt.deliveryID.rawValue, attempt.number, attempt.trigger.rawValue,
-                                attempt.startedAt.microseconds, attempt.durationMilliseconds, attempt.requestText,
-                                attempt.responseText, attempt.errorClass, attempt.errorMessage])
+                    [.text(attempt.deliveryID.rawValue), .integer(attempt.number), .text(attempt.trigger.rawValue),
+                     .integer(attempt.startedAt.microseconds), .integer(attempt.durationMilliseconds), .text(attempt.requestText),
+                     .text(attempt.responseText), .text(attempt.errorClass), .text(attempt.errorMessage)])
             }
             let attempts = delivery.attemptCount + (result.attempt == nil ? 0 : 1)
             switch result.outcome {
@@ -130,10 +131,10 @@ extension SQLiteStore {
     }
 
     private static func succeed(_ delivery: Delivery, attempts: Int, _ now: Date, _ db: Database) throws {
-        try db.cached(sql: """
+        try db.execute(cached: """
             UPDATE deliveries SET status = 'succeeded', attempt_count = ?, next_attempt_at = NULL, manual = 0,
               last_error = NULL, updated_at = ? WHERE id = ?
-            """, arguments: [attempts, now.microseconds, delivery.id.rawValue])
+            """, [.integer(attempts), .integer(now.microseconds), .text(delivery.id.rawValue)])
     }
 
     /// The next request of a step: a new delivery, which the step now waits for instead.

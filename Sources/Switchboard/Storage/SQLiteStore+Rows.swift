@@ -88,13 +88,13 @@ extension SQLiteStore {
     /// (the checkpoint was made from them), updated in place rather than upserted.
     static func applyIfCurrent(_ checkpoint: RunCheckpoint, existingSteps: [StepRecord] = [], _ db: Database) throws -> Bool {
         let run = checkpoint.run
-        try db.cached(
-            sql: """
+        try db.execute(
+            cached: """
             UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ?, version = version + 1
             WHERE id = ? AND version = ?
             """,
-            arguments: [run.status.rawValue, run.decision?.rawValue, encode(run.tags), try run.error.map(encode),
-                        run.updatedAt.microseconds, run.wakeAt?.microseconds, run.id.rawValue, run.version])
+            [.text(run.status.rawValue), .text(run.decision?.rawValue), .text(encode(run.tags)), .text(try run.error.map(encode)),
+             .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds), .text(run.id.rawValue), .integer(run.version)])
         guard db.changesCount == 1 else { return false }
         try SQLiteStore.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, existingSteps: existingSteps,
                               db)
@@ -173,16 +173,16 @@ extension SQLiteStore {
     /// Inserts a run. A run whose event is in the events table refers to it (`event_id`) instead
     /// of keeping a copy, which halves what ingest writes.
     static func insert(_ run: RunRecord, _ db: Database, eventStored: Bool = false) throws {
-        try db.cached(
-            sql: """
+        try db.execute(
+            cached: """
             INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at,
               updated_at, wake_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            arguments: [run.id.rawValue, run.workflow, run.status.rawValue, run.decision?.rawValue, encode(run.tags),
-                        encode(run.trigger), eventStored ? nil : run.event?.text,
-                        eventStored ? run.trigger.eventID?.rawValue : nil, run.input?.text, try run.error.map(encode),
-                        run.createdAt.microseconds, run.updatedAt.microseconds, run.wakeAt?.microseconds])
+            [.text(run.id.rawValue), .text(run.workflow), .text(run.status.rawValue), .text(run.decision?.rawValue),
+             .text(encode(run.tags)), .text(encode(run.trigger)), .text(eventStored ? nil : run.event?.text),
+             .text(eventStored ? run.trigger.eventID?.rawValue : nil), .text(run.input?.text), .text(try run.error.map(encode)),
+             .integer(run.createdAt.microseconds), .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds)])
     }
 
     // Rows are read by position, from explicit column lists: GRDB's lookup by name lowercases
@@ -240,19 +240,18 @@ extension SQLiteStore {
     static func insert(_ delivery: Delivery, _ db: Database, storedEvent: (id: EventID, text: String)? = nil) throws {
         // Usually the very same string, which == recognises without reading the bytes.
         let bodyEvent = storedEvent.flatMap { event in delivery.request.body == event.text ? event.id : nil }
-        try db.cached(
-            sql: """
+        try db.execute(
+            cached: """
             INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, body, body_event, retry,
               attempt_count, next_attempt_at, manual, last_error, detached, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            arguments: [delivery.id.rawValue, delivery.runID.rawValue, delivery.stepID, delivery.connector, delivery.operation,
-                        delivery.status.rawValue, encodeWithoutBody(delivery.request),
-                        bodyEvent == nil ? delivery.request.body : nil, bodyEvent?.rawValue,
-                        try delivery.retry.map(encode),
-                        delivery.attemptCount, delivery.nextAttemptAt?.microseconds, delivery.manual,
-                        try delivery.lastError.map(encode), delivery.detached, delivery.createdAt.microseconds,
-                        delivery.updatedAt.microseconds])
+            [.text(delivery.id.rawValue), .text(delivery.runID.rawValue), .text(delivery.stepID), .text(delivery.connector),
+             .text(delivery.operation), .text(delivery.status.rawValue), .text(encodeWithoutBody(delivery.request)),
+             .text(bodyEvent == nil ? delivery.request.body : nil), .text(bodyEvent?.rawValue),
+             .text(try delivery.retry.map(encode)), .integer(delivery.attemptCount),
+             .integer(delivery.nextAttemptAt?.microseconds), .bool(delivery.manual), .text(try delivery.lastError.map(encode)),
+             .bool(delivery.detached), .integer(delivery.createdAt.microseconds), .integer(delivery.updatedAt.microseconds)])
     }
 
     /// The columns of a delivery, in the order ``delivery(from:)`` reads them; its request last,

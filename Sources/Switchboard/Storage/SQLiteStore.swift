@@ -56,13 +56,13 @@ public final class SQLiteStore: Store {
         let payload = event.payloadText ?? event.payload.text  // the runs refer to it
         let references = Self.encode(event.runs)
         let outcome = try await commits.write { db -> IngestOutcome in
-            try db.cached(
-                sql: """
+            try db.execute(
+                cached: """
                 INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (dedupe_key) DO NOTHING
                 """,
-                arguments: [event.id.rawValue, event.dedupeKey, event.type, event.source, payload,
-                            event.receivedAt.microseconds, references])
+                [.text(event.id.rawValue), .text(event.dedupeKey), .text(event.type), .text(event.source), .text(payload),
+                 .integer(event.receivedAt.microseconds), .text(references)])
             if db.changesCount == 0 {
                 let existing = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM events WHERE dedupe_key = ?"),
                                                 arguments: [event.dedupeKey])
@@ -124,22 +124,23 @@ public final class SQLiteStore: Store {
                       storedEvent: (id: EventID, text: String)? = nil, existingSteps: [StepRecord] = [], _ db: Database) throws {
         for step in steps {
             if existingSteps.contains(where: { $0.id == step.id }) {
-                try db.cached(
-                    sql: """
+                try db.execute(
+                    cached: """
                     UPDATE steps SET status = ?, attempts = ?, output = COALESCE(?, output), error = COALESCE(?, error),
                       ended_at = ?, wake_at = ?, delivery_id = COALESCE(?, delivery_id),
                       callback_connector = COALESCE(?, callback_connector), correlation = COALESCE(?, correlation)
                     WHERE run_id = ? AND step_id = ?
                     """,
-                    arguments: [step.status.rawValue, step.attempts, step.output?.text, try step.error.map(Self.encode),
-                                step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue,
-                                step.awaitedCallback?.connector, step.awaitedCallback?.correlation, run.rawValue, step.id])
+                    [.text(step.status.rawValue), .integer(step.attempts), .text(step.output?.text),
+                     .text(try step.error.map(Self.encode)), .integer(step.endedAt?.microseconds), .integer(step.wakeAt?.microseconds),
+                     .text(step.deliveryID?.rawValue), .text(step.awaitedCallback?.connector),
+                     .text(step.awaitedCallback?.correlation), .text(run.rawValue), .text(step.id)])
                 if db.changesCount == 1 { continue }
             }
             // Answers from outside (a review, a delivery's result) are written into a waiting
             // step's output or error; a checkpoint that does not know them never erases them.
-            try db.cached(
-                sql: """
+            try db.execute(
+                cached: """
                 INSERT INTO steps (run_id, step_id, parent, sequence, status, attempts, output, error, started_at, ended_at,
                   wake_at, delivery_id, callback_connector, correlation)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -151,10 +152,10 @@ public final class SQLiteStore: Store {
                   callback_connector = COALESCE(excluded.callback_connector, steps.callback_connector),
                   correlation = COALESCE(excluded.correlation, steps.correlation)
                 """,
-                arguments: [run.rawValue, step.id, step.parent, step.sequence, step.status.rawValue, step.attempts,
-                            step.output?.text, try step.error.map(Self.encode), step.startedAt.microseconds,
-                            step.endedAt?.microseconds, step.wakeAt?.microseconds, step.deliveryID?.rawValue,
-                            step.awaitedCallback?.connector, step.awaitedCallback?.correlation])
+                [.text(run.rawValue), .text(step.id), .text(step.parent), .integer(step.sequence), .text(step.status.rawValue),
+                 .integer(step.attempts), .text(step.output?.text), .text(try step.error.map(Self.encode)),
+                 .integer(step.startedAt.microseconds), .integer(step.endedAt?.microseconds), .integer(step.wakeAt?.microseconds),
+                 .text(step.deliveryID?.rawValue), .text(step.awaitedCallback?.connector), .text(step.awaitedCallback?.correlation)])
         }
         for delivery in deliveries { try insert(delivery, db, storedEvent: storedEvent) }
     }

@@ -15,6 +15,41 @@ struct SQLiteStoreTests {
         return (store, directory)
     }
 
+    @Test("arguments bound through SQLite's C API read back as written; a failing statement throws GRDB's error")
+    func directBinding() async throws {
+        let directory = try TemporaryDirectory()
+        let pool = try DatabasePool(path: directory.file("db.sqlite"))
+        try await pool.write { db in
+            try db.execute(sql: "CREATE TABLE t (k TEXT PRIMARY KEY, s TEXT, n INTEGER, b INTEGER)")
+            let insert = "INSERT INTO t (k, s, n, b) VALUES (?, ?, ?, ?)"
+            try db.execute(cached: insert, [.text("a"), .text("Zoë \"quoted\" ✓"), .integer(Int64.min), .bool(true)])
+            try db.execute(cached: insert, [.text("b"), .text(""), .integer(Int?.none), .bool(false)])
+            try db.execute(cached: insert, [.text("c"), .text(String?.none), .integer(42), .bool(false)])
+            #expect(throws: DatabaseError.self) {
+                try db.execute(cached: insert, [.text("a"), .text("again"), .integer(1), .bool(true)])
+            }
+            do {
+                try db.execute(cached: insert, [.text("a"), .text("again"), .integer(1), .bool(true)])
+            } catch let error as DatabaseError {
+                #expect(error.resultCode == .SQLITE_CONSTRAINT)
+                #expect(error.message?.contains("UNIQUE constraint failed: t.k") == true)
+            }
+            // The statement is reset after a failure: the next run of it succeeds.
+            try db.execute(cached: insert, [.text("d"), .text("after"), .integer(7), .bool(true)])
+        }
+        let rows = try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT k, s, n, b, typeof(s) AS ts, typeof(n) AS tn FROM t ORDER BY k")
+        }
+        #expect(rows.map { $0["k"] as String } == ["a", "b", "c", "d"])
+        #expect(rows[0]["s"] as String == "Zoë \"quoted\" ✓")
+        #expect(rows[0]["n"] as Int64 == Int64.min)
+        #expect(rows[0]["b"] as Bool == true)
+        #expect(rows[1]["s"] as String == "" && rows[1]["ts"] as String == "text", "an empty string is text, not NULL")
+        #expect(rows[1]["tn"] as String == "null")
+        #expect(rows[2]["ts"] as String == "null")
+        #expect(rows[3]["s"] as String == "after")
+    }
+
     @Test("a delivery written before v6, with its body inside the request's JSON, still reads with its body")
     func bodyBeforeV6() async throws {
         let (store, directory) = try await Self.migratedStore()
