@@ -170,10 +170,10 @@ struct DeliveryEngineTests {
                 #expect(receiver.received.map(\.body) == [text, text])
                 let verifier = StandardWebhooks(secrets: [try SigningSecret(Self.secret)])
                 let headers = try #require(receiver.received.last).headers
-                #expect(try verifier.verify(headers: { name in headers.first { $0.key.lowercased() == name }?.value },
-                                            body: Array(text.utf8), now: Date()) != nil)
-
                 let delivery = try await deliveryOf(api, run: run)
+                #expect(try verifier.verify(headers: { name in headers.first { $0.key.lowercased() == name }?.value },
+                                            body: Array(text.utf8), now: Date()) == delivery["id"]?.stringValue,
+                        "the signature verifies, over the body as received, for the delivery's id")
                 #expect(delivery["attempts"]?.array.last?["request"]?["body_excerpt"] == .string(text))
                 let stored = try await gateway.store.pool.read { db in
                     try Row.fetchOne(db, sql: "SELECT body, body_event FROM deliveries")

@@ -26,4 +26,23 @@ struct LogHandlerTests {
                 "\(line)")
         #expect(line.hasPrefix("20"), "starts with the time: \(line)")
     }
+
+    struct Refused: Error, CustomStringConvertible {
+        var description: String { "the receiver refused" }
+    }
+
+    @Test("an error given with the line is written as error=, unless the metadata names one")
+    func errorOfTheEvent() {
+        let lines = Lines()
+        let handler = GatewayLogHandler(label: "switchboard", level: .info) { text in lines.all.withLock { $0.append(text) } }
+        handler.log(event: LogEvent(level: .error, message: "delivery failed", error: Refused(), metadata: ["delivery_id": "dlv_1"],
+                                    source: "Switchboard", file: #fileID, function: #function, line: #line))
+        handler.log(event: LogEvent(level: .error, message: "again", error: Refused(), metadata: ["error": "named"],
+                                    source: "Switchboard", file: #fileID, function: #function, line: #line))
+        let written = lines.all.withLock { $0 }
+        #expect(written.count == 2)
+        #expect(written.first?.hasSuffix(" error switchboard: delivery_id=dlv_1 error=the receiver refused [Switchboard] delivery failed\n") == true,
+                "\(written)")
+        #expect(written.last?.hasSuffix(" error switchboard: error=named [Switchboard] again\n") == true, "\(written)")
+    }
 }
