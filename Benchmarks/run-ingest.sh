@@ -20,8 +20,8 @@ for tool in wrk nginx curl; do
   command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light curl >/dev/null; break; }
 done
 # BIN=path runs that gateway binary instead of building one (for A/B comparisons).
-[ -z "${BIN:-}" ] && swift build -c release --scratch-path .build-release --product switchboard >/dev/null
-[ "$mode" = latency ] && swift build -c release --scratch-path .build-release --product switchboard-bench >/dev/null
+[ -z "${BIN:-}" ] && scripts/build-release switchboard >/dev/null
+[ "$mode" = latency ] && scripts/build-release switchboard-bench >/dev/null
 bin=${BIN:-.build-release/release/switchboard}
 work=$(mktemp -d)
 trap 'kill $server_pid 2>/dev/null || true; [ -n "${nginx_pid:-}" ] && kill $nginx_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work/server.log" /tmp/bench-server.log; rm -rf "$work"' EXIT
