@@ -31,6 +31,11 @@ extension Database {
     /// as `execute(arguments:)` throws them.
     func execute(cached sql: String, _ arguments: [SQLArgument]) throws {
         let statement = try cachedStatement(sql: sql).sqliteStatement
+        // Every parameter is bound on every run: one left out would keep the previous run's value.
+        guard arguments.count == Int(sqlite3_bind_parameter_count(statement)) else {
+            throw DatabaseError(resultCode: .SQLITE_MISUSE,
+                                message: "\(arguments.count) arguments for \(sqlite3_bind_parameter_count(statement)) parameters", sql: sql)
+        }
         sqlite3_reset(statement)  // returns the previous run's error, already reported
         for (offset, argument) in arguments.enumerated() {
             let index = CInt(offset + 1)

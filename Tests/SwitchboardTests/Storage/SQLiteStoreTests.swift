@@ -34,6 +34,13 @@ struct SQLiteStoreTests {
                 #expect(error.resultCode == .SQLITE_CONSTRAINT)
                 #expect(error.message?.contains("UNIQUE constraint failed: t.k") == true)
             }
+            do {
+                try db.execute(cached: insert, [.text("e"), .text("too few")])
+                Issue.record("two arguments for four parameters were accepted")
+            } catch let error as DatabaseError {
+                #expect(error.resultCode == .SQLITE_MISUSE)
+                #expect(error.message == "2 arguments for 4 parameters")
+            }
             // The statement is reset after a failure: the next run of it succeeds.
             try db.execute(cached: insert, [.text("d"), .text("after"), .integer(7), .bool(true)])
         }
