@@ -49,16 +49,18 @@ public struct Problem: HTTPResponseError, Sendable {
 extension Response {
     /// A JSON response.
     static func json(_ value: JSON, status: HTTPResponse.Status = .ok) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.bytes)))
+        json(ByteBuffer(bytes: value.bytes), status: status)
     }
 
     /// A JSON response whose text is already written (``JSONObjectWriter``).
     static func json(text: String, status: HTTPResponse.Status = .ok) -> Response {
+        json(ByteBuffer(string: text), status: status)
+    }
+
+    private static func json(_ body: ByteBuffer, status: HTTPResponse.Status) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
     }
 }
 
