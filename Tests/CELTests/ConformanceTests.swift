@@ -2,7 +2,7 @@ import CEL
 import Foundation
 import Testing
 
-/// One case of ../shared/conformance/cel/*.jsonl.
+/// One case of fixtures/conformance/cel/*.jsonl (cel-spec's simple tests, see its README).
 struct ConformanceCase: CustomTestStringConvertible, Sendable {
     let name: String
     let expr: String
@@ -19,7 +19,7 @@ struct ConformanceCase: CustomTestStringConvertible, Sendable {
         }
         return URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/conformance/cel")
+            .appendingPathComponent("fixtures/conformance/cel")
     }()
 
     static let all: [ConformanceCase] = {
