@@ -113,10 +113,17 @@ struct SignatureTests {
         try await offThePool { try pythonBlocking(script, arguments) }
     }
 
+    /// The virtual environment `scripts/install-dependencies` makes, or `SWITCHBOARD_TEST_PYTHON`.
+    static let interpreter: String = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_PYTHON"]
+        ?? Repository.root.appendingPathComponent(".build/python/bin/python").path
+
     private static func pythonBlocking(_ script: String, _ arguments: [String]) throws -> (Int32, String) {
+        guard FileManager.default.isExecutableFile(atPath: interpreter) else {
+            return (127, "no Python at \(interpreter): run scripts/install-dependencies, which makes it")
+        }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
+        process.executableURL = URL(fileURLWithPath: interpreter)
+        process.arguments = ["-c", script] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
