@@ -4,7 +4,7 @@ import Switchboard
 import Testing
 
 /// The command line through the built binary: output, messages and exit statuses.
-@Suite("Command line")
+@Suite("Command line", .timeLimit(.minutes(3)))
 struct CommandLineTests {
     @Test("--help lists the commands")
     func help() async throws {

@@ -6,7 +6,7 @@ import Testing
 
 /// Vendor callbacks at POST /v1/callbacks/{connector}: signatures, replays, and callbacks that
 /// arrive before their step has recorded the vendor's report id.
-@Suite("Callbacks: verification, replay protection, early callbacks")
+@Suite("Callbacks: verification, replay protection, early callbacks", .timeLimit(.minutes(3)))
 struct CallbackInboxTests {
     static let workflow = """
         id: tin

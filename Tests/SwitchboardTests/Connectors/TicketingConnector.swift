@@ -2,7 +2,7 @@ import CEL
 import Foundation
 @testable import Switchboard
 
-// The complete connector of the README's "Writing a connector": a ticketing system's
+// The complete connector of docs/writing-a-connector.md: a ticketing system's
 // "create ticket". It is compiled and exercised by TicketingConnectorTests.
 
 /// A ticketing system (`kind: ticketing`): opens a ticket for a case.

@@ -4,9 +4,9 @@ import Logging
 import Testing
 @testable import Switchboard
 
-/// The README's connector guide, as a test: a third-party kind registered like the built-in
+/// The connector guide (docs/writing-a-connector.md), as a test: a third-party kind registered like the built-in
 /// ones, validated, run through the delivery engine against a loopback receiver, and checked live.
-@Suite("Writing a connector: the ticketing example")
+@Suite("Writing a connector: the ticketing example", .timeLimit(.minutes(3)))
 struct TicketingConnectorTests {
     static func configure(_ directory: TemporaryDirectory, receiver: String, with: String) throws {
         try directory.write("connectors/tickets.yaml", """

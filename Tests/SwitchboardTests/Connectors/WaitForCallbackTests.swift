@@ -6,7 +6,7 @@ import Testing
 
 /// `wait: callback` on an http connector with `callbacks:`: the customer's system calls back,
 /// signed, carrying the id the step expects.
-@Suite("wait: callback on an http connector")
+@Suite("wait: callback on an http connector", .timeLimit(.minutes(3)))
 struct WaitForCallbackTests {
     static let secret = "shipping-callback-secret"
 

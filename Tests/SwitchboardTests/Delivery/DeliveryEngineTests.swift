@@ -6,7 +6,7 @@ import Testing
 @testable import Switchboard
 
 /// The delivery engine against a loopback receiver whose answers each test scripts.
-@Suite("Delivery engine", .serialized)
+@Suite("Delivery engine", .serialized, .timeLimit(.minutes(3)))
 struct DeliveryEngineTests {
     static let secret = "whsec_" + Data("0123456789abcdef0123456789abcdef".utf8).base64EncodedString()
 
@@ -175,7 +175,7 @@ struct DeliveryEngineTests {
                                             body: Array(text.utf8), now: Date()) == delivery["id"]?.stringValue,
                         "the signature verifies, over the body as received, for the delivery's id")
                 #expect(delivery["attempts"]?.array.last?["request"]?["body_excerpt"] == .string(text))
-                let stored = try await gateway.store.pool.read { db in
+                let stored = try gateway.store.pool.read { db in
                     try Row.fetchOne(db, sql: "SELECT body, body_event FROM deliveries")
                 }
                 #expect(stored?["body"] as String? == nil, "the event's text is not stored a second time")

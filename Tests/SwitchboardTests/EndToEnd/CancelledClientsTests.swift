@@ -8,7 +8,7 @@ import Testing
 
 /// Clients that go away mid-request must not change the answers of others, and an error answer
 /// must mean that nothing was committed.
-@Suite("End to end: cancelled clients", .serialized)
+@Suite("End to end: cancelled clients", .serialized, .timeLimit(.minutes(3)))
 struct CancelledClientsTests {
     @Test("an event answered with an error was not committed; one answered 202 was")
     func answersMatchTheStore() async throws {

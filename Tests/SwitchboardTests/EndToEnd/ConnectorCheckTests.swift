@@ -4,7 +4,7 @@ import Testing
 @testable import Switchboard
 
 /// `POST /v1/connectors/{id}/test` against the sandbox: a harmless live call, read in words.
-@Suite("Connector checks against the sandbox")
+@Suite("Connector checks against the sandbox", .timeLimit(.minutes(3)))
 struct ConnectorCheckTests {
     @Test("the shipped connectors pass against the sandbox; GET /v1/connectors shows kinds, operations and redacted secrets")
     func shipped() async throws {

@@ -6,7 +6,7 @@ import Switchboard
 import Testing
 
 /// At-least-once delivery across a SIGKILL of the gateway process.
-@Suite("End to end: deliveries survive SIGKILL", .serialized)
+@Suite("End to end: deliveries survive SIGKILL", .serialized, .timeLimit(.minutes(5)))
 struct DeliveryCrashTests {
     @Test("2,000 deliveries in flight to a slow receiver: none lost, duplicates keep their webhook-id")
     func crash() async throws {

@@ -5,7 +5,7 @@ import Testing
 
 /// Example 3 end to end: four KYB reports go to the sandbox vendor over real HTTP in parallel,
 /// its signed callbacks are verified and matched, and the decision follows the documented outcomes.
-@Suite("Example 3: KYB onboarding against the sandbox vendor")
+@Suite("Example 3: KYB onboarding against the sandbox vendor", .timeLimit(.minutes(3)))
 struct KYBOnboardingTests {
     @Test("each documented input gets its decision", arguments: [
         ("Acme Robotics LLC", "12-3456789", "approved"),

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// `switchboard serve` as a real process on a loopback port, killed and restarted.
-@Suite("End to end: serve as a process", .serialized)
+@Suite("End to end: serve as a process", .serialized, .timeLimit(.minutes(3)))
 struct ServerProcessTests {
     static let slowWorkflow = """
         id: slow

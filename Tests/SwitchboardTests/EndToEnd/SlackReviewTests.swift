@@ -7,7 +7,7 @@ import Testing
 
 /// Example 2 end to end: a minor's inquiry produces a review alert at the Slack stand-in, and a
 /// signed click decides the run; forged, stale or misplaced clicks change nothing.
-@Suite("Example 2: Slack review alerts decided with a click")
+@Suite("Example 2: Slack review alerts decided with a click", .timeLimit(.minutes(3)))
 struct SlackReviewTests {
     /// Posts a minor's inquiry with its own ids; returns the review-minors run id.
     static func minor(_ harness: SandboxHarness, id: String) async throws -> String {
