@@ -284,7 +284,7 @@ struct RunInterpreter {
             return finish(&current, .failed(error))
         }
         if case let .dryRun(assumed) = connectorMode {
-            var output: [String: JSON] = if case let .object(fields)? = assumed[step.id] { fields } else { [:] }
+            let output: [String: JSON] = if case let .object(fields)? = assumed[step.id] { fields } else { [:] }
             return finish(&current, .done, output: .object(output.merging([
                 "dry_run": true,
                 "request": ["connector": .string(connectorID), "operation": .string(operation),

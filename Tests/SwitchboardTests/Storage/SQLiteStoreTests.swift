@@ -42,7 +42,7 @@ struct SQLiteStoreTests {
             // The statement is reset after a failure: the next run of it succeeds.
             try db.execute(cached: insert, [.text("d"), .text("after"), .integer(7), .bool(true)])
         }
-        let rows = try await pool.read { db in
+        let rows = try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT k, s, n, b, typeof(s) AS ts, typeof(n) AS tn FROM t ORDER BY k")
         }
         #expect(rows.map { $0["k"] as String } == ["a", "b", "c", "d"])
@@ -98,7 +98,7 @@ struct SQLiteStoreTests {
         event.payloadText = text
         guard case .accepted = try await store.ingest(event, runs: [RunCheckpoint(run: run, steps: [], deliveries: [forwarded, other])])
         else { Issue.record("not accepted"); return }
-        let rows = try await store.pool.read { db in
+        let rows = try store.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT step_id, body, body_event FROM deliveries ORDER BY step_id")
         }
         #expect(rows.map { $0["body"] as String? } == [nil, #"{"id":"e1"}"#])
