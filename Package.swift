@@ -52,8 +52,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             linkerSettings: [
-                // tcmalloc instead of glibc's malloc: 7.6 % less CPU per forwarded event (README
-                // "Benchmarks", session 7). Debian: libgoogle-perftools-dev (scripts/install-dependencies).
+                // tcmalloc instead of glibc's malloc, which spent a tenth of the CPU on small buffers
+                // and arena locks (Benchmarks/README.md). Debian: libgoogle-perftools-dev.
                 .linkedLibrary("tcmalloc_minimal", .when(platforms: [.linux])),
             ]
         ),

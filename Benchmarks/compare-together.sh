@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Two gateway binaries forwarding side by side, at the same time, each driven by its own wrk
-# (README, "Benchmarks"). This VM's speed drifts by ±20 % over minutes, which alternating runs
+# (Benchmarks/README.md). This VM's speed drifts by ±20 % over minutes, which alternating runs
 # (compare.sh) only average out; two gateways measured in the same seconds drift together, so the
 # ratio of their CPU per event is steady where each figure alone is not.
 #

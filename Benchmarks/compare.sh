@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Alternating runs of two gateway binaries in one sitting, and the median of each (README,
-# "Benchmarks"). This VM's speed drifts by ±20 % over minutes, so only pairs measured side by side
+# Alternating runs of two gateway binaries in one sitting, and the median of each
+# (Benchmarks/README.md). This VM's speed drifts by ±20 % over minutes, so only pairs measured side by side
 # say anything about a change.
 #
 #   Benchmarks/compare.sh OLD_BINARY NEW_BINARY [MODE] [PAIRS]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Durable ingest and end-to-end benchmarks (README, "Benchmarks").
+# Durable ingest and end-to-end benchmarks (Benchmarks/README.md).
 #
 #   Benchmarks/run-ingest.sh ingest    # example 1 loaded: events/s answered 202, each committed first
 #   Benchmarks/run-ingest.sh forward   # each event forwarded as a signed POST to nginx, attempt logged

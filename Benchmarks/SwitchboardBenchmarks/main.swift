@@ -1,4 +1,4 @@
-// Benchmarks of Switchboard, run with a release build (see README, "Benchmarks"):
+// Benchmarks of Switchboard, run with a release build (see Benchmarks/README.md):
 //
 //   swift run -c release --scratch-path .build-release switchboard-bench cel
 //   swift run -c release --scratch-path .build-release switchboard-bench fuzz [COUNT] [SEED]
@@ -182,7 +182,7 @@ func benchmarkStore(count: Int) async throws {
     let store = try SQLiteStore(path: directory.appendingPathComponent("bench.sqlite").path)
     try await store.migrate()
     let padding = String(repeating: "x", count: 700)
-    // STORE_READS_ROW=1: the result is recorded as before session 5, reading the delivery's row.
+    // STORE_READS_ROW=1: the result does not carry the delivery it held, so the store reads its row.
     let readRow = ProcessInfo.processInfo.environment["STORE_READS_ROW"] == "1"
     let complete: @Sendable (RunSnapshot) -> RunCheckpoint? = { snapshot in
         guard let send = snapshot.steps.first else { return nil }

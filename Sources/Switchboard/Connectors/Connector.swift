@@ -19,7 +19,7 @@ import Foundation
 /// ConnectorRegistry.shared.register(TicketingConnector.self)
 /// ```
 ///
-/// The README's "Writing a connector" walks through a complete one (`Tests/.../TicketingConnector.swift`).
+/// docs/writing-a-connector.md walks through a complete one (`Tests/.../TicketingConnector.swift`).
 public protocol Connector: Sendable {
     /// The `kind:` that selects this type in a connector file.
     static var kind: String { get }

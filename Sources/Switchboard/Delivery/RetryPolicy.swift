@@ -16,7 +16,7 @@ public struct RetryPolicy: Sendable {
         ceiling <= 0 ? 0 : Double.random(in: 0 ... ceiling)
     }
 
-    /// The defaults of DESIGN.md: 8 attempts, 1 s doubling to at most 10 min, for at most 24 h.
+    /// The documented defaults (docs/configuration.md): 8 attempts, 1 s doubling to at most 10 min, for at most 24 h.
     public init(maxAttempts: Int = 8, initialInterval: Duration = .seconds(1), backoff: Double = 2.0,
                 maxInterval: Duration = .seconds(600), maxAge: Duration = .seconds(86_400),
                 jitter: @escaping @Sendable (TimeInterval) -> TimeInterval = RetryPolicy.fullJitter)

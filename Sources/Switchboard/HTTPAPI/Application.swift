@@ -7,10 +7,8 @@ import ServiceLifecycle
 /// The gateway's network I/O threads: the event loops that the HTTP server and the outbound
 /// client share (NIO's singleton group).
 ///
-/// The default is NIO's: one loop per core. On two cores, one loop forwarded with about 2 % less
-/// CPU per event when two gateways competed for the cores, but alone it served fewer events (4 of
-/// 5 alternating pairs; README "Benchmarks", session 7): a single loop thread that is descheduled
-/// holds up every connection.
+/// The default is NIO's: one loop per core. Fewer loops use less CPU per event when the cores are
+/// shared with other work, but a single loop thread that is descheduled holds up every connection.
 public enum EventLoops {
     /// Sets how many loops the process runs. Call it once, before anything uses the network:
     /// NIO stops the process if the group was already made.
@@ -30,8 +28,9 @@ public struct ServerSettings: Sendable {
     }
 }
 
-/// Wires the gateway: the router with every route, and the services that run beside the HTTP
-/// server (the run scheduler). The one place that shows how the parts fit.
+/// Wires the gateway into an HTTP application: the router with every route, and the gateway's
+/// services (the run scheduler, the delivery worker, the callback inbox) beside the server.
+/// ``Gateway`` builds those parts over a store and a configuration; `switchboard serve` makes both.
 ///
 /// ```swift
 /// let gateway = Gateway(store: store, configuration: configuration, logger: logger)

@@ -1,7 +1,7 @@
 import CEL
 import Foundation
 
-/// How resources look in the API (DESIGN.md, "Resource shapes").
+/// How resources look in the API (docs/api.md).
 extension RunRecord {
     func json(steps: [StepRecord]? = nil) -> JSON {
         var trigger: [String: JSON] = [:]

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 
-/// The ways a connector's inbound callbacks are signed (DESIGN.md, "Signatures").
+/// The ways a connector's inbound callbacks are signed (docs/signatures.md).
 public enum InboundScheme: Sendable {
     /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
     case standardWebhooks

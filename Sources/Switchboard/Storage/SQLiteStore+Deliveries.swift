@@ -160,10 +160,6 @@ extension SQLiteStore {
     /// version the store has: the checkpoint's own versioned UPDATE of the run checks it, so
     /// nothing is read, when the answer's UPDATE can be left out (the checkpoint rewrites the step
     /// to the same row anyway); otherwise one read of the version comes first.
-    ///
-    /// (Tried in session 3: making the checkpoint outside the transaction, from the run read on a
-    /// reader connection, and committing it if the run's version had not moved. It took work off
-    /// the single writer but cost more CPU in all, and forwarding was ~10 % slower in 3 of 3 pairs.)
     private static func settle(_ run: RunID, _ answer: StepAnswer?, _ now: Date,
                                _ advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, _ events: RecentEvents,
                                _ runs: RecentRuns, _ db: Database) throws -> Settled?

@@ -3,9 +3,9 @@ import Foundation
 
 /// The one place that remembers: events, runs and their steps, lists and API keys.
 ///
-/// Implementations: ``SQLiteStore`` (embedded, the default). A PostgreSQL store implements the
-/// same protocol and passes the same contract tests. Every method that writes several rows
-/// writes them in one transaction.
+/// Implementation: ``SQLiteStore`` (embedded). `Tests/SwitchboardTests/Storage/StoreContractTests.swift`
+/// is the contract every implementation passes. Every method that writes several rows writes them
+/// in one transaction.
 ///
 /// ```swift
 /// let store = try SQLiteStore(path: ".switchboard/switchboard.sqlite")

@@ -3,13 +3,12 @@ import NIOPosix
 
 /// Sleeps on a NIO event loop's timer instead of the concurrency runtime's.
 ///
-/// `Task.sleep(for:)` waits on libdispatch's timers. In session 4 the test suite hung now and then
-/// (about 1 run in 30) with every thread idle, and both times libdispatch's `CLOCK_BOOTTIME`
-/// timerfd (the clock of `ContinuousClock`) had fired, its one-shot epoll registration had been
-/// used up, and it was never armed again: from then on every `Task.sleep(for:)` in the process
-/// waits for ever. The gateway's own waits — the delivery worker's ticker, the scheduler's poll,
-/// rate-limit turns, timeouts — and the tests' polls sleep here, on the same timers the HTTP
-/// stack uses, so that such a loss cannot stop them. Throws `CancellationError` when the task is
+/// `Task.sleep(for:)` waits on libdispatch's timers. On Swift 6.3.1 for Linux, libdispatch's
+/// `CLOCK_BOOTTIME` timerfd (the clock of `ContinuousClock`) was seen to fire, use up its one-shot
+/// epoll registration and never be armed again: from then on every `Task.sleep(for:)` in the
+/// process waits for ever (docs/testing.md, "When a run hangs"). The gateway's own waits — the
+/// delivery worker's ticker, the scheduler's poll, rate-limit turns, timeouts — and the tests'
+/// polls sleep here, on the same timers the HTTP stack uses, so that such a loss cannot stop them. Throws `CancellationError` when the task is
 /// cancelled, like `Task.sleep`.
 public enum Sleep {
     public static func `for`(_ duration: Duration) async throws {

@@ -4,7 +4,7 @@ import HTTPTypes
 import Testing
 @testable import Switchboard
 
-/// Examples 1 and 2 of DESIGN.md through the HTTP API, one fixture per path.
+/// Examples 1 and 2 (README, "The three examples") through the HTTP API, one fixture per path.
 @Suite("Examples 1 and 2 through the API")
 struct ExampleWorkflowTests {
     struct Expectation: Sendable, CustomTestStringConvertible {

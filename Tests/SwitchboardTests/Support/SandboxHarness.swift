@@ -123,11 +123,9 @@ struct SandboxHarness: Sendable {
     }
 }
 
-/// A loopback port nobody listens on right now.
 /// Ports handed out so far in this process, from a range below the kernel's ephemeral ports
 /// (32768–60999): a port picked there could be taken by any outgoing connection's local end
-/// before the server binds it — in session 4 a test's sandbox then never started and the test
-/// waited for ever, while the SIGKILL test opened thousands of connections beside it.
+/// before the server binds it, and the server would then never start.
 private let nextPort = Atomic(20_000 + Int(getpid() % 500) * 20)
 
 /// A loopback port nobody in this process was given before, and free when asked for.

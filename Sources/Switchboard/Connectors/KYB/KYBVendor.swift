@@ -8,7 +8,7 @@ public enum KYBReport: String, Sendable, CaseIterable {
     case businessLookup = "business_lookup"
     case tinCheck = "tin_check"
 
-    /// The operation as connectors describe it, with its normalized output (README, "KYB reports").
+    /// The operation as connectors describe it, with its normalized output (docs/configuration.md, "KYB reports").
     var operation: ConnectorOperation {
         let inputs: [ConnectorOperation.Field] = [.init("business_name", .string, required: true),
                                                   .init("business_address", .string), .init("ein", .string)]
