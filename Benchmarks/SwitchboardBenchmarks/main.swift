@@ -172,8 +172,8 @@ func load(url: String, rate: Int, seconds: Int, eventType: String) async throws 
 }
 
 /// The store's share of forwarding one event, without HTTP: ingest (event, run, step and its
-/// delivery, committed `sending`), then the attempt's result recorded from the held delivery and
-/// the run completed from the remembered copy, by 32 concurrent callers sharing group commits, on
+/// delivery, committed `sending`), then the attempt's result committed with the run completed from
+/// the copy the store remembers, by 32 concurrent callers sharing group commits, on
 /// a new SQLite file. Prints events/s and the process's CPU per event for five rounds of `count`.
 func benchmarkStore(count: Int) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-store-bench-\(getpid())")
@@ -182,8 +182,6 @@ func benchmarkStore(count: Int) async throws {
     let store = try SQLiteStore(path: directory.appendingPathComponent("bench.sqlite").path)
     try await store.migrate()
     let padding = String(repeating: "x", count: 700)
-    // STORE_READS_ROW=1: the result does not carry the delivery it held, so the store reads its row.
-    let readRow = ProcessInfo.processInfo.environment["STORE_READS_ROW"] == "1"
     let complete: @Sendable (RunSnapshot) -> RunCheckpoint? = { snapshot in
         guard let send = snapshot.steps.first else { return nil }
         var run = snapshot.run
@@ -215,9 +213,13 @@ func benchmarkStore(count: Int) async throws {
                                   "webhook-signature": "••••", "webhook-timestamp": "1764201600"]],
             response: ["status": 200, "headers": ["content-type": "application/json"], "body_size": 11, "body_excerpt": #"{"ok":true}"#],
             errorClass: nil, errorMessage: nil)
-        let result = AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: ["status": 200]),
-                                   claimed: readRow ? nil : delivery)
-        guard try await store.recordAttempt(result, at: Date(), advance: complete)?.run.status == .completed else {
+        // As the engine settles it: the transition, the run as remembered with the answer, the checkpoint.
+        let result = AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: ["status": 200]))
+        let commit = result.transition(of: delivery, at: Date())
+        guard let change = commit.step, var snapshot = try await store.loadRun(run.id, allowStale: true),
+              change.apply(to: &snapshot) != nil, let checkpoint = complete(snapshot),
+              try await store.commitAttempt(commit, checkpoint: checkpoint) == .committed
+        else {
             throw CancellationError()
         }
     }

@@ -76,7 +76,7 @@ public final class CallbackInbox: Service {
         let callback = InboundCallback(id: .generate(at: now), connector: id, status: .pending, messageID: message.messageID,
                                        correlation: message.correlation, payload: message.payload, receivedAt: now,
                                        expiresAt: now.addingTimeInterval(Self.earlyCallbackLifetime))
-        let receipt = try await store.receiveCallback(callback, resolve: resolver)
+        let receipt = try await store.receiveCallback(callback, change: change)
         logger.info("callback received", metadata: ["connector": "\(id)", "correlation": "\(message.correlation)",
                                                     "outcome": "\(receipt)"])
         let outcome = switch receipt {
@@ -94,22 +94,25 @@ public final class CallbackInbox: Service {
         }
     }
 
-    /// Reads a matched callback with the connector of the step that waits for it.
-    var resolver: @Sendable (CallbackMatch) -> ConnectorOutcome {
-        { [configuration] match in
-            if case let .connector(connectorID, operation, _)? = configuration.workflow(match.workflow)?.stepsByID[match.stepID]?.kind,
+    /// What a matched callback does to its step: read by the connector of the step that waits for
+    /// it (a `wait: callback` step takes the payload as its output), then the engine's rule.
+    var change: @Sendable (CallbackMatch) -> CallbackChange? {
+        { [configuration, clock] match in
+            let step = configuration.workflow(match.workflow)?.stepsByID[match.stepID]
+            var outcome = ConnectorOutcome.done(match.payload)
+            if case let .connector(connectorID, operation, _)? = step?.kind,
                let callbacks = configuration.connectorInstances[connectorID]?.callbacks
             {
-                return callbacks.outcome(operation: operation, payload: match.payload)
+                outcome = callbacks.outcome(operation: operation, payload: match.payload)
             }
-            return .done(match.payload)  // a `wait: callback` step: the payload is its output
+            return outcome.change(for: match, step: step, at: clock.now())
         }
     }
 
     /// Matches pending callbacks whose step now waits, and expires old ones.
     public func sweep() async {
         do {
-            let runs = try await store.matchPendingCallbacks(at: clock.now(), resolve: resolver)
+            let runs = try await store.matchPendingCallbacks(at: clock.now(), change: change)
             for run in runs { scheduler.submit(run) }
         } catch {
             logger.warning("matching pending callbacks failed", metadata: ["error": "\(error)"])

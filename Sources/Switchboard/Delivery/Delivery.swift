@@ -41,7 +41,7 @@ public struct OutboundRequest: Codable, Hashable, Sendable {
 
 /// One outbound call of a step, with its retry state. Its id is the idempotency key, the same on
 /// every attempt.
-public struct Delivery: Sendable {
+public struct Delivery: Sendable, Equatable {
     public var id: DeliveryID
     public var runID: RunID
     public var stepID: String
@@ -187,16 +187,11 @@ public struct AttemptResult: Sendable {
     public var deliveryID: DeliveryID
     public var attempt: DeliveryAttempt?
     public var outcome: Outcome
-    /// The delivery as the worker that attempted it holds it, under its lease (`sending`): the
-    /// store then records the result from it instead of reading the delivery's row again. Nothing
-    /// else changes a delivery while it is `sending`. Nil: the store reads the row.
-    public var claimed: Delivery?
 
-    public init(deliveryID: DeliveryID, attempt: DeliveryAttempt?, outcome: Outcome, claimed: Delivery? = nil) {
+    public init(deliveryID: DeliveryID, attempt: DeliveryAttempt?, outcome: Outcome) {
         self.deliveryID = deliveryID
         self.attempt = attempt
         self.outcome = outcome
-        self.claimed = claimed
     }
 }
 

@@ -139,34 +139,15 @@ public final class DeliveryWorker: Service {
     /// One attempt of one delivery, and its consequence.
     func attempt(_ delivery: Delivery) async {
         let result = await perform(delivery)
-        let claimed = ClaimCount()
         do {
-            let engine = self.engine
-            let checkpoint = try await store.recordAttempt(result, at: clock.now()) { snapshot in
-                guard var checkpoint = engine.step(snapshot) else { return nil }
-                claimed.add(engine.claimLocally(&checkpoint))
-                return checkpoint
-            }
-            // Room reserved by a checkpoint that was made but not committed is given back.
-            let handed = checkpoint?.deliveries.filter { $0.status == .sending }.count ?? 0
-            queue.release(claimed.value - handed)
-            if let checkpoint { engine.committed(checkpoint, previous: .waiting) }
+            try await engine.settle(result, of: delivery)
             switch result.outcome {
             case .awaiting: callbacksDoorbell?.ring()
             case .followUp: queue.ring()
             default: break
             }
         } catch {
-            queue.release(claimed.value)
-            // Record the attempt alone; the scheduler then advances the run from a fresh load.
-            logger.warning("advancing a run with its delivery's result failed; recording the attempt alone",
-                           metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
-            do {
-                try await store.recordAttempt(result, at: clock.now())
-                queue.ring()
-            } catch {
-                logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
-            }
+            logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
         }
     }
 
@@ -278,14 +259,7 @@ public final class DeliveryWorker: Service {
             "delivery_id": "\(delivery.id)", "connector": "\(delivery.connector)", "attempt": "\(number)",
             "status": "\(outcome.response?.status ?? 0)", "error_class": "\(outcome.errorClass ?? "none")", "outcome": "\(label)",
         ])
-        return AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: result, claimed: delivery)
-    }
-
-    /// Deliveries claimed for this process inside a write, to give back if the write fails.
-    private final class ClaimCount: Sendable {
-        private let count = Mutex(0)
-        func add(_ n: Int) { count.withLock { $0 += n } }
-        var value: Int { count.withLock { $0 } }
+        return AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: result)
     }
 
     /// Makes a connector's harmless live call, through the same guard and client as deliveries.

@@ -73,6 +73,8 @@ public struct CallbackMatch: Sendable {
     public var runID: RunID
     public var workflow: String
     public var stepID: String
+    /// What the step waits for.
+    public var awaited: CallbackKey?
     /// The callback's payload.
     public var payload: JSON
 }

@@ -95,8 +95,8 @@ final class GroupCommit: Sendable {
     /// write fails, the whole transaction is rolled back and the same writes run again, each in its
     /// own savepoint (``commitIsolated(_:_:)``), so that only the failing one is undone. A write
     /// may therefore run twice before it commits once; its body must do nothing outside the
-    /// database that cannot be done twice (``Store/recordAttempt(_:at:advance:)`` says so of
-    /// `advance`). `switchboard-bench store`: 133–165 vs 152–186 µs CPU per event (6 of 6 pairs).
+    /// database that cannot be done twice. This roughly halves the store's work per forwarded event
+    /// (`switchboard-bench store`, Benchmarks/README.md).
     private func commit(_ first: [Entry], _ db: Database) {
         var batch = first
         var failed = false

@@ -5,7 +5,7 @@ import GRDB
 /// Inbound callbacks of ``SQLiteStore``: replay protection, matching, and the early-callback buffer.
 extension SQLiteStore {
     public func receiveCallback(_ callback: InboundCallback,
-                                resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> CallbackReceipt
+                                change: @escaping @Sendable (CallbackMatch) -> CallbackChange?) async throws -> CallbackReceipt
     {
         try await commits.write { db in
             var callback = callback
@@ -22,7 +22,7 @@ extension SQLiteStore {
             if let correlation = callback.correlation,
                let match = try Self.waitingStep(callback.connector, correlation, payload: callback.payload ?? .null, db)
             {
-                try Self.apply(resolve(match), to: match, connector: callback.connector, callback.receivedAt, db)
+                try Self.write(change(match), callback.receivedAt, db)
                 callback.status = .matched
                 callback.runID = match.runID
                 callback.stepID = match.stepID
@@ -41,7 +41,7 @@ extension SQLiteStore {
     }
 
     public func matchPendingCallbacks(at now: Date,
-                                      resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> [RunID]
+                                      change: @escaping @Sendable (CallbackMatch) -> CallbackChange?) async throws -> [RunID]
     {
         // The inbox sweeps every second: with nothing pending, a read answers without taking the writer.
         let anyPending = try await pool.read { db in
@@ -56,7 +56,7 @@ extension SQLiteStore {
                 if let correlation = callback.correlation,
                    let match = try Self.waitingStep(callback.connector, correlation, payload: callback.payload ?? .null, db)
                 {
-                    try Self.apply(resolve(match), to: match, connector: callback.connector, now, db)
+                    try Self.write(change(match), now, db)
                     try db.cached(sql: "UPDATE callbacks SET status = 'matched', run_id = ?, step_id = ?, expires_at = NULL WHERE id = ?",
                                   arguments: [match.runID.rawValue, match.stepID, callback.id.rawValue])
                     runs.append(match.runID)
@@ -90,39 +90,16 @@ extension SQLiteStore {
             LIMIT 1
             """), arguments: [connector, correlation]) else { return nil }
         return CallbackMatch(runID: RunID(row["run_id"] as String), workflow: row["workflow"], stepID: row["step_id"],
-                             payload: payload)
+                             awaited: CallbackKey(connector: connector, correlation: correlation), payload: payload)
     }
 
-    /// Writes what a callback means into its waiting step and makes the run due.
-    private static func apply(_ outcome: ConnectorOutcome, to match: CallbackMatch, connector: String, _ now: Date,
-                              _ db: Database) throws
-    {
-        let run = match.runID.rawValue
-        switch outcome {
-        case let .done(output):
-            try db.cached(sql: "UPDATE steps SET output = ? WHERE run_id = ? AND step_id = ? AND status = 'waiting'",
-                          arguments: [output.text, run, match.stepID])
-        case let .failed(error):
-            try db.cached(sql: "UPDATE steps SET error = ? WHERE run_id = ? AND step_id = ? AND status = 'waiting'",
-                          arguments: [try encode(error), run, match.stepID])
-        case let .awaitCallback(correlation):
-            try db.cached(sql: "UPDATE steps SET correlation = ? WHERE run_id = ? AND step_id = ?",
-                          arguments: [correlation, run, match.stepID])
-            try touch(match.runID, db)
-            return
-        case let .next(request):
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT \(DeliveryColumn.listWithoutRequest) FROM deliveries
-                WHERE id = (SELECT delivery_id FROM steps WHERE run_id = ? AND step_id = ?)
-                """, arguments: [run, match.stepID]) else {
-                throw StoreError.corrupt("step \(match.stepID) of run \(run) waits for a callback without a delivery")
-            }
-            try followUp(try deliveryWithoutRequest(from: row), request, now, db)
-            return
-        case .pending:
-            return
-        }
-        try wake(match.runID, now, db)
+    /// Writes what the engine made of a callback into its waiting step: the step's change, a
+    /// follow-up delivery, and the run's version moved (made due when the change settles the step).
+    private static func write(_ change: CallbackChange?, _ now: Date, _ db: Database) throws {
+        guard let change else { return }
+        try write(change.step, db)
+        if let followUp = change.followUp { try insert(followUp, db) }
+        if change.step.settles { try wake(change.step.runID, now, db) } else { try touch(change.step.runID, db) }
     }
 
     static func insert(_ callback: InboundCallback, _ db: Database) throws {

@@ -15,213 +15,99 @@ extension SQLiteStore {
         }
     }
 
-    public func recordAttempt(_ result: AttemptResult, at now: Date) async throws {
-        _ = try await commits.write { [recentEvents, recentRuns] db in
-            try Self.record(result, now, advance: nil, events: recentEvents, runs: recentRuns, db)
+    public func commitAttempt(_ commit: AttemptCommit, checkpoint: RunCheckpoint?) async throws -> AttemptCommitOutcome {
+        // The run as remembered at the checkpoint's version: its steps are stored (updated in place
+        // rather than upserted), and what the checkpoint makes of it is remembered after the commit.
+        let base = checkpoint.flatMap { checkpoint in
+            recentRuns.latest(checkpoint.run.id).flatMap { $0.run.version == checkpoint.run.version ? $0 : nil }
         }
-    }
-
-    public func recordAttempt(_ result: AttemptResult, at now: Date,
-                              advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
-    {
-        let settled = try await commits.write { [recentEvents, recentRuns] db in
-            try Self.record(result, now, advance: advance, events: recentEvents, runs: recentRuns, db)
-        }
-        guard let settled else { return nil }
-        recentRuns.remember(Self.stored(settled.checkpoint, over: settled.base))
-        return settled.checkpoint
-    }
-
-    /// A checkpoint committed while recording a result, and the run it was made from.
-    struct Settled: Sendable {
-        var checkpoint: RunCheckpoint
-        var base: RunSnapshot
-    }
-
-    /// What a successful delivery writes into the step that waits for it.
-    struct StepAnswer {
-        var delivery: Delivery
-        var output: JSON
-        var attempts: Int
-
-        func matches(_ step: StepRecord) -> Bool {
-            step.id == delivery.stepID && step.deliveryID == delivery.id && step.status == .waiting
-        }
-
-        func write(_ db: Database) throws {
-            try db.execute(cached: """
-                UPDATE steps SET output = ?, error = NULL, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?
-                  AND status = 'waiting'
-                """, [.text(output.text), .integer(attempts), .text(delivery.runID.rawValue), .text(delivery.stepID),
-                      .text(delivery.id.rawValue)])
-        }
-    }
-
-    private static func record(_ result: AttemptResult, _ now: Date,
-                               advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, events: RecentEvents, runs: RecentRuns,
-                               _ db: Database) throws -> Settled?
-    {
-        do {
-            let delivery: Delivery
-            if let claimed = result.claimed, claimed.id == result.deliveryID {
-                delivery = claimed
-            } else {
-                guard let row = try Row.fetchOne(
-                    try db.cachedStatement(sql: "SELECT \(DeliveryColumn.listWithoutRequest) FROM deliveries WHERE id = ?"),
-                    arguments: [result.deliveryID.rawValue]) else {
-                    return nil
-                }
-                delivery = try deliveryWithoutRequest(from: row)
+        let outcome = try await commits.write { [recentEvents] db -> AttemptCommitOutcome in
+            // The run's versioned UPDATE goes first: a stale checkpoint then has written nothing.
+            if let checkpoint, try !Self.updateIfCurrent(checkpoint.run, db) { return .conflict }
+            guard try Self.update(commit.delivery, heldAttempts: commit.heldAttempts, db) else {
+                if checkpoint == nil { return .fenced }
+                // The run's UPDATE already ran: failing the write undoes it.
+                throw StoreError.fenced("delivery \(commit.delivery.id) is no longer held at attempt \(commit.heldAttempts)")
             }
-            if let attempt = result.attempt {
-                try db.execute(
-                    cached: """
-                    INSERT OR REPLACE INTO delivery_attempts (delivery_id, number, trigger, started_at, duration_ms, request,
-                      response, error_class, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [.text(attempt.deliveryID.rawValue), .integer(attempt.number), .text(attempt.trigger.rawValue),
-                     .integer(attempt.startedAt.microseconds), .integer(attempt.durationMilliseconds), .text(attempt.requestText),
-                     .text(attempt.responseText), .text(attempt.errorClass), .text(attempt.errorMessage)])
-            }
-            let attempts = delivery.attemptCount + (result.attempt == nil ? 0 : 1)
-            switch result.outcome {
-            case let .succeeded(output):
-                try succeed(delivery, attempts: attempts, now, db)
-                if delivery.detached { return nil }
-                return try settle(delivery.runID, StepAnswer(delivery: delivery, output: output, attempts: max(attempts, 1)), now,
-                                  advance, events, runs, db)
-            case let .awaiting(correlation):
-                try succeed(delivery, attempts: attempts, now, db)
-                if delivery.detached { return nil }
-                try db.cached(sql: """
-                    UPDATE steps SET callback_connector = ?, correlation = ?, attempts = ? WHERE run_id = ? AND step_id = ?
-                      AND delivery_id = ? AND status = 'waiting'
-                    """, arguments: [delivery.connector, correlation, max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
-                                     delivery.id.rawValue])
-                return try settle(delivery.runID, nil, now, advance, events, runs, db)
-            case let .followUp(request):
-                try succeed(delivery, attempts: attempts, now, db)
-                try followUp(delivery, request, now, db)
-            case let .retry(at):
-                try db.cached(sql: """
-                    UPDATE deliveries SET status = 'pending', attempt_count = ?, next_attempt_at = ?, manual = 0,
-                      last_error = ?, updated_at = ? WHERE id = ?
-                    """, arguments: [attempts, at.microseconds, try result.attempt.flatMap(attemptError).map(encode),
-                                     now.microseconds, delivery.id.rawValue])
-                try db.cached(sql: "UPDATE steps SET attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ?",
-                               arguments: [attempts, delivery.runID.rawValue, delivery.stepID, delivery.id.rawValue])
-                if !delivery.detached { try touch(delivery.runID, db) }
-            case let .gaveUp(status, error):
-                try db.cached(sql: """
-                    UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = NULL, manual = 0, last_error = ?,
-                      updated_at = ? WHERE id = ?
-                    """, arguments: [status.rawValue, attempts, try encode(error), now.microseconds, delivery.id.rawValue])
-                if delivery.detached { return nil }
-                try db.cached(sql: """
-                    UPDATE steps SET error = ?, attempts = ? WHERE run_id = ? AND step_id = ? AND delivery_id = ? AND status = 'waiting'
-                    """, arguments: [try encode(error), max(attempts, 1), delivery.runID.rawValue, delivery.stepID,
-                                     delivery.id.rawValue])
-                return try settle(delivery.runID, nil, now, advance, events, runs, db)
-            case let .postponed(until):
-                try db.cached(sql: "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                               arguments: [until.microseconds, now.microseconds, delivery.id.rawValue])
-            }
-            return nil
-        }
-    }
-
-    private static func succeed(_ delivery: Delivery, attempts: Int, _ now: Date, _ db: Database) throws {
-        try db.execute(cached: """
-            UPDATE deliveries SET status = 'succeeded', attempt_count = ?, next_attempt_at = NULL, manual = 0,
-              last_error = NULL, updated_at = ? WHERE id = ?
-            """, [.integer(attempts), .integer(now.microseconds), .text(delivery.id.rawValue)])
-    }
-
-    /// The next request of a step: a new delivery, which the step now waits for instead.
-    static func followUp(_ delivery: Delivery, _ request: OutboundRequest, _ now: Date, _ db: Database) throws {
-        let next = Delivery(id: .generate(at: now), runID: delivery.runID, stepID: delivery.stepID, connector: delivery.connector,
-                            operation: delivery.operation, request: request, retry: delivery.retry, nextAttemptAt: now,
-                            detached: delivery.detached, createdAt: now)
-        try insert(next, db)
-        if delivery.detached { return }
-        try db.cached(sql: """
-            UPDATE steps SET delivery_id = ?, callback_connector = NULL, correlation = NULL WHERE run_id = ? AND step_id = ?
-              AND status = 'waiting'
-            """, arguments: [next.id.rawValue, delivery.runID.rawValue, delivery.stepID])
-        // A checkpoint computed before this must not write the old delivery back.
-        try touch(delivery.runID, db)
-    }
-
-    /// After a step's delivery settled: advance the run here, in this transaction, when the caller
-    /// can; otherwise mark it due so that the scheduler advances it.
-    ///
-    /// A successful delivery's `answer` is written into its step here too. When the run is in
-    /// ``RecentRuns``, the checkpoint is made from that copy and commits only if the copy is at the
-    /// version the store has: the checkpoint's own versioned UPDATE of the run checks it, so
-    /// nothing is read, when the answer's UPDATE can be left out (the checkpoint rewrites the step
-    /// to the same row anyway); otherwise one read of the version comes first.
-    private static func settle(_ run: RunID, _ answer: StepAnswer?, _ now: Date,
-                               _ advance: (@Sendable (RunSnapshot) -> RunCheckpoint?)?, _ events: RecentEvents,
-                               _ runs: RecentRuns, _ db: Database) throws -> Settled?
-    {
-        guard let advance else {
-            try answer?.write(db)
-            try wake(run, now, db)
-            return nil
-        }
-        if let answer, var base = runs.latest(run), let index = base.steps.firstIndex(where: answer.matches) {
-            let before = base.steps[index]
-            base.steps[index].output = answer.output
-            base.steps[index].error = nil
-            base.steps[index].attempts = answer.attempts
-            if let checkpoint = advance(base) {
-                // The upsert of `apply` keeps a row's output and error where the checkpoint has none,
-                // so the answer's own UPDATE is needed unless the upsert alone gives the same row.
-                let sameRow = checkpoint.steps.first { $0.id == before.id }.map { rewritten in
-                    (rewritten.output != nil || before.output == answer.output) && (rewritten.error != nil || before.error == nil)
-                } ?? false
-                // The checkpoint's UPDATE of the run matches only at the copy's version, which every
-                // other write moves: then the copy was the store's run. A stale copy writes nothing
-                // there, and the run is read below. The answer's own UPDATE, when needed, goes first,
-                // so the version is read before it.
-                if try sameRow || isCurrent(base.run, db) {
-                    if !sameRow { try answer.write(db) }
-                    if try applyIfCurrent(checkpoint, existingSteps: base.steps, db) {
-                        runs.found(current: true)
-                        #if DEBUG
-                            let expected = stored(checkpoint, over: base)
-                            if let actual = try snapshot(run, db, events: events), actual != expected {
-                                assertionFailure("RecentRuns: the run in memory differs from the store's\n\(expected)\n\(actual)")
-                            }
-                        #endif
-                        return Settled(checkpoint: checkpoint, base: base)
+            if let attempt = commit.attempt { try Self.insert(attempt, db) }
+            if let followUp = commit.followUp { try Self.insert(followUp, db) }
+            if let checkpoint {
+                try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id,
+                               existingSteps: base?.steps ?? [], db)
+                #if DEBUG
+                    if let base, let actual = try Self.snapshot(checkpoint.run.id, db, events: recentEvents) {
+                        let expected = Self.stored(checkpoint, over: base)
+                        if actual != expected {
+                            assertionFailure("RecentRuns: the run in memory differs from the store's\n\(expected)\n\(actual)")
+                        }
                     }
-                }
-            } else if try isCurrent(base.run, db) {
-                runs.found(current: true)
-                try answer.write(db)
-                try wake(run, now, db)
-                return nil
+                #endif
+            } else if let change = commit.step {
+                try Self.write(change, db)
+                if change.settles { try Self.wake(change.runID, commit.delivery.updatedAt, db) } else { try Self.touch(change.runID, db) }
             }
-            runs.found(current: false)
+            return .committed
         }
-        try answer?.write(db)
-        if let base = try snapshot(run, db, events: events), let checkpoint = advance(base) {
-            try apply(checkpoint, db)
-            return Settled(checkpoint: checkpoint, base: base)
+        if let checkpoint {
+            switch outcome {
+            case .committed:
+                if let base { recentRuns.remember(Self.stored(checkpoint, over: base)) }
+                recentRuns.found(current: true)
+            case .conflict:
+                recentRuns.found(current: false)
+            case .fenced:
+                break
+            }
         }
-        try wake(run, now, db)
-        return nil
+        return outcome
     }
 
-    /// Whether the store has `run` at its version.
-    private static func isCurrent(_ run: RunRecord, _ db: Database) throws -> Bool {
-        try Int.fetchOne(try db.cachedStatement(sql: "SELECT version FROM runs WHERE id = ?"), arguments: [run.id.rawValue])
-            == run.version
+    /// Writes a delivery's new state while it is still held as `heldAttempts` says; false when it is not.
+    private static func update(_ delivery: Delivery, heldAttempts: Int, _ db: Database) throws -> Bool {
+        try db.execute(cached: """
+            UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, manual = ?, last_error = ?, updated_at = ?
+            WHERE id = ? AND status = 'sending' AND attempt_count = ?
+            """, [.text(delivery.status.rawValue), .integer(delivery.attemptCount), .integer(delivery.nextAttemptAt?.microseconds),
+                  .bool(delivery.manual), .text(try delivery.lastError.map(encode)), .integer(delivery.updatedAt.microseconds),
+                  .text(delivery.id.rawValue), .integer(heldAttempts)])
+        return db.changesCount == 1
     }
 
-    private static func attemptError(_ attempt: DeliveryAttempt) -> StepError? {
-        attempt.errorClass.map { StepError(errorClass: $0, message: attempt.errorMessage ?? $0) }
+    private static func insert(_ attempt: DeliveryAttempt, _ db: Database) throws {
+        try db.execute(
+            cached: """
+            INSERT OR REPLACE INTO delivery_attempts (delivery_id, number, trigger, started_at, duration_ms, request,
+              response, error_class, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [.text(attempt.deliveryID.rawValue), .integer(attempt.number), .text(attempt.trigger.rawValue),
+             .integer(attempt.startedAt.microseconds), .integer(attempt.durationMilliseconds), .text(attempt.requestText),
+             .text(attempt.responseText), .text(attempt.errorClass), .text(attempt.errorMessage)])
+    }
+
+    /// Writes a change into the step it is for, while the step is in the state the change is for.
+    static func write(_ change: StepChange, _ db: Database) throws {
+        let guardClause = "run_id = ? AND step_id = ? AND status = 'waiting' AND (? IS NULL OR delivery_id = ?)"
+        let key: [SQLArgument] = [.text(change.runID.rawValue), .text(change.stepID), .text(change.deliveryID?.rawValue),
+                                  .text(change.deliveryID?.rawValue)]
+        switch change.patch {
+        case let .answered(output, attempts):
+            try db.execute(cached: "UPDATE steps SET output = ?, error = NULL, attempts = COALESCE(?, attempts) WHERE \(guardClause)",
+                           [.text(output.text), .integer(attempts)] + key)
+        case let .failed(error, attempts):
+            try db.execute(cached: "UPDATE steps SET error = ?, attempts = COALESCE(?, attempts) WHERE \(guardClause)",
+                           [.text(try encode(error)), .integer(attempts)] + key)
+        case let .awaiting(callback, attempts):
+            try db.execute(cached: """
+                UPDATE steps SET callback_connector = ?, correlation = ?, attempts = COALESCE(?, attempts) WHERE \(guardClause)
+                """,
+                           [.text(callback.connector), .text(callback.correlation), .integer(attempts)] + key)
+        case let .attempts(count):
+            try db.execute(cached: "UPDATE steps SET attempts = ? WHERE \(guardClause)", [.integer(count)] + key)
+        case let .redirected(delivery):
+            try db.execute(cached: """
+                UPDATE steps SET delivery_id = ?, callback_connector = NULL, correlation = NULL WHERE \(guardClause)
+                """, [.text(delivery.rawValue)] + key)
+        }
     }
 
     public func releaseDeliveries() async throws -> Int {

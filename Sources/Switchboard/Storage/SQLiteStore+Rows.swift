@@ -78,16 +78,15 @@ extension SQLiteStore {
 
     /// Writes a checkpoint if the run is still at the version it was made from.
     static func apply(_ checkpoint: RunCheckpoint, _ db: Database) throws {
-        guard try applyIfCurrent(checkpoint, db) else {
+        guard try updateIfCurrent(checkpoint.run, db) else {
             throw StoreError.conflict("run \(checkpoint.run.id) changed since version \(checkpoint.run.version)")
         }
+        try write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
     }
 
-    /// Writes a checkpoint if the run is still at the version it was made from; false, and
-    /// nothing written, if it is not. `existingSteps`: steps the store is known to hold
-    /// (the checkpoint was made from them), updated in place rather than upserted.
-    static func applyIfCurrent(_ checkpoint: RunCheckpoint, existingSteps: [StepRecord] = [], _ db: Database) throws -> Bool {
-        let run = checkpoint.run
+    /// Writes a run's row and moves its version, if the store still has it at `run.version`;
+    /// false, and nothing written, if not.
+    static func updateIfCurrent(_ run: RunRecord, _ db: Database) throws -> Bool {
         try db.execute(
             cached: """
             UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ?, version = version + 1
@@ -95,17 +94,14 @@ extension SQLiteStore {
             """,
             [.text(run.status.rawValue), .text(run.decision?.rawValue), .text(encode(run.tags)), .text(try run.error.map(encode)),
              .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds), .text(run.id.rawValue), .integer(run.version)])
-        guard db.changesCount == 1 else { return false }
-        try SQLiteStore.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: run.id, existingSteps: existingSteps,
-                              db)
-        return true
+        return db.changesCount == 1
     }
 
     /// The run as the store holds it once `checkpoint` committed over `base` (nil: the checkpoint
     /// of a new run, inserted by ``insert(_:_:eventStored:)``): in memory, what ``apply(_:_:)`` and
     /// ``write(steps:deliveries:run:_:)`` write, for ``RecentRuns``. Keep the three in step. Dates
     /// are kept to the microsecond, as the store keeps them; debug builds compare the result with
-    /// the store's (``settle``).
+    /// the store's (``commitAttempt(_:checkpoint:)``).
     static func stored(_ checkpoint: RunCheckpoint, over base: RunSnapshot?) -> RunSnapshot {
         var run: RunRecord
         var steps: [String: StepRecord] = [:]

@@ -10,7 +10,8 @@ public final class SQLiteStore: Store {
     let commits: GroupCommit
     /// Parsed payloads of recent events, so that advancing a run does not parse its event again.
     let recentEvents = RecentEvents()
-    /// Runs as last committed here, so that a delivery's result advances its run without reading it back.
+    /// Runs as last committed or read here, so that a delivery's result advances its run without
+    /// reading it back (``loadRun(_:allowStale:)``).
     let recentRuns = RecentRuns()
     public let path: String
 
@@ -97,8 +98,11 @@ public final class SQLiteStore: Store {
         for checkpoint in runs { recentRuns.remember(Self.stored(checkpoint, over: nil)) }
     }
 
-    public func loadRun(_ id: RunID) async throws -> RunSnapshot? {
-        try await pool.read { [recentEvents] db in try Self.snapshot(id, db, events: recentEvents) }
+    public func loadRun(_ id: RunID, allowStale: Bool) async throws -> RunSnapshot? {
+        if allowStale, let remembered = recentRuns.latest(id) { return remembered }
+        let snapshot = try await pool.read { [recentEvents] db in try Self.snapshot(id, db, events: recentEvents) }
+        if let snapshot { recentRuns.remember(snapshot) }
+        return snapshot
     }
 
     public func listRuns(_ query: RunQuery) async throws -> [RunRecord] {

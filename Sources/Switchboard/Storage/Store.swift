@@ -22,8 +22,10 @@ public protocol Store: Sendable {
     func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome
     /// Persists new runs (API triggers) with the progress they already made, in one transaction.
     func createRuns(_ runs: [RunCheckpoint]) async throws
-    /// A run and its steps.
-    func loadRun(_ id: RunID) async throws -> RunSnapshot?
+    /// A run and its steps. With `allowStale`, a store may answer with a copy it keeps that a
+    /// later write has changed: a checkpoint made from it is then refused by its version check,
+    /// and the caller loads the run again without.
+    func loadRun(_ id: RunID, allowStale: Bool) async throws -> RunSnapshot?
     /// Runs matching a query, newest first.
     func listRuns(_ query: RunQuery) async throws -> [RunRecord]
     /// Commits a run's progress: the run row and every step record that changed. Throws
@@ -39,16 +41,16 @@ public protocol Store: Sendable {
     /// Persists deliveries that belong to no checkpoint (a detached notice).
     func enqueue(_ deliveries: [Delivery]) async throws
 
-    /// Records a verified callback: refuses a message id seen before, applies it to the step that
-    /// waits for its correlation id (reading it with `resolve`, in the same transaction), or keeps
-    /// it, pending, until its `expiresAt`. `resolve` may be called more than once.
+    /// Records a verified callback: refuses a message id seen before, or writes into the step that
+    /// waits for its correlation id what `change` (the engine's rule, pure) makes of it, with the
+    /// run's version moved, or keeps it, pending, until its `expiresAt`; in one transaction.
     func receiveCallback(_ callback: InboundCallback,
-                         resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> CallbackReceipt
+                         change: @escaping @Sendable (CallbackMatch) -> CallbackChange?) async throws -> CallbackReceipt
     /// Records a callback that changed nothing (a bad signature, an unreadable body), for the operator.
     func recordCallback(_ callback: InboundCallback) async throws
     /// Applies pending callbacks whose step now waits for them, and marks expired ones unmatched;
     /// returns the runs that callbacks changed.
-    func matchPendingCallbacks(at now: Date, resolve: @escaping @Sendable (CallbackMatch) -> ConnectorOutcome) async throws -> [RunID]
+    func matchPendingCallbacks(at now: Date, change: @escaping @Sendable (CallbackMatch) -> CallbackChange?) async throws -> [RunID]
     /// Recorded callbacks, newest first.
     func listCallbacks(connector: String?, status: CallbackStatus?, limit: Int) async throws -> [InboundCallback]
 
@@ -67,15 +69,16 @@ public protocol Store: Sendable {
 
     /// Takes up to `limit` due deliveries (pending, next attempt due) and marks them sending.
     func claimDueDeliveries(at now: Date, limit: Int) async throws -> [Delivery]
-    /// Records an attempt and its consequence in one transaction: the delivery's new state and,
-    /// when the delivery is settled, its step's output or error and a wake-up for its run.
-    func recordAttempt(_ result: AttemptResult, at now: Date) async throws
-    /// The same, and when the attempt settled its step, advances the run in the same transaction
-    /// with `advance` (given the run as it now is); returns the checkpoint it committed.
-    /// `advance` may be called more than once (a store may run the write again, on the same run or
-    /// a fresher one): only the returned checkpoint was committed.
-    func recordAttempt(_ result: AttemptResult, at now: Date,
-                       advance: @escaping @Sendable (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint?
+    /// Persists what an attempt did, as the engine computed it (``AttemptResult/transition(of:at:)``),
+    /// in one transaction: the delivery's new state, the attempt's log record, a follow-up delivery,
+    /// and either `checkpoint` (the run advanced with the step's change in it) or, without one, the
+    /// step's change alone with the run's version moved and, when the change settles the step, the
+    /// run made due so that the scheduler advances it.
+    ///
+    /// Writes nothing and answers ``AttemptCommitOutcome/conflict`` when the checkpoint's run is no
+    /// longer at the checkpoint's version, and ``AttemptCommitOutcome/fenced`` when the delivery is
+    /// no longer `sending` with ``AttemptCommit/heldAttempts`` attempts.
+    func commitAttempt(_ commit: AttemptCommit, checkpoint: RunCheckpoint?) async throws -> AttemptCommitOutcome
     /// Puts every delivery left `sending` by a stopped process back to `pending` (single instance).
     func releaseDeliveries() async throws -> Int
     func listDeliveries(_ query: DeliveryQuery) async throws -> [Delivery]
@@ -95,7 +98,21 @@ public protocol Store: Sendable {
     func apiKey(hash: String) async throws -> APIKeyRecord?
 }
 
+/// What ``Store/commitAttempt(_:checkpoint:)`` did.
+public enum AttemptCommitOutcome: Sendable, Equatable {
+    case committed
+    /// The checkpoint's run changed since the checkpoint was made from it; nothing was written.
+    case conflict
+    /// The delivery is no longer held as the commit says; nothing was written.
+    case fenced
+}
+
 extension Store {
+    /// The run and its steps as the store holds them now.
+    public func loadRun(_ id: RunID) async throws -> RunSnapshot? {
+        try await loadRun(id, allowStale: false)
+    }
+
     /// Persists an event and runs that have not started.
     public func ingest(_ event: EventRecord, runs: [RunRecord]) async throws -> IngestOutcome {
         try await ingest(event, runs: runs.map { RunCheckpoint(run: $0, steps: []) })
@@ -114,7 +131,7 @@ extension Store {
 
 /// A storage failure, with what was being done. Values never appear in `description`.
 public struct StoreError: Error, CustomStringConvertible {
-    public enum Code: Sendable { case duplicate, notFound, corrupt, unsupportedURL, conflict }
+    public enum Code: Sendable { case duplicate, notFound, corrupt, unsupportedURL, conflict, fenced }
     public let code: Code
     public let detail: String
 
@@ -122,6 +139,8 @@ public struct StoreError: Error, CustomStringConvertible {
     public static func corrupt(_ detail: String) -> StoreError { StoreError(code: .corrupt, detail: detail) }
     public static func unsupportedURL(_ detail: String) -> StoreError { StoreError(code: .unsupportedURL, detail: detail) }
     public static func conflict(_ detail: String) -> StoreError { StoreError(code: .conflict, detail: detail) }
+    /// A result from a holder that no longer holds what it worked on.
+    public static func fenced(_ detail: String) -> StoreError { StoreError(code: .fenced, detail: detail) }
 
     public var description: String { detail }
 }

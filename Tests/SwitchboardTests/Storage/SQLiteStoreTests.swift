@@ -152,8 +152,9 @@ extension SQLiteStoreTests {
         let now = Date(microseconds: Date().microseconds)
         var run = RunRecord(id: .generate(at: now), workflow: "w", status: .waiting, tags: ["a"], trigger: RunTrigger(api: true),
                             input: ["x": 1], createdAt: now, wakeAt: now)
+        // Committed already taken to be sent, as a delivery due at once is.
         let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: "send", connector: "crm", operation: "request",
-                                request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
+                                status: .sending, request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
                                 nextAttemptAt: now, createdAt: now)
         let steps = [
             StepRecord(id: "check", parent: nil, sequence: 1, status: .completed, output: ["ok": true], startedAt: now, endedAt: now),
@@ -206,8 +207,9 @@ extension SQLiteStoreTests {
             let attempt = DeliveryAttempt(deliveryID: delivery.id, number: 1, trigger: .scheduled, startedAt: started,
                                           durationMilliseconds: 1, request: ["method": "POST"], response: nil, errorClass: nil,
                                           errorMessage: nil)
-            try await store.recordAttempt(AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: [:])),
-                                          at: now)
+            _ = try await store.claimDueDeliveries(at: now, limit: 1)
+            try await store.record(AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: [:])),
+                                   of: delivery, at: now)
         }
         let cutoff = now.addingTimeInterval(-30 * 86_400)
         #expect(try await store.pruneAttempts(before: cutoff, limit: 3) == 3)
@@ -223,8 +225,9 @@ extension SQLiteStoreTests {
     static func runWaitingOnDelivery(_ store: SQLiteStore, at now: Date) async throws -> (RunRecord, Delivery) {
         let run = RunRecord(id: .generate(at: now), workflow: "w", status: .waiting, trigger: RunTrigger(api: true),
                             input: ["n": 1], createdAt: now)
+        // Committed already taken to be sent, as a delivery due at once is.
         let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: "send", connector: "crm", operation: "request",
-                                request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
+                                status: .sending, request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
                                 nextAttemptAt: now, createdAt: now)
         let steps = [
             StepRecord(id: "check", parent: nil, sequence: 1, status: .completed, output: ["ok": true], startedAt: now, endedAt: now),
@@ -260,7 +263,8 @@ extension SQLiteStoreTests {
         _ = directory  // kept until the end of the test
         let now = Date()
         let (run, delivery) = try await Self.runWaitingOnDelivery(store, at: now)
-        let checkpoint = try await store.recordAttempt(Self.success(delivery, at: now), at: now, advance: Self.completeSend)
+        let checkpoint = try await Self.settle(Self.success(delivery, at: now), of: delivery, in: store, at: now,
+                                               advance: Self.completeSend)
         #expect(checkpoint?.run.status == .completed)
         #expect(store.recentRuns.hits.load(ordering: .relaxed) == 1 && store.recentRuns.misses.load(ordering: .relaxed) == 0)
         let stored = try #require(try await store.loadRun(run.id))
@@ -308,9 +312,10 @@ extension SQLiteStoreTests {
         try await store.save(RunCheckpoint(run: changed, steps: []))
 
         let advance = checkpointCarriesOutput ? Self.completeSendWithOutput : Self.completeSend
-        let checkpoint = try await store.recordAttempt(Self.success(delivery, at: now), at: now, advance: advance)
+        let checkpoint = try await Self.settle(Self.success(delivery, at: now), of: delivery, in: store, at: now, advance: advance)
         #expect(checkpoint?.run.tags == ["seen elsewhere"], "made from the run as stored")
-        #expect(store.recentRuns.hits.load(ordering: .relaxed) == 0 && store.recentRuns.misses.load(ordering: .relaxed) == 1)
+        // The remembered copy was stale (one miss); the run read again from the store committed.
+        #expect(store.recentRuns.misses.load(ordering: .relaxed) == 1 && store.recentRuns.hits.load(ordering: .relaxed) == 1)
         let stored = try #require(try await store.loadRun(run.id))
         #expect(stored.run.status == .completed && stored.run.version == 2)
         #expect(stored.steps.last?.output == ["status": 200, "body": ["id": "x"]])
@@ -336,34 +341,50 @@ extension SQLiteStoreTests {
 }
 
 extension SQLiteStoreTests {
-    @Test("a result recorded from the delivery its worker holds writes what one read from the store writes")
-    func claimedDelivery() async throws {
+    /// As the engine settles an attempt (``RunEngine/settle(_:of:)``): the transition, the run as
+    /// the store may remember it with the step's change, the checkpoint `advance` makes of it, and
+    /// once more from the store on a conflict.
+    static func settle(_ result: AttemptResult, of delivery: Delivery, in store: SQLiteStore, at now: Date,
+                       advance: (RunSnapshot) -> RunCheckpoint?) async throws -> RunCheckpoint? {
+        let commit = result.transition(of: delivery, at: now)
+        for allowStale in [true, false] {
+            guard let change = commit.step, var snapshot = try await store.loadRun(delivery.runID, allowStale: allowStale),
+                  let changed = change.apply(to: &snapshot), var checkpoint = advance(snapshot) else { return nil }
+            checkpoint.carry(changed)
+            if try await store.commitAttempt(commit, checkpoint: checkpoint) == .committed { return checkpoint }
+        }
+        return nil
+    }
+
+    @Test("a result from a holder that lost its delivery writes nothing; a stale checkpoint writes nothing")
+    func fencing() async throws {
         let (store, directory) = try await Self.migratedStore()
         _ = directory  // kept until the end of the test
         let now = Date()
-        var outcomes: [(RunSnapshot, DeliveryRecord)] = []
-        for claimed in [false, true] {
-            let (run, delivery) = try await Self.runWaitingOnDelivery(store, at: now)
-            var result = Self.success(delivery, at: now)
-            if claimed { result.claimed = delivery }
-            #expect(try await store.recordAttempt(result, at: now, advance: Self.completeSend)?.run.status == .completed)
-            let snapshot = try #require(try await store.loadRun(run.id))
-            let record = try #require(try await store.delivery(delivery.id))
-            outcomes.append((snapshot, record))
-        }
-        let (read, held) = (outcomes[0], outcomes[1])
-        #expect(held.1.delivery.status == .succeeded && held.1.delivery.attemptCount == 1 && held.1.attempts.count == 1)
-        #expect(read.1.delivery.status == held.1.delivery.status && read.1.delivery.attemptCount == held.1.delivery.attemptCount)
-        #expect(read.0.run.status == held.0.run.status && read.0.run.version == held.0.run.version)
-        #expect(read.0.steps.map(\.status) == held.0.steps.map(\.status) && read.0.steps.map(\.output) == held.0.steps.map(\.output))
+        let (run, delivery) = try await Self.runWaitingOnDelivery(store, at: now)
+        // The delivery was taken back (its holder is presumed gone) and attempted again by another.
+        #expect(try await store.releaseDeliveries() == 1)
+        let again = try #require(try await store.claimDueDeliveries(at: now, limit: 1).first)
+        let second = Self.success(again, at: now).transition(of: again, at: now)
+        #expect(try await store.commitAttempt(second, checkpoint: nil) == .committed)
+        // The first holder's late answer, for the attempt count it held, finds the delivery moved on.
+        let late = Self.success(delivery, at: now).transition(of: delivery, at: now)
+        #expect(try await store.commitAttempt(late, checkpoint: nil) == .fenced)
+        #expect(try await store.delivery(delivery.id)?.attempts.count == 1, "the late attempt is not logged")
 
-        // A result for another delivery than the one held is recorded from the store's row.
-        let (_, first) = try await Self.runWaitingOnDelivery(store, at: now)
-        let (_, second) = try await Self.runWaitingOnDelivery(store, at: now)
-        var mismatched = Self.success(first, at: now)
-        mismatched.claimed = second
-        _ = try await store.recordAttempt(mismatched, at: now, advance: Self.completeSend)
-        #expect(try await store.delivery(first.id)?.delivery.status == .succeeded)
-        #expect(try await store.delivery(second.id)?.delivery.status == .pending)
+        // A checkpoint made from a version the run has left is refused before anything is written.
+        let (other, pending) = try await Self.runWaitingOnDelivery(store, at: now)
+        let stale = try #require(try await store.loadRun(other.id))
+        var moved = stale.run
+        moved.tags = ["elsewhere"]
+        try await store.save(RunCheckpoint(run: moved, steps: []))
+        let commit = Self.success(pending, at: now).transition(of: pending, at: now)
+        var answered = stale
+        _ = commit.step?.apply(to: &answered)
+        let checkpoint = try #require(Self.completeSend(answered))
+        #expect(try await store.commitAttempt(commit, checkpoint: checkpoint) == .conflict)
+        #expect(try await store.delivery(pending.id)?.delivery.status == .sending, "the delivery is still held")
+        #expect(try await store.delivery(pending.id)?.attempts.isEmpty == true)
+        _ = run
     }
 }
