@@ -20,6 +20,9 @@ struct ServeCommand: AsyncParsableCommand {
     var logLevel: String?
     @Option(name: .customLong("event-loops"), help: "Network I/O threads (env SWITCHBOARD_EVENT_LOOPS; default one per core)")
     var eventLoops: String?
+    @Option(name: .customLong("instance-id"),
+            help: "This instance's id, the owner of its leases (env SWITCHBOARD_INSTANCE_ID; default the host name with SQLite)")
+    var instanceID: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -56,7 +59,14 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = try config.load(context: ConnectorBuildContext(publicURL: publicURL, secretKey: secretKey))
         let store = try await database.open()
         let allowPrivate = allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1"
-        let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, logger: logger)
+        let instanceText = instanceID ?? environment["SWITCHBOARD_INSTANCE_ID"]
+        if let instanceText, instanceText.isEmpty || instanceText.count > 200 {
+            throw UserError("--instance-id (or SWITCHBOARD_INSTANCE_ID) must be 1 to 200 characters, got \(instanceText.count)")
+        }
+        // With SQLite there is one instance: the same id across restarts takes back its leases at once.
+        let instance = instanceText.map { InstanceID($0) } ?? .local(withProcess: false)
+        let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, instance: instance,
+                              logger: logger)
         let workflows = configuration.workflows
         let app = buildApplication(gateway: gateway, settings: ServerSettings(host: host, port: port), logger: logger) { bound in
             ServeCommand.announce(host: host, port: bound, workflows: workflows)
@@ -67,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
             "connectors": "\(configuration.connectors.keys.sorted().joined(separator: ","))",
             "database": "\(databaseURL)",
             "allow_private_networks": "\(allowPrivate)",
+            "instance": "\(instance)",
         ])
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }

@@ -7,10 +7,12 @@ import Foundation
 public struct AttemptCommit: Sendable, Equatable {
     /// The delivery as the attempt leaves it.
     public var delivery: Delivery
-    /// The attempt count the delivery had when it was taken to be sent. With its `sending`
-    /// status, the fence: a store writes the new state only while its row still says both, so a
-    /// result from a holder that lost the delivery changes nothing.
+    /// The attempt count the delivery had when it was taken to be sent, and the lease it was
+    /// held under: with its `sending` status, the fence. A store writes the new state only while
+    /// its row still says all three, so a result from a holder whose lease expired, and whose
+    /// delivery another instance took over, changes nothing.
     public var heldAttempts: Int
+    public var heldBy: InstanceID?
     /// The attempt's log record; nil when nothing was sent (the circuit was open).
     public var attempt: DeliveryAttempt?
     /// The step's next request, when the connector asked for a second call.
@@ -128,6 +130,7 @@ extension AttemptResult {
         var next = delivery
         next.attemptCount = attempts
         next.updatedAt = now
+        next.lease = nil
         var followUp: Delivery?
         var patch: StepChange.Patch?
         switch outcome {
@@ -161,8 +164,8 @@ extension AttemptResult {
         let step = delivery.detached ? nil : patch.map {
             StepChange(runID: delivery.runID, stepID: delivery.stepID, deliveryID: delivery.id, patch: $0)
         }
-        return AttemptCommit(delivery: next, heldAttempts: delivery.attemptCount, attempt: attempt, followUp: followUp,
-                             step: step)
+        return AttemptCommit(delivery: next, heldAttempts: delivery.attemptCount, heldBy: delivery.lease?.owner, attempt: attempt,
+                             followUp: followUp, step: step)
     }
 }
 

@@ -61,12 +61,15 @@ public struct Delivery: Sendable, Equatable {
     public var detached: Bool
     public var createdAt: Date
     public var updatedAt: Date
+    /// Who holds the delivery while it is `sending`; nil otherwise.
+    public var lease: Lease?
 
     public init(id: DeliveryID, runID: RunID, stepID: String, connector: String, operation: String,
                 status: DeliveryStatus = .pending, request: OutboundRequest, retry: RetrySettings? = nil, attemptCount: Int = 0,
                 nextAttemptAt: Date?, manual: Bool = false, lastError: StepError? = nil, detached: Bool = false, createdAt: Date,
-                updatedAt: Date? = nil)
+                updatedAt: Date? = nil, lease: Lease? = nil)
     {
+        self.lease = lease
         self.detached = detached
         self.id = id
         self.runID = runID

@@ -64,7 +64,8 @@ public final class DeliveryWorker: Service {
     func circuitState(_ connector: String) -> JSON? { flows[connector]?.breaker.json }
 
     public func run() async throws {
-        let released = try await store.releaseDeliveries()
+        // What this instance held before it stopped is sent again now; what others held, once their leases expire.
+        let released = try await store.releaseLeases(heldBy: engine.instance)
         if released > 0 { logger.info("took back deliveries left sending", metadata: ["count": "\(released)"]) }
         queue.open()
         var lastHousekeeping = Date.distantPast
@@ -88,7 +89,7 @@ public final class DeliveryWorker: Service {
                 if work.claimRoom > 0 {
                     var claimed: [Delivery] = []
                     do {
-                        claimed = try await store.claimDueDeliveries(at: clock.now(), limit: work.claimRoom)
+                        claimed = try await store.claimDueDeliveries(at: clock.now(), limit: work.claimRoom, lease: engine.newLease())
                     } catch {
                         logger.error("claiming deliveries failed", metadata: ["error": "\(error)"])
                     }
@@ -128,6 +129,11 @@ public final class DeliveryWorker: Service {
             for (id, flow) in flows {
                 let open: Double = if case .closed = flow.breaker.current { 0 } else { 1 }
                 Gauge(label: "switchboard_circuit_open", dimensions: [("connector", id)], factory: metrics.factory).record(open)
+            }
+            let rescued = try await store.releaseExpiredLeases(at: now)
+            if rescued > 0 {
+                logger.info("took over deliveries whose lease expired", metadata: ["count": "\(rescued)"])
+                queue.ring()
             }
             let pruned = try await store.pruneAttempts(before: now.addingTimeInterval(-attemptRetention), limit: 1000)
             if pruned > 0 { logger.info("pruned delivery attempts", metadata: ["count": "\(pruned)"]) }

@@ -35,6 +35,7 @@ enum Routes {
         .init(method: "post", path: "/v1/callbacks/{connector}", summary: "A vendor's signed callback; 401 bad signature, 409 replay, 202 kept until its step records the id", scope: nil),
         .init(method: "get", path: "/v1/callbacks", summary: "Inbound callbacks and Slack clicks as received: matched, pending, unmatched, rejected, replayed", scope: "deliveries:read"),
         .init(method: "post", path: "/v1/slack/interactions", summary: "Slack button clicks, verified with Slack's v0 signature", scope: nil),
+        .init(method: "get", path: "/v1/instances", summary: "The gateway instances seen in the last minute, with the leases each holds", scope: "admin"),
         .init(method: "get", path: "/health", summary: "Liveness probe", scope: nil),
         .init(method: "get", path: "/ready", summary: "Readiness: store reachable, configuration loaded", scope: nil),
         .init(method: "get", path: "/metrics", summary: "Prometheus metrics", scope: nil),
@@ -69,6 +70,7 @@ extension Gateway {
         addListRoutes(v1)
         addConfigurationRoutes(v1)
         addDeliveryRoutes(v1)
+        addInstanceRoutes(v1)
     }
 
     private func addEventRoutes(_ v1: RouterGroup<GatewayRequestContext>) {

@@ -4,14 +4,15 @@ import GRDB
 
 /// The delivery outbox and log of ``SQLiteStore``.
 extension SQLiteStore {
-    public func claimDueDeliveries(at now: Date, limit: Int) async throws -> [Delivery] {
+    public func claimDueDeliveries(at now: Date, limit: Int, lease: Lease) async throws -> [Delivery] {
         try await commits.write { db in
             try Row.fetchAll(db, sql: """
-                UPDATE deliveries SET status = 'sending', updated_at = ?
+                UPDATE deliveries SET status = 'sending', lease_owner = ?, lease_expires_at = ?, updated_at = ?
                 WHERE id IN (SELECT id FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending' AND next_attempt_at <= ?
                              ORDER BY next_attempt_at LIMIT ?)
                 RETURNING \(DeliveryColumn.list)
-                """, arguments: [now.microseconds, now.microseconds, limit]).map(Self.delivery(from:))
+                """, arguments: [lease.owner.rawValue, lease.expiresAt.microseconds, now.microseconds, now.microseconds, limit])
+                .map(Self.delivery(from:))
         }
     }
 
@@ -24,7 +25,7 @@ extension SQLiteStore {
         let outcome = try await commits.write { [recentEvents] db -> AttemptCommitOutcome in
             // The run's versioned UPDATE goes first: a stale checkpoint then has written nothing.
             if let checkpoint, try !Self.updateIfCurrent(checkpoint.run, db) { return .conflict }
-            guard try Self.update(commit.delivery, heldAttempts: commit.heldAttempts, db) else {
+            guard try Self.update(commit.delivery, heldAttempts: commit.heldAttempts, heldBy: commit.heldBy, db) else {
                 if checkpoint == nil { return .fenced }
                 // The run's UPDATE already ran: failing the write undoes it.
                 throw StoreError.fenced("delivery \(commit.delivery.id) is no longer held at attempt \(commit.heldAttempts)")
@@ -62,14 +63,16 @@ extension SQLiteStore {
         return outcome
     }
 
-    /// Writes a delivery's new state while it is still held as `heldAttempts` says; false when it is not.
-    private static func update(_ delivery: Delivery, heldAttempts: Int, _ db: Database) throws -> Bool {
+    /// Writes a delivery's new state (and its lease's end) while it is still held as `heldAttempts`
+    /// and `heldBy` say; false when it is not.
+    private static func update(_ delivery: Delivery, heldAttempts: Int, heldBy: InstanceID?, _ db: Database) throws -> Bool {
         try db.execute(cached: """
-            UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, manual = ?, last_error = ?, updated_at = ?
-            WHERE id = ? AND status = 'sending' AND attempt_count = ?
+            UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, manual = ?, last_error = ?, updated_at = ?,
+              lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = ? AND status = 'sending' AND attempt_count = ? AND lease_owner IS ?
             """, [.text(delivery.status.rawValue), .integer(delivery.attemptCount), .integer(delivery.nextAttemptAt?.microseconds),
                   .bool(delivery.manual), .text(try delivery.lastError.map(encode)), .integer(delivery.updatedAt.microseconds),
-                  .text(delivery.id.rawValue), .integer(heldAttempts)])
+                  .text(delivery.id.rawValue), .integer(heldAttempts), .text(heldBy?.rawValue)])
         return db.changesCount == 1
     }
 
@@ -110,10 +113,61 @@ extension SQLiteStore {
         }
     }
 
-    public func releaseDeliveries() async throws -> Int {
+    public func releaseLeases(heldBy owner: InstanceID) async throws -> Int {
         try await commits.write { db in
-            try db.cached(sql: "UPDATE deliveries SET status = 'pending' WHERE status = 'sending'")
+            try db.cached(sql: """
+                UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
+                WHERE status = 'sending' AND lease_owner = ?
+                """, arguments: [owner.rawValue])
             return db.changesCount
+        }
+    }
+
+    public func releaseExpiredLeases(at now: Date) async throws -> Int {
+        // With nothing expired (almost always), a read answers without taking the writer.
+        let anyExpired = try await pool.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT 1 FROM deliveries INDEXED BY deliveries_leased
+                WHERE status = 'sending' AND (lease_expires_at IS NULL OR lease_expires_at < ?) LIMIT 1
+                """, arguments: [now.microseconds]) != nil
+        }
+        guard anyExpired else { return 0 }
+        return try await commits.write { db in
+            try db.cached(sql: """
+                UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
+                WHERE status = 'sending' AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+                """, arguments: [now.microseconds])
+            return db.changesCount
+        }
+    }
+
+    public func renewLeases(of owner: InstanceID, until: Date) async throws {
+        try await commits.write { db in
+            try db.cached(sql: "UPDATE deliveries SET lease_expires_at = ? WHERE status = 'sending' AND lease_owner = ?",
+                          arguments: [until.microseconds, owner.rawValue])
+        }
+    }
+
+    public func heartbeat(_ instance: InstanceID, startedAt: Date, at now: Date) async throws {
+        try await commits.write { db in
+            try db.cached(sql: """
+                INSERT INTO instances (id, started_at, heartbeat_at) VALUES (?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+                """, arguments: [instance.rawValue, startedAt.microseconds, now.microseconds])
+        }
+    }
+
+    public func instances(seenSince since: Date) async throws -> [InstanceRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, started_at, heartbeat_at,
+                  (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_leased
+                   WHERE status = 'sending' AND lease_owner = instances.id) AS deliveries
+                FROM instances WHERE heartbeat_at >= ? ORDER BY id
+                """, arguments: [since.microseconds]).map { row in
+                InstanceRecord(id: InstanceID(row["id"] as String), startedAt: Date(microseconds: row["started_at"]),
+                               heartbeatAt: Date(microseconds: row["heartbeat_at"]), leasedDeliveries: row["deliveries"])
+            }
         }
     }
 

@@ -239,15 +239,16 @@ extension SQLiteStore {
         try db.execute(
             cached: """
             INSERT INTO deliveries (id, run_id, step_id, connector, operation, status, request, body, body_event, retry,
-              attempt_count, next_attempt_at, manual, last_error, detached, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              attempt_count, next_attempt_at, manual, last_error, detached, created_at, updated_at, lease_owner, lease_expires_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [.text(delivery.id.rawValue), .text(delivery.runID.rawValue), .text(delivery.stepID), .text(delivery.connector),
              .text(delivery.operation), .text(delivery.status.rawValue), .text(encodeWithoutBody(delivery.request)),
              .text(bodyEvent == nil ? delivery.request.body : nil), .text(bodyEvent?.rawValue),
              .text(try delivery.retry.map(encode)), .integer(delivery.attemptCount),
              .integer(delivery.nextAttemptAt?.microseconds), .bool(delivery.manual), .text(try delivery.lastError.map(encode)),
-             .bool(delivery.detached), .integer(delivery.createdAt.microseconds), .integer(delivery.updatedAt.microseconds)])
+             .bool(delivery.detached), .integer(delivery.createdAt.microseconds), .integer(delivery.updatedAt.microseconds),
+             .text(delivery.lease?.owner.rawValue), .integer(delivery.lease?.expiresAt.microseconds)])
     }
 
     /// The columns of a delivery, in the order ``delivery(from:)`` reads them; its request last,
@@ -255,9 +256,9 @@ extension SQLiteStore {
     /// leave it out (``DeliveryColumn/listWithoutRequest``).
     enum DeliveryColumn: Int, CaseIterable {
         case id, runID, stepID, connector, operation, status, retry, attemptCount, nextAttemptAt, manual, lastError, detached,
-             createdAt, updatedAt, request, body
+             createdAt, updatedAt, leaseOwner, leaseExpiresAt, request, body
         static let listWithoutRequest = "id, run_id, step_id, connector, operation, status, retry, attempt_count, "
-            + "next_attempt_at, manual, last_error, detached, created_at, updated_at"
+            + "next_attempt_at, manual, last_error, detached, created_at, updated_at, lease_owner, lease_expires_at"
         /// The body is the row's own or, when the row names its event (`body_event`), the event's payload.
         static let list = listWithoutRequest
             + ", request, COALESCE(body, (SELECT payload FROM events WHERE events.id = deliveries.body_event)) AS body"
@@ -286,7 +287,10 @@ extension SQLiteStore {
             nextAttemptAt: (row[C.nextAttemptAt.rawValue] as Int64?).map(Date.init(microseconds:)), manual: row[C.manual.rawValue],
             lastError: try decode(StepError.self, row[C.lastError.rawValue]), detached: row[C.detached.rawValue] ?? false,
             createdAt: Date(microseconds: row[C.createdAt.rawValue]),
-            updatedAt: Date(microseconds: row[C.updatedAt.rawValue]))
+            updatedAt: Date(microseconds: row[C.updatedAt.rawValue]),
+            lease: (row[C.leaseOwner.rawValue] as String?).map { owner in
+                Lease(owner: InstanceID(owner), expiresAt: Date(microseconds: row[C.leaseExpiresAt.rawValue] ?? 0))
+            })
     }
 
     static func attempt(from row: Row) throws -> DeliveryAttempt {

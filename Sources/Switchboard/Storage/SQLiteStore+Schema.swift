@@ -129,6 +129,18 @@ extension SQLiteStore {
             // settles). Events are never deleted while their deliveries are kept.
             try db.execute(sql: "ALTER TABLE deliveries ADD COLUMN body_event TEXT")
         }
+        migrator.registerMigration("v10: leases and instances") { db in
+            // A delivery being sent is held under a lease (owner, expiry); a partial index finds an
+            // instance's leases to renew and the expired ones to take back. Rows left `sending`
+            // before leases existed have none, and count as expired.
+            try db.execute(sql: """
+                ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+                ALTER TABLE deliveries ADD COLUMN lease_expires_at INTEGER;
+                CREATE INDEX deliveries_leased ON deliveries (lease_owner, lease_expires_at) WHERE status = 'sending';
+                CREATE TABLE instances (
+                  id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 }

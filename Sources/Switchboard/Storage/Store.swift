@@ -67,8 +67,9 @@ public protocol Store: Sendable {
     /// A number that changes whenever any list changes.
     func listsRevision() async throws -> Int64
 
-    /// Takes up to `limit` due deliveries (pending, next attempt due) and marks them sending.
-    func claimDueDeliveries(at now: Date, limit: Int) async throws -> [Delivery]
+    /// Takes up to `limit` due deliveries (pending, next attempt due, oldest first) and marks them
+    /// `sending` under `lease`.
+    func claimDueDeliveries(at now: Date, limit: Int, lease: Lease) async throws -> [Delivery]
     /// Persists what an attempt did, as the engine computed it (``AttemptResult/transition(of:at:)``),
     /// in one transaction: the delivery's new state, the attempt's log record, a follow-up delivery,
     /// and either `checkpoint` (the run advanced with the step's change in it) or, without one, the
@@ -79,8 +80,18 @@ public protocol Store: Sendable {
     /// longer at the checkpoint's version, and ``AttemptCommitOutcome/fenced`` when the delivery is
     /// no longer `sending` with ``AttemptCommit/heldAttempts`` attempts.
     func commitAttempt(_ commit: AttemptCommit, checkpoint: RunCheckpoint?) async throws -> AttemptCommitOutcome
-    /// Puts every delivery left `sending` by a stopped process back to `pending` (single instance).
-    func releaseDeliveries() async throws -> Int
+    /// Puts every delivery `owner` holds back to `pending`: what an instance restarted with the same
+    /// id held before it stopped. Returns how many.
+    func releaseLeases(heldBy owner: InstanceID) async throws -> Int
+    /// Puts every delivery whose lease expired before `now` back to `pending`, whoever held it: the
+    /// work of an instance that stopped renewing. Returns how many.
+    func releaseExpiredLeases(at now: Date) async throws -> Int
+    /// Extends every lease `owner` holds to `until`.
+    func renewLeases(of owner: InstanceID, until: Date) async throws
+    /// Records that `instance`, started at `startedAt`, is alive at `now`.
+    func heartbeat(_ instance: InstanceID, startedAt: Date, at now: Date) async throws
+    /// The instances whose last heartbeat is at or after `since`, with the leases each holds.
+    func instances(seenSince since: Date) async throws -> [InstanceRecord]
     func listDeliveries(_ query: DeliveryQuery) async throws -> [Delivery]
     func delivery(_ id: DeliveryID) async throws -> DeliveryRecord?
     /// Sends a failed or dead delivery again: reopens it, its step, the step's parents and a

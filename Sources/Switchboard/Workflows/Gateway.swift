@@ -25,9 +25,13 @@ public final class Gateway: Sendable {
     /// How long a key lookup is cached; revoking a key takes effect within this time.
     static let keyCacheLifetime: TimeInterval = 2
 
+    /// Beats for this instance and renews its leases.
+    let heartbeat: InstanceHeartbeat
+
+    /// - Parameter instance: this instance's id, the owner of its leases (``InstanceID``).
     public init(store: any Store, configuration: Configuration, clock: any WallClock = SystemWallClock(),
                 concurrency: Int = 32, pollInterval: Duration = .milliseconds(200), allowPrivateNetworks: Bool = false,
-                logger: Logger)
+                instance: InstanceID = .local(withProcess: false), logger: Logger)
     {
         self.store = store
         self.configuration = configuration
@@ -35,8 +39,9 @@ public final class Gateway: Sendable {
         self.logger = logger
         metrics = GatewayMetrics()
         lists = ListIndex()
-        engine = RunEngine(store: store, configuration: configuration, lists: lists, clock: clock, metrics: metrics,
-                           logger: logger)
+        engine = RunEngine(store: store, configuration: configuration, lists: lists, clock: clock, instance: instance,
+                           metrics: metrics, logger: logger)
+        heartbeat = InstanceHeartbeat(store: store, instance: instance, clock: clock, logger: logger)
         let scheduler = RunScheduler(engine: engine, concurrency: concurrency, pollInterval: pollInterval, logger: logger)
         self.scheduler = scheduler
         var clientConfiguration = HTTPClient.Configuration()
@@ -62,7 +67,7 @@ public final class Gateway: Sendable {
     }
 
     /// The services that run beside the HTTP server, in start order (they stop in reverse).
-    public var services: [any Service] { [HTTPClientService(client: httpClient), scheduler, deliveryWorker, callbacks] }
+    public var services: [any Service] { [HTTPClientService(client: httpClient), heartbeat, scheduler, deliveryWorker, callbacks] }
 
     /// The answer to an event: its id and the runs it started.
     public struct IngestAnswer: Sendable {
@@ -202,7 +207,7 @@ public enum APIKeys {
     /// Every scope a key can have; a key created without `--scopes` has all.
     public static let allScopes = ["events:write", "runs:read", "runs:write", "lists:read", "lists:write",
                                    "workflows:read", "connectors:read", "connectors:write", "deliveries:read",
-                                   "deliveries:write"]
+                                   "deliveries:write", "admin"]
 
     public static func generate() -> String {
         var random = SystemRandomNumberGenerator()

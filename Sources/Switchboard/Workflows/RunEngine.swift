@@ -11,6 +11,8 @@ public final class RunEngine: Sendable {
     let clock: any WallClock
     let metrics: GatewayMetrics
     let logger: Logger
+    /// This instance: the owner of the leases its claims take.
+    public let instance: InstanceID
     /// Notified after every checkpoint.
     public let watcher = RunWatcher()
     /// The delivery worker's intake: checkpoints hand it their deliveries (``claimLocally(_:)``) or
@@ -20,8 +22,9 @@ public final class RunEngine: Sendable {
     let callbacksAwaited = Doorbell()
 
     public init(store: any Store, configuration: Configuration, lists: ListIndex, clock: any WallClock = SystemWallClock(),
-                metrics: GatewayMetrics, logger: Logger)
+                instance: InstanceID = .local(withProcess: false), metrics: GatewayMetrics, logger: Logger)
     {
+        self.instance = instance
         self.store = store
         self.configuration = configuration
         self.lists = lists
@@ -103,8 +106,17 @@ public final class RunEngine: Sendable {
             return delivery.status == .pending && (delivery.nextAttemptAt ?? .distantFuture) <= now
         }
         let granted = deliveries.reserve(due.count)
-        for index in due.prefix(granted) { checkpoint.deliveries[index].status = .sending }
+        let lease = newLease()
+        for index in due.prefix(granted) {
+            checkpoint.deliveries[index].status = .sending
+            checkpoint.deliveries[index].lease = lease
+        }
         return granted
+    }
+
+    /// A lease held by this instance from now on.
+    func newLease() -> Lease {
+        Lease(owner: instance, expiresAt: clock.now().addingTimeInterval(Lease.duration))
     }
 
     /// ``claimLocally(_:)`` for the checkpoints of new runs.

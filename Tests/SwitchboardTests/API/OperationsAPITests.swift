@@ -28,6 +28,25 @@ struct OperationsAPITests {
         }
     }
 
+    @Test("GET /v1/instances lists this instance, its heartbeat and the leases it holds; it needs the admin scope")
+    func instances() async throws {
+        let gateway = try await TestGateway()
+        try await gateway.test { api in
+            try await gateway.gateway.heartbeat.beat()
+            let answer = try await api.request(.get, "/v1/instances")
+            #expect(answer.status == .ok)
+            let listed = answer.json["instances"]?.arrayValue ?? []
+            #expect(listed.count == 1)
+            #expect(listed.first?["id"]?.stringValue == gateway.gateway.engine.instance.rawValue)
+            #expect(listed.first?["heartbeat_at"]?.stringValue?.isEmpty == false)
+            #expect(listed.first?["leases"]?["deliveries"] == 0 && listed.first?["leases"]?["runs"] == 0)
+        }
+        let reader = try await TestGateway(scopes: ["runs:read"])
+        try await reader.test { api in
+            #expect(try await api.request(.get, "/v1/instances").status == .forbidden)
+        }
+    }
+
     @Test("every response carries a request id")
     func requestID() async throws {
         let gateway = try await TestGateway()

@@ -70,7 +70,7 @@ struct SQLiteStoreTests {
                   '{"method":"POST","url":"https://crm.example.com/x","headers":[["a","b"]],"body":"{\\"k\\":1}"}', 0, ?, ?, ?)
                 """, arguments: [run.id.rawValue, now.microseconds, now.microseconds, now.microseconds])
         }
-        let claimed = try await store.claimDueDeliveries(at: now, limit: 1)
+        let claimed = try await store.claimDueDeliveries(at: now, limit: 1, lease: .test(at: now))
         #expect(claimed.first?.request == OutboundRequest(method: "POST", url: "https://crm.example.com/x", headers: [("a", "b")],
                                                           body: #"{"k":1}"#))
     }
@@ -103,7 +103,7 @@ struct SQLiteStoreTests {
         }
         #expect(rows.map { $0["body"] as String? } == [nil, #"{"id":"e1"}"#])
         #expect(rows.map { $0["body_event"] as String? } == [eventID.rawValue, nil])
-        let claimed = try await store.claimDueDeliveries(at: now, limit: 10)
+        let claimed = try await store.claimDueDeliveries(at: now, limit: 10, lease: .test(at: now))
         #expect(Set(claimed.map(\.request.body)) == [text, #"{"id":"e1"}"#], "both read back with their bodies")
     }
 
@@ -155,7 +155,7 @@ extension SQLiteStoreTests {
         // Committed already taken to be sent, as a delivery due at once is.
         let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: "send", connector: "crm", operation: "request",
                                 status: .sending, request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
-                                nextAttemptAt: now, createdAt: now)
+                                nextAttemptAt: now, createdAt: now, lease: .test(at: now))
         let steps = [
             StepRecord(id: "check", parent: nil, sequence: 1, status: .completed, output: ["ok": true], startedAt: now, endedAt: now),
             StepRecord(id: "send", parent: nil, sequence: 2, status: .waiting, startedAt: now, deliveryID: delivery.id),
@@ -179,7 +179,7 @@ extension SQLiteStoreTests {
         #expect(after.steps.map(\.output) == before.steps.map(\.output))
         #expect(after.steps.last?.deliveryID == delivery.id)
         #expect(try await store.dueRuns(at: now, limit: 10) == [run.id], "the timer index was rebuilt")
-        #expect(try await store.claimDueDeliveries(at: now, limit: 10).map(\.request) == [delivery.request], "and the due index")
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10, lease: .test(at: now)).map(\.request) == [delivery.request], "and the due index")
         run.version = after.run.version
         run.status = .completed
         run.wakeAt = nil
@@ -207,9 +207,9 @@ extension SQLiteStoreTests {
             let attempt = DeliveryAttempt(deliveryID: delivery.id, number: 1, trigger: .scheduled, startedAt: started,
                                           durationMilliseconds: 1, request: ["method": "POST"], response: nil, errorClass: nil,
                                           errorMessage: nil)
-            _ = try await store.claimDueDeliveries(at: now, limit: 1)
+            let held = try #require(try await store.claimDueDeliveries(at: now, limit: 1, lease: .test(at: now)).first)
             try await store.record(AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: [:])),
-                                   of: delivery, at: now)
+                                   of: held, at: now)
         }
         let cutoff = now.addingTimeInterval(-30 * 86_400)
         #expect(try await store.pruneAttempts(before: cutoff, limit: 3) == 3)
@@ -228,7 +228,7 @@ extension SQLiteStoreTests {
         // Committed already taken to be sent, as a delivery due at once is.
         let delivery = Delivery(id: .generate(at: now), runID: run.id, stepID: "send", connector: "crm", operation: "request",
                                 status: .sending, request: OutboundRequest(method: "POST", url: "https://crm.example.com/x", body: "{}"),
-                                nextAttemptAt: now, createdAt: now)
+                                nextAttemptAt: now, createdAt: now, lease: .test(at: now))
         let steps = [
             StepRecord(id: "check", parent: nil, sequence: 1, status: .completed, output: ["ok": true], startedAt: now, endedAt: now),
             StepRecord(id: "send", parent: nil, sequence: 2, status: .waiting, startedAt: now, deliveryID: delivery.id),
@@ -363,8 +363,8 @@ extension SQLiteStoreTests {
         let now = Date()
         let (run, delivery) = try await Self.runWaitingOnDelivery(store, at: now)
         // The delivery was taken back (its holder is presumed gone) and attempted again by another.
-        #expect(try await store.releaseDeliveries() == 1)
-        let again = try #require(try await store.claimDueDeliveries(at: now, limit: 1).first)
+        #expect(try await store.releaseLeases(heldBy: Lease.testOwner) == 1)
+        let again = try #require(try await store.claimDueDeliveries(at: now, limit: 1, lease: .test(at: now)).first)
         let second = Self.success(again, at: now).transition(of: again, at: now)
         #expect(try await store.commitAttempt(second, checkpoint: nil) == .committed)
         // The first holder's late answer, for the attempt count it held, finds the delivery moved on.

@@ -135,18 +135,18 @@ struct StoreContractTests {
             StepRecord(id: "send", parent: nil, sequence: 1, status: .waiting, startedAt: now, deliveryID: delivery.id),
         ], deliveries: [delivery]))
 
-        #expect(try await store.claimDueDeliveries(at: now.addingTimeInterval(-1), limit: 10).isEmpty, "not due yet")
-        let claimed = try await store.claimDueDeliveries(at: now, limit: 10)
+        #expect(try await store.claimDueDeliveries(at: now.addingTimeInterval(-1), limit: 10, lease: .test(at: now.addingTimeInterval(-1))).isEmpty, "not due yet")
+        let claimed = try await store.claimDueDeliveries(at: now, limit: 10, lease: .test(at: now))
         #expect(claimed.map(\.id) == [delivery.id])
         #expect(claimed.first?.request == delivery.request, "the request comes back as it was written, body included")
-        #expect(try await store.claimDueDeliveries(at: now, limit: 10).isEmpty, "a claimed delivery is not claimed twice")
-        #expect(try await store.releaseDeliveries() == 1, "a stopped process's claims are taken back")
-        _ = try await store.claimDueDeliveries(at: now, limit: 10)
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10, lease: .test(at: now)).isEmpty, "a claimed delivery is not claimed twice")
+        #expect(try await store.releaseLeases(heldBy: Lease.testOwner) == 1, "a stopped process's claims are taken back")
+        let held = try #require(try await store.claimDueDeliveries(at: now, limit: 10, lease: .test(at: now)).first)
 
         let old = now.addingTimeInterval(-40 * 86_400)
         let attempt = DeliveryAttempt(deliveryID: delivery.id, number: 1, trigger: .scheduled, startedAt: old, durationMilliseconds: 3,
                                       request: ["method": "POST"], response: ["status": 200], errorClass: nil, errorMessage: nil)
-        try await store.record(AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: ["status": 200])), of: delivery, at: now)
+        try await store.record(AttemptResult(deliveryID: delivery.id, attempt: attempt, outcome: .succeeded(output: ["status": 200])), of: held, at: now)
         let stored = try #require(try await store.delivery(delivery.id))
         #expect(stored.delivery.status == .succeeded)
         #expect(stored.attempts.count == 1)
@@ -171,13 +171,13 @@ struct StoreContractTests {
         let record = run(at: now)
         let delivery = Delivery(id: .generate(at: now), runID: record.id, stepID: "send", connector: "crm", operation: "request",
                                 status: .sending, request: OutboundRequest(method: "POST", url: "https://crm.example.com/x"),
-                                nextAttemptAt: now, createdAt: now)
+                                nextAttemptAt: now, createdAt: now, lease: .test(at: now))
         try await store.createRuns([RunCheckpoint(run: record, steps: [
             StepRecord(id: "send", parent: nil, sequence: 1, status: .waiting, startedAt: now, deliveryID: delivery.id),
         ], deliveries: [delivery])])
-        #expect(try await store.claimDueDeliveries(at: now, limit: 10).isEmpty, "its process sends it")
-        #expect(try await store.releaseDeliveries() == 1)
-        #expect(try await store.claimDueDeliveries(at: now, limit: 10).map(\.id) == [delivery.id])
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10, lease: .test(at: now)).isEmpty, "its process sends it")
+        #expect(try await store.releaseLeases(heldBy: Lease.testOwner) == 1)
+        #expect(try await store.claimDueDeliveries(at: now, limit: 10, lease: .test(at: now)).map(\.id) == [delivery.id])
     }
 
     @Test("lists: replace, add, remove, delete, and a revision that moves")
@@ -226,8 +226,50 @@ struct StoreContractTests {
         try await store.save(RunCheckpoint(run: record, steps: [
             StepRecord(id: "send", parent: nil, sequence: 1, status: .waiting, startedAt: now, deliveryID: detached ? nil : delivery.id),
         ], deliveries: [delivery]))
-        _ = try await store.claimDueDeliveries(at: now, limit: 10)
-        return (record, delivery)
+        // The delivery as its holder took it to be sent.
+        let claimed = try await store.claimDueDeliveries(at: now, limit: 10, lease: .test(at: now))
+        return (record, try #require(claimed.first { $0.id == delivery.id }))
+    }
+
+    @Test("leases: an instance takes back only its own at start, anyone's once expired, none that were renewed; results are fenced by owner")
+    func leases() async throws {
+        let (store, _dir) = try await Self.makeSQLite()
+        _ = _dir
+        let now = Date()
+        let (a, b) = (InstanceID("instance-a"), InstanceID("instance-b"))
+        let record = run(at: now)
+        try await store.createRuns([record])
+        func due() -> Delivery {
+            Delivery(id: .generate(at: now), runID: record.id, stepID: "notice", connector: "crm", operation: "request",
+                     request: OutboundRequest(method: "POST", url: "https://crm.example.com/x"), nextAttemptAt: now, detached: true,
+                     createdAt: now)
+        }
+        try await store.enqueue([due(), due()])
+        let first = try #require(try await store.claimDueDeliveries(at: now, limit: 1, lease: .test(a, at: now)).first)
+        let second = try #require(try await store.claimDueDeliveries(at: now, limit: 1, lease: .test(b, at: now)).first)
+        #expect(first.lease?.owner == a && second.lease?.owner == b && second.status == .sending)
+
+        #expect(try await store.releaseLeases(heldBy: a) == 1, "a restarted instance takes back its own")
+        #expect(try await store.delivery(second.id)?.delivery.status == .sending, "and never another live instance's")
+        #expect(try await store.releaseExpiredLeases(at: now.addingTimeInterval(10)) == 0)
+        try await store.renewLeases(of: b, until: now.addingTimeInterval(60))
+        #expect(try await store.releaseExpiredLeases(at: now.addingTimeInterval(45)) == 0, "a renewed lease holds")
+        #expect(try await store.releaseExpiredLeases(at: now.addingTimeInterval(61)) == 1, "an expired one is anyone's")
+
+        let later = now.addingTimeInterval(62)
+        let taken = try await store.claimDueDeliveries(at: later, limit: 10, lease: .test(a, at: later))
+        #expect(Set(taken.map(\.id)) == [first.id, second.id])
+        let success = AttemptResult(deliveryID: second.id, attempt: nil, outcome: .succeeded(output: [:]))
+        #expect(try await store.record(success, of: second, at: later) == .fenced, "b's late answer changes nothing")
+        let retaken = try #require(taken.first { $0.id == second.id })
+        #expect(try await store.record(success, of: retaken, at: later) == .committed)
+        #expect(try await store.delivery(second.id)?.delivery.lease == nil, "a settled delivery holds no lease")
+
+        try await store.heartbeat(a, startedAt: now, at: later)
+        try await store.heartbeat(b, startedAt: now, at: now)
+        let seen = try await store.instances(seenSince: later.addingTimeInterval(-60))
+        #expect(seen.map(\.id) == [a], "b has not beaten for a minute")
+        #expect(seen.first?.leasedDeliveries == 1 && seen.first?.startedAt.timeIntervalSince(now) ?? 1 < 0.001)
     }
 
     @Test("an accepted report waits for its callback; a follow-up request replaces the step's delivery; detached deliveries leave the step alone")

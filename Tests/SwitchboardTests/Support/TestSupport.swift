@@ -151,3 +151,13 @@ extension JSON {
     var number: Double? { if case let .number(n) = self { n } else { nil } }
     var stringList: [String] { array.compactMap(\.stringValue) }
 }
+
+extension Lease {
+    /// The owner of the leases tests take.
+    static let testOwner = InstanceID("test-instance")
+
+    /// A lease for tests: held by `owner` from `now` for the usual duration.
+    static func test(_ owner: InstanceID = testOwner, at now: Date) -> Lease {
+        Lease(owner: owner, expiresAt: now.addingTimeInterval(duration))
+    }
+}

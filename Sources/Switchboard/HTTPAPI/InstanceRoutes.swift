@@ -1,0 +1,24 @@
+import CEL
+import Foundation
+import Hummingbird
+
+extension Gateway {
+    /// How recent a heartbeat must be for `GET /v1/instances` to list its instance.
+    static let instanceWindow: TimeInterval = 60
+
+    func addInstanceRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
+        v1.get("instances") { [self] _, context in
+            try requireScope("admin", context)
+            let seen = try await store.instances(seenSince: clock.now().addingTimeInterval(-Self.instanceWindow))
+            return Response.json(["instances": .array(seen.map(\.json))])
+        }
+    }
+}
+
+extension InstanceRecord {
+    /// `{"id", "started_at", "heartbeat_at", "leases": {"runs", "deliveries"}}`.
+    var json: JSON {
+        ["id": .string(id.rawValue), "started_at": .string(startedAt.rfc3339), "heartbeat_at": .string(heartbeatAt.rfc3339),
+         "leases": ["runs": .number(Double(leasedRuns)), "deliveries": .number(Double(leasedDeliveries))]]
+    }
+}
