@@ -89,6 +89,7 @@ extension DeliveryQueueTests {
         try await Sleep.for(.milliseconds(100))
         queue.close()
         #expect(await waited == false)
-        #expect(ContinuousClock.now - started < .seconds(5), "not the minute a token takes")
+        // Half the minute a token takes: a loaded machine may delay the wake-up by seconds.
+        #expect(ContinuousClock.now - started < .seconds(30), "not the minute a token takes")
     }
 }
