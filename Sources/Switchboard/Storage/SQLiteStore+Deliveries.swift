@@ -119,7 +119,10 @@ extension SQLiteStore {
                 UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
                 WHERE status = 'sending' AND lease_owner = ?
                 """, arguments: [owner.rawValue])
-            return db.changesCount
+            let deliveries = db.changesCount
+            try db.cached(sql: "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?",
+                          arguments: [owner.rawValue])
+            return deliveries
         }
     }
 
@@ -162,11 +165,13 @@ extension SQLiteStore {
             try Row.fetchAll(db, sql: """
                 SELECT id, started_at, heartbeat_at,
                   (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_leased
-                   WHERE status = 'sending' AND lease_owner = instances.id) AS deliveries
+                   WHERE status = 'sending' AND lease_owner = instances.id) AS deliveries,
+                  (SELECT COUNT(*) FROM runs INDEXED BY runs_leased WHERE lease_owner = instances.id) AS runs
                 FROM instances WHERE heartbeat_at >= ? ORDER BY id
                 """, arguments: [since.microseconds]).map { row in
                 InstanceRecord(id: InstanceID(row["id"] as String), startedAt: Date(microseconds: row["started_at"]),
-                               heartbeatAt: Date(microseconds: row["heartbeat_at"]), leasedDeliveries: row["deliveries"])
+                               heartbeatAt: Date(microseconds: row["heartbeat_at"]), leasedRuns: row["runs"],
+                               leasedDeliveries: row["deliveries"])
             }
         }
     }

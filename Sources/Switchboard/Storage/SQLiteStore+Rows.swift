@@ -89,7 +89,8 @@ extension SQLiteStore {
     static func updateIfCurrent(_ run: RunRecord, _ db: Database) throws -> Bool {
         try db.execute(
             cached: """
-            UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ?, version = version + 1
+            UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ?, version = version + 1,
+              lease_owner = NULL, lease_expires_at = NULL
             WHERE id = ? AND version = ?
             """,
             [.text(run.status.rawValue), .text(run.decision?.rawValue), .text(encode(run.tags)), .text(try run.error.map(encode)),

@@ -141,6 +141,14 @@ extension SQLiteStore {
                   id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v11: run leases") { db in
+            // A run being advanced by the scheduler is held under a lease; a checkpoint ends it.
+            try db.execute(sql: """
+                ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+                ALTER TABLE runs ADD COLUMN lease_expires_at INTEGER;
+                CREATE INDEX runs_leased ON runs (lease_owner) WHERE lease_owner IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

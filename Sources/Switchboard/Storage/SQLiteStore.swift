@@ -164,21 +164,33 @@ public final class SQLiteStore: Store {
         for delivery in deliveries { try insert(delivery, db, storedEvent: storedEvent) }
     }
 
-    public func unfinishedRuns() async throws -> [RunID] {
-        try await pool.read { db in
-            try String.fetchAll(db, sql: "SELECT id FROM runs WHERE status IN ('pending', 'running') ORDER BY id").map(RunID.init)
+    public func claimRuns(at now: Date, limit: Int, lease: Lease) async throws -> [RunID] {
+        let free = "(lease_expires_at IS NULL OR lease_expires_at < ?)"
+        // The scheduler polls several times a second: with nothing to claim, a read answers
+        // without taking the writer.
+        let any = try await pool.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT 1 FROM runs INDEXED BY runs_waking WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?
+                  AND \(free)
+                UNION ALL SELECT 1 FROM runs INDEXED BY runs_by_status WHERE status IN ('pending', 'running') AND \(free)
+                LIMIT 1
+                """, arguments: [now.microseconds, now.microseconds, now.microseconds]) != nil
         }
-    }
-
-    public func dueRuns(at now: Date, limit: Int) async throws -> [RunID] {
-        try await pool.read { db in
-            try String.fetchAll(
-                db, sql: """
-                SELECT id FROM runs INDEXED BY runs_waking
-                WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?
-                """,
-                arguments: [now.microseconds, limit]
-            ).map(RunID.init)
+        guard any else { return [] }
+        return try await commits.write { db in
+            let claimed = try String.fetchAll(db, sql: """
+                UPDATE runs SET lease_owner = ?, lease_expires_at = ? WHERE id IN (
+                  SELECT id FROM runs INDEXED BY runs_waking WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?
+                    AND \(free) ORDER BY wake_at LIMIT ?)
+                RETURNING id
+                """, arguments: [lease.owner.rawValue, lease.expiresAt.microseconds, now.microseconds, now.microseconds, limit])
+            let unfinished = try String.fetchAll(db, sql: """
+                UPDATE runs SET lease_owner = ?, lease_expires_at = ? WHERE id IN (
+                  SELECT id FROM runs INDEXED BY runs_by_status WHERE status IN ('pending', 'running') AND \(free)
+                  ORDER BY id LIMIT ?)
+                RETURNING id
+                """, arguments: [lease.owner.rawValue, lease.expiresAt.microseconds, now.microseconds, max(0, limit - claimed.count)])
+            return (claimed + unfinished).map(RunID.init)
         }
     }
 
@@ -203,15 +215,16 @@ public final class SQLiteStore: Store {
         }
     }
 
-    /// Makes a waiting run due now, so that the scheduler advances it, after an answer from
-    /// outside was written into one of its steps.
+    /// Makes a waiting run due now, and free for any instance to claim, so that a scheduler
+    /// advances it, after an answer from outside was written into one of its steps.
     ///
     /// The run's version moves too: every write to a run's steps does, so that a checkpoint made
     /// from the run as it was before (``apply(_:_:)`` compares versions) is refused rather than
     /// committed over an answer it never saw.
     static func wake(_ run: RunID, _ now: Date, _ db: Database) throws {
         try db.cached(sql: """
-            UPDATE runs SET wake_at = CASE WHEN status IN ('waiting', 'running') THEN ? ELSE wake_at END, version = version + 1
+            UPDATE runs SET wake_at = CASE WHEN status IN ('waiting', 'running') THEN ? ELSE wake_at END, version = version + 1,
+              lease_owner = NULL, lease_expires_at = NULL
             WHERE id = ?
             """, arguments: [now.microseconds, run.rawValue])
     }

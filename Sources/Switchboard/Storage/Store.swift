@@ -31,10 +31,10 @@ public protocol Store: Sendable {
     /// Commits a run's progress: the run row and every step record that changed. Throws
     /// ``StoreError/conflict(_:)`` when the run changed since the version the checkpoint was made from.
     func save(_ checkpoint: RunCheckpoint) async throws
-    /// Runs that were pending or running when the process stopped.
-    func unfinishedRuns() async throws -> [RunID]
-    /// Waiting runs whose wake time has come.
-    func dueRuns(at now: Date, limit: Int) async throws -> [RunID]
+    /// Takes up to `limit` runs that need advancing and that no live lease holds — waiting runs whose
+    /// wake time has come (oldest first), then runs left pending or running — under `lease`. A
+    /// checkpoint of the run ends the lease, and so does an answer from outside that makes it due.
+    func claimRuns(at now: Date, limit: Int, lease: Lease) async throws -> [RunID]
     /// Records an outside answer (a review decision) on a waiting step, once, and persists the
     /// deliveries that report it (a Slack message update) in the same transaction.
     func resolveWait(run: RunID, step: String, output: JSON, followUps: [Delivery]) async throws -> WaitResolution
@@ -80,13 +80,15 @@ public protocol Store: Sendable {
     /// longer at the checkpoint's version, and ``AttemptCommitOutcome/fenced`` when the delivery is
     /// no longer `sending` with ``AttemptCommit/heldAttempts`` attempts.
     func commitAttempt(_ commit: AttemptCommit, checkpoint: RunCheckpoint?) async throws -> AttemptCommitOutcome
-    /// Puts every delivery `owner` holds back to `pending`: what an instance restarted with the same
-    /// id held before it stopped. Returns how many.
+    /// Puts every delivery `owner` holds back to `pending` and lets go of the runs it holds: what an
+    /// instance restarted with the same id held before it stopped. Returns how many deliveries.
     func releaseLeases(heldBy owner: InstanceID) async throws -> Int
     /// Puts every delivery whose lease expired before `now` back to `pending`, whoever held it: the
     /// work of an instance that stopped renewing. Returns how many.
     func releaseExpiredLeases(at now: Date) async throws -> Int
-    /// Extends every lease `owner` holds to `until`.
+    /// Extends every lease `owner` holds on a delivery to `until`. (Advancing a run takes one
+    /// checkpoint, far less than a lease's life: run leases are not renewed, and one whose advance
+    /// committed nothing lapses, so that the run is claimed again.)
     func renewLeases(of owner: InstanceID, until: Date) async throws
     /// Records that `instance`, started at `startedAt`, is alive at `now`.
     func heartbeat(_ instance: InstanceID, startedAt: Date, at now: Date) async throws

@@ -3,8 +3,9 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// Runs due work: new runs handed over by ingest, runs woken by a timer or an outside answer,
-/// and, at start, every run that was unfinished when the process stopped.
+/// Runs due work: new runs handed over by ingest, and runs it claims from the store under a lease
+/// (``Store/claimRuns(at:limit:lease:)``): runs woken by a timer or an outside answer, and runs
+/// left unfinished by an instance that stopped.
 ///
 /// At most `concurrency` runs advance at once. On graceful shutdown it stops taking work, lets
 /// the runs in progress reach their checkpoint, and returns.
@@ -28,9 +29,8 @@ public final class RunScheduler: Service {
     }
 
     public func run() async throws {
-        let recovered = try await engine.store.unfinishedRuns()
-        if !recovered.isEmpty { logger.info("resuming unfinished runs", metadata: ["count": "\(recovered.count)"]) }
-        for id in recovered { submit(id) }
+        let recovered = try await claim()
+        if recovered > 0 { logger.info("resuming runs", metadata: ["count": "\(recovered)"]) }
         try await engine.lists.refresh(from: engine.store, force: true)
 
         await withDiscardingTaskGroup { group in
@@ -45,6 +45,14 @@ public final class RunScheduler: Service {
             }
         }
         logger.info("run scheduler stopped")
+    }
+
+    /// Claims the runs that need advancing and no live lease holds (due timers, answers from
+    /// outside, runs left unfinished by a stopped instance), and queues them; returns how many.
+    private func claim() async throws -> Int {
+        let claimed = try await engine.store.claimRuns(at: engine.clock.now(), limit: 1000, lease: engine.newLease())
+        for id in claimed { submit(id) }
+        return claimed.count
     }
 
     private func workerLoop() async {
@@ -64,7 +72,7 @@ public final class RunScheduler: Service {
                 try await Sleep.for(pollInterval)
             } catch { return }
             do {
-                for id in try await engine.store.dueRuns(at: engine.clock.now(), limit: 1000) { submit(id) }
+                _ = try await claim()
                 try await engine.lists.refresh(from: engine.store)
             } catch {
                 logger.warning("polling for due runs failed", metadata: ["error": "\(error)"])

@@ -42,9 +42,8 @@ struct OperationsAPITests {
             #expect(listed.first?["leases"]?["deliveries"] == 0 && listed.first?["leases"]?["runs"] == 0)
         }
         let reader = try await TestGateway(scopes: ["runs:read"])
-        try await reader.test { api in
-            #expect(try await api.request(.get, "/v1/instances").status == .forbidden)
-        }
+        let refused = try await reader.test { api in try await api.request(.get, "/v1/instances") }
+        #expect(refused.status == .forbidden)
     }
 
     @Test("every response carries a request id")

@@ -45,8 +45,9 @@ struct CallbackInboxTests {
 
     @Test("a callback that arrives before its step recorded the report id is kept, then matched; a replay gets 409; a bad signature 401")
     func earlyReplayAndSignature() async throws {
-        // The vendor answers the order slowly, so its callback comes first.
-        let vendor = TestReceiver(script: [.init(status: 201, body: #"{"id": "rep_early", "status": "pending"}"#, delay: .milliseconds(400))])
+        // The vendor answers the order slowly, so its callback comes first: 2 s leaves room for a
+        // machine loaded by the rest of the suite between the order and the callback.
+        let vendor = TestReceiver(script: [.init(status: 201, body: #"{"id": "rep_early", "status": "pending"}"#, delay: .seconds(2))])
         try await vendor.serve {
             let (gateway, directory) = try await Self.gateway(vendor: vendor)
             try await gateway.test { api in

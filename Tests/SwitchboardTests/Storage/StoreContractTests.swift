@@ -67,9 +67,10 @@ struct StoreContractTests {
         record.tags = ["t"]
         let step = StepRecord(id: "s1", parent: nil, sequence: 1, status: .waiting, startedAt: now, wakeAt: record.wakeAt)
         try await store.save(RunCheckpoint(run: record, steps: [step]))
-        #expect(try await store.dueRuns(at: now, limit: 10).isEmpty)
-        #expect(try await store.dueRuns(at: now.addingTimeInterval(6), limit: 10) == [record.id])
-        #expect(try await store.unfinishedRuns().isEmpty)
+        #expect(try await store.claimRuns(at: now, limit: 10, lease: .test(at: now)).isEmpty)
+        #expect(try await store.claimRuns(at: now.addingTimeInterval(6), limit: 10, lease: .test(at: now.addingTimeInterval(6))) == [record.id])
+        #expect(try await store.claimRuns(at: now.addingTimeInterval(6), limit: 10, lease: .test(at: now)).isEmpty,
+                "a claimed run is not claimed again while its lease holds")
 
         var done = step
         done.status = .completed
@@ -154,7 +155,7 @@ struct StoreContractTests {
         #expect(abs((stored.attempts.first?.startedAt ?? .distantPast).timeIntervalSince(old)) < 0.001)
         let step = try #require(try await store.loadRun(record.id)?.steps.first)
         #expect(step.output == ["status": 200], "the step's output is written in the same transaction")
-        #expect(try await store.dueRuns(at: now, limit: 10) == [record.id], "and its run is woken")
+        #expect(try await store.claimRuns(at: now, limit: 10, lease: .test(at: now)) == [record.id], "and its run is woken")
         #expect(try await store.listDeliveries(DeliveryQuery(run: record.id)).count == 1)
         #expect(try await store.listDeliveries(DeliveryQuery(connector: "other")).isEmpty)
 
@@ -318,7 +319,7 @@ struct StoreContractTests {
         #expect(try await store.matchPendingCallbacks(at: now, change: change) == [record.id])
         let step = try #require(try await store.loadRun(record.id)?.steps.first)
         #expect(step.output == ["seen": ["m": "m1"]])
-        #expect(try await store.dueRuns(at: Date(), limit: 10).contains(record.id))
+        #expect(try await store.claimRuns(at: Date(), limit: 10, lease: .test(at: Date())).contains(record.id))
 
         let (second, secondDelivery) = try await waitingOnDelivery(store, at: now)
         try await store.record(AttemptResult(deliveryID: secondDelivery.id, attempt: nil, outcome: .awaiting(correlation: "rep_2")), of: secondDelivery, at: now)
