@@ -99,23 +99,18 @@ public final class Gateway: Sendable {
         var record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
                                  payload: event.raw, receivedAt: now, runs: references)
         record.payloadText = text
-        var checkpoints = engine.startInline(runs)
-        let claimed = engine.claimLocally(&checkpoints)
-        let outcome: IngestOutcome
-        do {
-            outcome = try await store.ingest(record, runs: checkpoints)
-        } catch {
-            engine.deliveries.release(claimed)
-            throw error
+        let checkpoints = engine.startInline(runs)
+        let outcome = try await engine.commit(checkpoints, after: nil) { checkpoints in
+            try await store.ingest(record, runs: checkpoints)
+        } committed: { outcome in
+            if case .accepted = outcome { true } else { false }
         }
         switch outcome {
         case .accepted:
             metrics.eventReceived(type: event.type, outcome: "accepted")
-            engine.committedInline(checkpoints)
             for checkpoint in checkpoints where checkpoint.run.status == .pending { scheduler.submit(checkpoint.run.id) }
             return IngestAnswer(eventID: eventID, runs: references, duplicate: false)
         case let .duplicate(original):
-            engine.deliveries.release(claimed)
             metrics.eventReceived(type: event.type, outcome: "duplicate")
             return IngestAnswer(eventID: original.id, runs: original.runs, duplicate: true)
         }
@@ -126,15 +121,8 @@ public final class Gateway: Sendable {
         let now = clock.now()
         let run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(api: true), input: input,
                             createdAt: now)
-        var checkpoints = engine.startInline([run])
-        let claimed = engine.claimLocally(&checkpoints)
-        do {
-            try await store.createRuns(checkpoints)
-        } catch {
-            engine.deliveries.release(claimed)
-            throw error
-        }
-        engine.committedInline(checkpoints)
+        let checkpoints = engine.startInline([run])
+        try await engine.commit(checkpoints, after: nil) { try await store.createRuns($0) } committed: { true }
         return checkpoints[0].run
     }
 

@@ -19,17 +19,13 @@ extension RunEngine {
                       var checkpoint = step(snapshot)
                 else { break }
                 checkpoint.carry(answered)
-                let claimed = claimLocally(&checkpoint)
-                switch try await store.commitAttempt(commit, checkpoint: checkpoint) {
-                case .committed:
-                    committed(checkpoint, previous: snapshot.run.status)
-                    return
-                case .conflict:
-                    deliveries.release(claimed)
-                    allowStale = false
-                case .fenced:
-                    deliveries.release(claimed)
-                    return lost(delivery)
+                let outcome = try await self.commit([checkpoint], after: snapshot.run.status) { checkpoints in
+                    try await store.commitAttempt(commit, checkpoint: checkpoints[0])
+                } committed: { $0 == .committed }
+                switch outcome {
+                case .committed: return
+                case .conflict: allowStale = false
+                case .fenced: return lost(delivery)
                 }
             }
         }

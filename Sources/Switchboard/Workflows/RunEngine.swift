@@ -15,8 +15,8 @@ public final class RunEngine: Sendable {
     public let instance: InstanceID
     /// Notified after every checkpoint.
     public let watcher = RunWatcher()
-    /// The delivery worker's intake: checkpoints hand it their deliveries (``claimLocally(_:)``) or
-    /// ring it when deliveries wait in the store.
+    /// The delivery worker's intake: checkpoints hand it their deliveries (``commit(_:after:_:committed:)``)
+    /// or ring it when deliveries wait in the store.
     let deliveries = DeliveryQueue()
     /// Rung when a checkpoint made a step wait for a callback, which may already have arrived.
     let callbacksAwaited = Doorbell()
@@ -44,20 +44,16 @@ public final class RunEngine: Sendable {
                 logger.warning("run not found", metadata: ["run_id": "\(id)"])
                 return nil
             }
-            guard var checkpoint = step(snapshot) else { return snapshot.run }
-            let claimed = claimLocally(&checkpoint)
+            guard let checkpoint = step(snapshot) else { return snapshot.run }
             do {
-                try await store.save(checkpoint)
+                let saved = try await commit([checkpoint], after: snapshot.run.status) { checkpoints in
+                    try await store.save(checkpoints[0])
+                    return checkpoints[0]
+                } committed: { _ in true }
+                return saved.run
             } catch let error as StoreError where error.code == .conflict {
-                deliveries.release(claimed)
                 loaded = nil
-                continue
-            } catch {
-                deliveries.release(claimed)
-                throw error
             }
-            committed(checkpoint, previous: snapshot.run.status)
-            return checkpoint.run
         }
         throw StoreError.conflict("run \(id) kept changing while it was advanced")
     }
@@ -94,24 +90,50 @@ public final class RunEngine: Sendable {
         if checkpoint.steps.contains(where: { $0.awaitedCallback != nil && $0.status == .waiting }) { callbacksAwaited.ring() }
     }
 
-    /// Claims for this process's delivery worker the deliveries of `checkpoint` that are due now, as
-    /// many as it has room for: they are committed `sending` and handed over by ``committed(_:previous:)``,
-    /// which spares each a claim transaction. Returns how many were claimed; when the checkpoint
-    /// does not commit, give them back with `deliveries.release(_:)`.
-    func claimLocally(_ checkpoint: inout RunCheckpoint) -> Int {
-        guard !checkpoint.deliveries.isEmpty else { return 0 }
+    /// Commits `checkpoints` through `write` and hands their due deliveries to this instance's
+    /// delivery worker: the one place of the in-memory hand-over. Deliveries due now, as many as
+    /// the worker has room for, are written already `sending` under this instance's lease (which
+    /// spares each a claim transaction) and handed over once `committed` says the write committed;
+    /// otherwise, or when `write` throws, their room is given back. Then metrics and watchers.
+    /// `previous`: the runs' status before (nil for new runs).
+    func commit<Result>(_ checkpoints: [RunCheckpoint], after previous: RunStatus?,
+                        _ write: ([RunCheckpoint]) async throws -> Result,
+                        committed wasCommitted: (Result) -> Bool) async throws -> Result
+    {
+        var checkpoints = checkpoints
         let now = clock.now()
-        let due = checkpoint.deliveries.indices.filter { index in
-            let delivery = checkpoint.deliveries[index]
-            return delivery.status == .pending && (delivery.nextAttemptAt ?? .distantFuture) <= now
-        }
-        let granted = deliveries.reserve(due.count)
         let lease = newLease()
-        for index in due.prefix(granted) {
-            checkpoint.deliveries[index].status = .sending
-            checkpoint.deliveries[index].lease = lease
+        var wanted = 0
+        for checkpoint in checkpoints {
+            wanted += checkpoint.deliveries.count { $0.status == .pending && ($0.nextAttemptAt ?? .distantFuture) <= now }
         }
-        return granted
+        let granted = wanted == 0 ? 0 : deliveries.reserve(wanted)
+        var left = granted
+        for c in checkpoints.indices where left > 0 {
+            for d in checkpoints[c].deliveries.indices where left > 0 {
+                let delivery = checkpoints[c].deliveries[d]
+                guard delivery.status == .pending, (delivery.nextAttemptAt ?? .distantFuture) <= now else { continue }
+                checkpoints[c].deliveries[d].status = .sending
+                checkpoints[c].deliveries[d].lease = lease
+                left -= 1
+            }
+        }
+        let result: Result
+        do {
+            result = try await write(checkpoints)
+        } catch {
+            deliveries.release(granted)
+            throw error
+        }
+        guard wasCommitted(result) else {
+            deliveries.release(granted)
+            return result
+        }
+        for checkpoint in checkpoints {
+            if previous == nil { metrics.runTransition(workflow: checkpoint.run.workflow, status: .pending) }
+            committed(checkpoint, previous: previous ?? .pending)
+        }
+        return result
     }
 
     /// A lease held by this instance from now on.
@@ -119,24 +141,11 @@ public final class RunEngine: Sendable {
         Lease(owner: instance, expiresAt: clock.now().addingTimeInterval(Lease.duration))
     }
 
-    /// ``claimLocally(_:)`` for the checkpoints of new runs.
-    func claimLocally(_ checkpoints: inout [RunCheckpoint]) -> Int {
-        checkpoints.indices.reduce(0) { claimed, index in claimed + claimLocally(&checkpoints[index]) }
-    }
-
     /// Takes new runs as far as they can go before they are first committed, so that their
     /// progress (steps, decision, deliveries) is written in the same transaction that creates
     /// them: a run that needs nothing from outside is complete when its event is acknowledged.
     func startInline(_ runs: [RunRecord]) -> [RunCheckpoint] {
         runs.map { run in step(RunSnapshot(run: run, steps: [])) ?? RunCheckpoint(run: run, steps: []) }
-    }
-
-    /// After the checkpoints of new runs were committed: metrics, watchers and the delivery worker.
-    func committedInline(_ checkpoints: [RunCheckpoint]) {
-        for checkpoint in checkpoints {
-            metrics.runTransition(workflow: checkpoint.run.workflow, status: .pending)
-            committed(checkpoint, previous: .pending)
-        }
     }
 
     private func record(_ checkpoint: RunCheckpoint, previous: RunStatus, workflow: Workflow) {

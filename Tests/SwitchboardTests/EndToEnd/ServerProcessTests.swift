@@ -15,7 +15,7 @@ struct ServerProcessTests {
             action: tag
             with: { tag: before }
           - id: pause
-            wait: 3s
+            wait: 8s
           - id: after
             action: approve
         """
@@ -58,7 +58,7 @@ struct ServerProcessTests {
                 }
             }
 
-            // Runs mid-flight: each waits three seconds.
+            // Runs mid-flight: each waits eight seconds, time enough to see them all waiting on a loaded machine.
             var slowRuns: [String] = []
             for n in 0 ..< 20 {
                 let event: JSON = ["specversion": "1.0", "id": .string("slow-\(n)"), "source": "test", "type": "test.slow", "data": [:]]
