@@ -59,9 +59,24 @@ public struct StepChange: Sendable, Equatable {
         }
     }
 
-    /// Whether `step` is the one this change is for, in the state it may be changed in.
+    /// Whether the change is the step's answer: a step takes one, and later ones change nothing.
+    public var answers: Bool {
+        switch patch {
+        case .answered, .failed: true
+        case .awaiting, .attempts, .redirected: false
+        }
+    }
+
+    /// Whether `step` is the one this change is for, in the state it may be changed in: waiting
+    /// (for the change's delivery, if it names one), and without an answer when the change is one.
     public func applies(to step: StepRecord) -> Bool {
         step.id == stepID && step.status == .waiting && (deliveryID == nil || step.deliveryID == deliveryID)
+            && (!answers || (step.output == nil && step.error == nil))
+    }
+
+    /// An outside decision on a waiting step (a review): its output.
+    public static func decision(_ output: JSON, run: RunID, step: String) -> StepChange {
+        StepChange(runID: run, stepID: step, deliveryID: nil, patch: .answered(output, attempts: nil))
     }
 
     /// The step with the change applied.

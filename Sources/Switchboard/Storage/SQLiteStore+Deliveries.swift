@@ -87,9 +87,12 @@ extension SQLiteStore {
              .text(attempt.responseText), .text(attempt.errorClass), .text(attempt.errorMessage)])
     }
 
-    /// Writes a change into the step it is for, while the step is in the state the change is for.
-    static func write(_ change: StepChange, _ db: Database) throws {
+    /// Writes a change into the step it is for, while the step is in the state the change is for
+    /// (``StepChange/applies(to:)``); returns whether it was.
+    @discardableResult
+    static func write(_ change: StepChange, _ db: Database) throws -> Bool {
         let guardClause = "run_id = ? AND step_id = ? AND status = 'waiting' AND (? IS NULL OR delivery_id = ?)"
+            + (change.answers ? " AND output IS NULL AND error IS NULL" : "")
         let key: [SQLArgument] = [.text(change.runID.rawValue), .text(change.stepID), .text(change.deliveryID?.rawValue),
                                   .text(change.deliveryID?.rawValue)]
         switch change.patch {
@@ -111,6 +114,7 @@ extension SQLiteStore {
                 UPDATE steps SET delivery_id = ?, callback_connector = NULL, correlation = NULL WHERE \(guardClause)
                 """, [.text(delivery.rawValue)] + key)
         }
+        return db.changesCount == 1
     }
 
     public func releaseLeases(heldBy owner: InstanceID) async throws -> Int {

@@ -194,16 +194,13 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func resolveWait(run: RunID, step: String, output: JSON, followUps: [Delivery]) async throws -> WaitResolution {
+    public func answer(_ change: StepChange, followUps: [Delivery]) async throws -> WaitResolution {
         try await commits.write { db in
-            guard try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [run.rawValue]) != nil else {
+            guard try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [change.runID.rawValue]) != nil else {
                 return .runNotFound
             }
-            try db.cached(
-                sql: "UPDATE steps SET output = ? WHERE run_id = ? AND step_id = ? AND status = 'waiting' AND output IS NULL",
-                arguments: [output.text, run.rawValue, step])
-            guard db.changesCount == 1 else { return .stepNotWaiting }
-            try Self.wake(run, Date(), db)
+            guard try Self.write(change, db) else { return .stepNotWaiting }
+            try Self.wake(change.runID, Date(), db)
             for delivery in followUps { try Self.insert(delivery, db) }
             return .resolved
         }

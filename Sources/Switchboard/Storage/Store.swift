@@ -35,9 +35,10 @@ public protocol Store: Sendable {
     /// wake time has come (oldest first), then runs left pending or running — under `lease`. A
     /// checkpoint of the run ends the lease, and so does an answer from outside that makes it due.
     func claimRuns(at now: Date, limit: Int, lease: Lease) async throws -> [RunID]
-    /// Records an outside answer (a review decision) on a waiting step, once, and persists the
-    /// deliveries that report it (a Slack message update) in the same transaction.
-    func resolveWait(run: RunID, step: String, output: JSON, followUps: [Delivery]) async throws -> WaitResolution
+    /// Writes an outside answer (a review's decision, ``StepChange/decision(_:run:step:)``) into
+    /// the step it is for, if the step still takes it (``StepChange/applies(to:)``), makes the run
+    /// due, and persists the deliveries that report it (a Slack message update), in one transaction.
+    func answer(_ change: StepChange, followUps: [Delivery]) async throws -> WaitResolution
     /// Persists deliveries that belong to no checkpoint (a detached notice).
     func enqueue(_ deliveries: [Delivery]) async throws
 
@@ -131,9 +132,9 @@ extension Store {
         try await ingest(event, runs: runs.map { RunCheckpoint(run: $0, steps: []) })
     }
 
-    /// Records an outside answer on a waiting step, once.
-    public func resolveWait(run: RunID, step: String, output: JSON) async throws -> WaitResolution {
-        try await resolveWait(run: run, step: step, output: output, followUps: [])
+    /// Writes an outside answer into the step it is for, if the step still takes it.
+    public func answer(_ change: StepChange) async throws -> WaitResolution {
+        try await answer(change, followUps: [])
     }
 
     /// Persists runs that have not started.

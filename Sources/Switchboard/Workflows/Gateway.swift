@@ -150,7 +150,7 @@ public final class Gateway: Sendable {
                                       "decided_at": .string(clock.now().rfc3339)]
         fields.merge(extra) { current, _ in current }
         let output = JSON.object(fields)
-        switch try await store.resolveWait(run: id, step: step.id, output: output, followUps: followUps(step.id, output)) {
+        switch try await store.answer(.decision(output, run: id, step: step.id), followUps: followUps(step.id, output)) {
         case .resolved:
             scheduler.submit(id)
             engine.deliveries.ring()

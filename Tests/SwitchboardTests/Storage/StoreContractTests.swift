@@ -103,9 +103,9 @@ struct StoreContractTests {
         try await store.save(RunCheckpoint(run: record, steps: [
             StepRecord(id: "review", parent: nil, sequence: 1, status: .waiting, startedAt: Date()),
         ]))
-        #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "approve"]) == .resolved)
-        #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "decline"]) == .stepNotWaiting)
-        #expect(try await store.resolveWait(run: RunID("run_x"), step: "review", output: [:]) == .runNotFound)
+        #expect(try await store.answer(.decision(["decision": "approve"], run: record.id, step: "review")) == .resolved)
+        #expect(try await store.answer(.decision(["decision": "decline"], run: record.id, step: "review")) == .stepNotWaiting)
+        #expect(try await store.answer(.decision([:], run: RunID("run_x"), step: "review")) == .runNotFound)
         // A checkpoint made before the answer is refused: the answer moved the run's version.
         record.version = 1
         await #expect(throws: StoreError.self) {
@@ -348,11 +348,11 @@ struct StoreContractTests {
         let notice = Delivery(id: .generate(at: now), runID: record.id, stepID: "review", connector: "slack", operation: "update_message",
                               request: OutboundRequest(method: "POST", url: "https://hooks.slack.com/actions/x", body: "{}"),
                               nextAttemptAt: now, detached: true, createdAt: now)
-        #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "approve"], followUps: [notice]) == .resolved)
+        #expect(try await store.answer(.decision(["decision": "approve"], run: record.id, step: "review"), followUps: [notice]) == .resolved)
         #expect(try await store.delivery(notice.id)?.delivery.detached == true)
         let again = Delivery(id: .generate(at: now), runID: record.id, stepID: "review", connector: "slack", operation: "update_message",
                              request: notice.request, nextAttemptAt: now, detached: true, createdAt: now)
-        #expect(try await store.resolveWait(run: record.id, step: "review", output: ["decision": "decline"], followUps: [again]) == .stepNotWaiting)
+        #expect(try await store.answer(.decision(["decision": "decline"], run: record.id, step: "review"), followUps: [again]) == .stepNotWaiting)
         #expect(try await store.delivery(again.id) == nil, "nothing of a refused decision is written")
     }
 }

@@ -114,6 +114,15 @@ struct TransitionTests {
         completed.status = .completed
         var finished = RunSnapshot(run: run, steps: [completed])
         #expect(change.apply(to: &finished) == nil, "a step that ended takes no answer")
+        var answered = waiting
+        answered.output = ["first": true]
+        var once = RunSnapshot(run: run, steps: [answered])
+        #expect(change.apply(to: &once) == nil, "a step takes one answer: a poll that loses the race to a callback changes nothing")
+        let counted = StepChange(runID: run.id, stepID: "send", deliveryID: DeliveryID("dlv_1"), patch: .attempts(4))
+        #expect(counted.apply(to: &once)?.attempts == 4, "what is not an answer still applies")
+
+        let review = StepChange.decision(["decision": "approve"], run: run.id, step: "send")
+        #expect(review.deliveryID == nil && review.settles && review.answers)
     }
 
     @Test("a checkpoint carries a step's change where it leaves the step's fields empty")
