@@ -24,7 +24,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
                 }
                 query.status = parsed
             }
-            for delivery in try await database.open().listDeliveries(query) {
+            let filter = query
+            for delivery in try await database.withStore({ try await $0.listDeliveries(filter) }) {
                 print([delivery.id.rawValue, delivery.status.rawValue, delivery.connector, delivery.operation,
                        "attempts=\(delivery.attemptCount)", delivery.runID.rawValue, delivery.lastError?.message ?? ""]
                     .joined(separator: "\t"))
@@ -38,7 +39,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            guard let record = try await database.open().delivery(DeliveryID(id)) else { throw UserError("no delivery '\(id)'") }
+            let id = id
+            guard let record = try await database.withStore({ try await $0.delivery(DeliveryID(id)) }) else { throw UserError("no delivery '\(id)'") }
             print(DeliveryPresentation.json(record).text)
         }
     }
@@ -50,7 +52,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            switch try await database.open().retryDelivery(DeliveryID(id), at: Date()) {
+            let id = id
+            switch try await database.withStore({ try await $0.retryDelivery(DeliveryID(id), at: Date()) }) {
             case let .reopened(run): print("\(id) will be sent again (run \(run))")
             case .notFound: throw UserError("no delivery '\(id)'")
             case let .notRetryable(status):

@@ -21,12 +21,9 @@ struct KeysCommand: AsyncParsableCommand {
                     throw UserError("unknown scope '\(scope)'; scopes are: \(APIKeys.allScopes.joined(separator: ", "))")
                 }
             }
-            let store = try await database.open()
             let key = APIKeys.generate()
-            do {
+            try await database.withStore { store in
                 try await store.createAPIKey(APIKeyRecord(name: name, hash: APIKeys.hash(key), scopes: scopeList, createdAt: Date()))
-            } catch let error as StoreError {
-                throw UserError(error.description)
             }
             print(key)
         }
@@ -37,7 +34,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            for key in try await database.open().apiKeys() {
+            for key in try await database.withStore({ try await $0.apiKeys() }) {
                 let state = key.revokedAt == nil ? "active" : "revoked"
                 print("\(key.name)\t\(state)\t\(key.scopes.joined(separator: ","))")
             }
@@ -50,7 +47,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            guard try await database.open().revokeAPIKey(named: name) else { throw UserError("no active key named '\(name)'") }
+            guard try await database.withStore({ try await $0.revokeAPIKey(named: name) }) else { throw UserError("no active key named '\(name)'") }
             print("revoked \(name)")
         }
     }

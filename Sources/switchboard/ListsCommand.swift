@@ -20,18 +20,21 @@ struct ListsCommand: AsyncParsableCommand {
                 guard let parsed = ListKind(rawValue: kind) else { throw UserError("--kind must be ip, email or string") }
                 listKind = parsed
             }
-            let store = try await database.open()
-            let existing = try await store.list(name)
-            if let existing, let listKind, existing.kind != listKind {
-                throw UserError("list '\(name)' exists with kind \(existing.kind.rawValue), not \(listKind.rawValue)")
-            }
-            let effective = existing?.kind ?? listKind ?? .string
-            let problems = items.compactMap { ListIndexSnapshot.problem(with: $0, kind: effective) }
-            if !problems.isEmpty { throw UserError(problems.joined(separator: "; ")) }
-            if existing == nil {
-                try await store.putList(ListRecord(name: name, kind: effective, items: items))
-            } else {
-                _ = try await store.addListItems(name, items: items)
+            let (name, items) = (name, items)
+            let effective = try await database.withStore { store in
+                let existing = try await store.list(name)
+                if let existing, let listKind, existing.kind != listKind {
+                    throw UserError("list '\(name)' exists with kind \(existing.kind.rawValue), not \(listKind.rawValue)")
+                }
+                let effective = existing?.kind ?? listKind ?? .string
+                let problems = items.compactMap { ListIndexSnapshot.problem(with: $0, kind: effective) }
+                if !problems.isEmpty { throw UserError(problems.joined(separator: "; ")) }
+                if existing == nil {
+                    try await store.putList(ListRecord(name: name, kind: effective, items: items))
+                } else {
+                    _ = try await store.addListItems(name, items: items)
+                }
+                return effective
             }
             print("\(name) (\(effective.rawValue)): added \(items.count) item(s)")
         }
@@ -44,9 +47,12 @@ struct ListsCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            let store = try await database.open()
-            var missing: [String] = []
-            for item in items where try await !store.removeListItem(name, item: item) { missing.append(item) }
+            let (name, items) = (name, items)
+            let missing = try await database.withStore { store in
+                var missing: [String] = []
+                for item in items where try await !store.removeListItem(name, item: item) { missing.append(item) }
+                return missing
+            }
             if !missing.isEmpty { throw UserError("list '\(name)' has no item(s): \(missing.joined(separator: ", "))") }
             print("\(name): removed \(items.count) item(s)")
         }
@@ -58,7 +64,8 @@ struct ListsCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            guard let list = try await database.open().list(name) else { throw UserError("no list '\(name)'") }
+            let name = name
+            guard let list = try await database.withStore({ try await $0.list(name) }) else { throw UserError("no list '\(name)'") }
             print("\(list.name) (\(list.kind.rawValue)), \(list.items.count) item(s)")
             for item in list.items { print(item) }
         }

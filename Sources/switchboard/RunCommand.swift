@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import CEL
 import Foundation
 import Switchboard
@@ -33,8 +34,9 @@ struct RunCommand: AsyncParsableCommand {
         do { payload = try JSON.parse(data) } catch { throw UserError("\(file) is not valid JSON: \(error)") }
         var lists = ListIndexSnapshot()
         if let database {
-            let store = try await DatabaseURL(database).open()
-            lists = ListIndexSnapshot(lists: try await store.lists())
+            var logger = Logger(label: "switchboard")
+            logger.logLevel = .error
+            lists = ListIndexSnapshot(lists: try await DatabaseURL(database).withStore(logger: logger) { try await $0.lists() })
         }
         var assumed: [String: JSON] = [:]
         if let outputs {

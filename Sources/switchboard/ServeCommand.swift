@@ -57,29 +57,32 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("SWITCHBOARD_SECRET_KEY is not set: Slack buttons posted before a restart will stop working")
         }
         let configuration = try config.load(context: ConnectorBuildContext(publicURL: publicURL, secretKey: secretKey))
-        let store = try await database.open()
         let allowPrivate = allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1"
         let instanceText = instanceID ?? environment["SWITCHBOARD_INSTANCE_ID"]
         if let instanceText, instanceText.isEmpty || instanceText.count > 200 {
             throw UserError("--instance-id (or SWITCHBOARD_INSTANCE_ID) must be 1 to 200 characters, got \(instanceText.count)")
         }
-        // With SQLite there is one instance: the same id across restarts takes back its leases at once.
-        let instance = instanceText.map { InstanceID($0) } ?? .local(withProcess: false)
-        let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, instance: instance,
-                              logger: logger)
-        let workflows = configuration.workflows
-        let app = buildApplication(gateway: gateway, settings: ServerSettings(host: host, port: port), logger: logger) { bound in
-            ServeCommand.announce(host: host, port: bound, workflows: workflows)
+        // With SQLite there is one instance: the same id across restarts takes back its leases at once. On a
+        // shared database each process is an instance of its own.
+        let shared = if case .postgres = databaseURL { true } else { false }
+        let instance = instanceText.map { InstanceID($0) } ?? .local(withProcess: shared)
+        try await database.withStore { store in
+            let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, instance: instance,
+                                  logger: logger)
+            let workflows = configuration.workflows
+            let app = buildApplication(gateway: gateway, settings: ServerSettings(host: host, port: port), logger: logger) { bound in
+                ServeCommand.announce(host: host, port: bound, workflows: workflows)
+            }
+            logger.info("switchboard starting", metadata: [
+                "address": "\(host):\(port)", "public_url": "\(publicURL)",
+                "workflows": "\(configuration.workflows.map(\.id).joined(separator: ","))",
+                "connectors": "\(configuration.connectors.keys.sorted().joined(separator: ","))",
+                "database": "\(databaseURL)",
+                "allow_private_networks": "\(allowPrivate)",
+                "instance": "\(instance)",
+            ])
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         }
-        logger.info("switchboard starting", metadata: [
-            "address": "\(host):\(port)", "public_url": "\(publicURL)",
-            "workflows": "\(configuration.workflows.map(\.id).joined(separator: ","))",
-            "connectors": "\(configuration.connectors.keys.sorted().joined(separator: ","))",
-            "database": "\(databaseURL)",
-            "allow_private_networks": "\(allowPrivate)",
-            "instance": "\(instance)",
-        ])
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 }
 
@@ -105,7 +108,7 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        _ = try await database.open()
+        try await database.withStore { _ in }
         print("database is up to date: \(try database.url())")
     }
 }

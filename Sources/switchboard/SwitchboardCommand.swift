@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import Foundation
 import Switchboard
 
@@ -54,9 +55,19 @@ struct DatabaseOptions: ParsableArguments {
         do { return try DatabaseURL(text) } catch { throw UserError("\(error)") }
     }
 
-    func open() async throws -> any Store {
-        do { return try await url().open() } catch let error as UserError { throw error } catch {
-            throw UserError("cannot open the database: \(error)")
+    /// Opens the store (creating and migrating it when needed) and runs `body` with it.
+    func withStore<Result: Sendable>(_ body: (any Store) async throws -> Result) async throws -> Result {
+        let url = try url()
+        var logger = Logger(label: "switchboard")
+        logger.logLevel = .error
+        do {
+            return try await url.withStore(logger: logger, body)
+        } catch let error as UserError {
+            throw error
+        } catch let error as StoreError {
+            throw UserError("\(error)")
+        } catch {
+            throw UserError("the database at \(url) failed: \(String(reflecting: error))")
         }
     }
 }

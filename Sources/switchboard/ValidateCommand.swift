@@ -27,7 +27,7 @@ struct ValidateCommand: AsyncParsableCommand {
     private func listWarnings(_ configuration: Configuration) async -> [ConfigurationProblem] {
         let url = try? database.url()
         if case let .sqlite(path)? = url, !FileManager.default.fileExists(atPath: path) { return [] }
-        guard let store = try? await database.open(), let lists = try? await store.lists() else { return [] }
+        guard let lists = try? await database.withStore({ try await $0.lists() }) else { return [] }
         let known = Set(lists.map(\.name))
         var warnings: [ConfigurationProblem] = []
         for workflow in configuration.workflows {

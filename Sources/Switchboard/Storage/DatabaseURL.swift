@@ -1,16 +1,17 @@
 import Foundation
+import Logging
 
 /// Where the store lives: `sqlite:PATH` (or a bare path) or `postgres://...`.
 public enum DatabaseURL: Sendable, Equatable {
     case sqlite(path: String)
-    case postgres(String)
+    case postgres(PostgresSettings)
 
     /// The default: `./.switchboard/switchboard.sqlite`.
     public static let defaultValue = DatabaseURL.sqlite(path: ".switchboard/switchboard.sqlite")
 
     public init(_ text: String) throws {
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-            self = .postgres(text)
+            self = .postgres(try PostgresSettings(url: text))
         } else if text.hasPrefix("sqlite:") {
             let path = String(text.dropFirst("sqlite:".count))
             guard !path.isEmpty else { throw StoreError.unsupportedURL("sqlite: needs a file path, as in sqlite:./data/switchboard.sqlite") }
@@ -22,15 +23,22 @@ public enum DatabaseURL: Sendable, Equatable {
         }
     }
 
-    /// Opens the store and applies migrations (creating the database if it does not exist).
-    public func open() async throws -> any Store {
+    /// Opens the store, applies its migrations (creating an SQLite file if it does not exist), and
+    /// runs `body` with it; a PostgreSQL store's connections live until `body` returns.
+    public func withStore<Result: Sendable>(logger: Logger, _ body: (any Store) async throws -> Result) async throws -> Result {
         switch self {
         case let .sqlite(path):
             let store = try SQLiteStore(path: path)
             try await store.migrate()
-            return store
-        case .postgres:
-            throw StoreError.unsupportedURL("the PostgreSQL store is not part of this build yet; use sqlite:PATH")
+            return try await body(store)
+        case let .postgres(settings):
+            let store = PostgresStore(settings: settings, logger: logger)
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await store.run() }
+                defer { group.cancelAll() }
+                try await store.migrate()
+                return try await body(store)
+            }
         }
     }
 }

@@ -1,0 +1,293 @@
+import CEL
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The shared store: PostgreSQL through PostgresNIO, for several instances working on one database.
+///
+/// Each write is one transaction on a pooled connection; claims take rows with
+/// `FOR UPDATE SKIP LOCKED`, so that instances claiming at once take different rows; event
+/// deduplication and callback replay protection rest on unique keys. The client's connections live
+/// while ``run()`` runs: ``DatabaseURL/withStore(logger:_:)`` runs it around the store's use.
+///
+/// ```swift
+/// try await DatabaseURL("postgres://switchboard@127.0.0.1:5432/switchboard").withStore(logger: logger) { store in
+///     try await store.ping()
+/// }
+/// ```
+public final class PostgresStore: Store {
+    let client: PostgresClient
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - settings: where the database is and how to reach it.
+    ///   - logger: for the client's background messages (connections made and lost).
+    public init(settings: PostgresSettings, logger: Logger) {
+        client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
+        self.logger = logger
+    }
+
+    /// Keeps the client's connection pool: run it, in a task of its own, while the store is used.
+    public func run() async {
+        await client.run()
+    }
+
+    public func ping() async throws {
+        try await client.query("SELECT 1", logger: logger)
+    }
+
+    /// Runs `body` in one transaction; an error `body` throws comes out as it is (and rolls back).
+    func transaction<T>(_ body: (PostgresConnection) async throws -> sending T) async throws -> sending T {
+        do {
+            return try await client.withTransaction(logger: logger, body)
+        } catch let error as PostgresTransactionError {
+            if let thrown = error.closureError, error.beginError == nil { throw thrown }
+            throw error
+        }
+    }
+
+    /// The rows a query answers (all of them, read before returning).
+    func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRow] {
+        if let connection { return try await connection.query(query, logger: logger).collect() }
+        return try await client.query(query, logger: logger).collect()
+    }
+
+    // MARK: Events and runs
+
+    public func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome {
+        let payload = event.payloadText ?? event.payload.text
+        let references = Self.encode(event.runs)
+        do {
+            return try await transaction { connection in
+                let inserted = try await rows("""
+                    INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs)
+                    VALUES (\(event.id.rawValue), \(event.dedupeKey), \(event.type), \(event.source), \(payload),
+                            \(event.receivedAt.microseconds), \(references))
+                    ON CONFLICT (dedupe_key) DO NOTHING RETURNING id
+                    """, on: connection)
+                if inserted.isEmpty {
+                    let existing = try await rows("SELECT * FROM events WHERE dedupe_key = \(event.dedupeKey)", on: connection)
+                    if let row = existing.first { return .duplicate(try Self.event(from: row)) }
+                }
+                for checkpoint in runs {
+                    let refers = checkpoint.run.trigger.eventID == event.id
+                    try await insert(checkpoint.run, eventStored: refers, on: connection)
+                    try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id,
+                                    storedEvent: refers ? (event.id, payload) : nil, on: connection)
+                }
+                return .accepted
+            }
+        } catch let error as PSQLError where error.isUniqueViolation {
+            // Another instance stored the same event between our insert and its commit.
+            let existing = try await rows("SELECT * FROM events WHERE dedupe_key = \(event.dedupeKey)")
+            guard let row = existing.first else { throw error }
+            return .duplicate(try Self.event(from: row))
+        }
+    }
+
+    public func createRuns(_ runs: [RunCheckpoint]) async throws {
+        try await transaction { connection in
+            for checkpoint in runs {
+                try await insert(checkpoint.run, on: connection)
+                try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, on: connection)
+            }
+        }
+    }
+
+    public func loadRun(_ id: RunID, allowStale: Bool) async throws -> RunSnapshot? {
+        try await snapshot(id, on: nil)
+    }
+
+    public func listRuns(_ query: RunQuery) async throws -> [RunRecord] {
+        var filter = PostgresFilter()
+        filter.add("workflow", query.workflow)
+        filter.add("status", query.status?.rawValue)
+        filter.add("id", query.before?.rawValue, op: "<")
+        return try await rows(filter.query("SELECT \(Self.runColumns) FROM runs", order: "ORDER BY id DESC", limit: query.limit))
+            .map(Self.run(from:))
+    }
+
+    public func save(_ checkpoint: RunCheckpoint) async throws {
+        try await transaction { connection in
+            guard try await updateIfCurrent(checkpoint.run, on: connection) else {
+                throw StoreError.conflict("run \(checkpoint.run.id) changed since version \(checkpoint.run.version)")
+            }
+            try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, on: connection)
+        }
+    }
+
+    public func claimRuns(at now: Date, limit: Int, lease: Lease) async throws -> [RunID] {
+        let now = now.microseconds
+        return try await transaction { connection in
+            let due = try await rows("""
+                UPDATE runs SET lease_owner = \(lease.owner.rawValue), lease_expires_at = \(lease.expiresAt.microseconds)
+                WHERE id IN (SELECT id FROM runs WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= \(now)
+                               AND (lease_expires_at IS NULL OR lease_expires_at < \(now))
+                             ORDER BY wake_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING id
+                """, on: connection)
+            let unfinished = try await rows("""
+                UPDATE runs SET lease_owner = \(lease.owner.rawValue), lease_expires_at = \(lease.expiresAt.microseconds)
+                WHERE id IN (SELECT id FROM runs WHERE status IN ('pending', 'running')
+                               AND (lease_expires_at IS NULL OR lease_expires_at < \(now))
+                             ORDER BY id LIMIT \(max(0, limit - due.count)) FOR UPDATE SKIP LOCKED)
+                RETURNING id
+                """, on: connection)
+            return try (due + unfinished).map { RunID(try $0.decode(String.self)) }
+        }
+    }
+
+    public func answer(_ change: StepChange, followUps: [Delivery]) async throws -> WaitResolution {
+        try await transaction { connection in
+            guard try await !rows("SELECT 1 FROM runs WHERE id = \(change.runID.rawValue)", on: connection).isEmpty else {
+                return .runNotFound
+            }
+            guard try await write(change, on: connection) else { return .stepNotWaiting }
+            try await wake(change.runID, Date(), on: connection)
+            for delivery in followUps { try await insert(delivery, on: connection) }
+            return .resolved
+        }
+    }
+
+    public func enqueue(_ deliveries: [Delivery]) async throws {
+        try await transaction { connection in
+            for delivery in deliveries { try await insert(delivery, on: connection) }
+        }
+    }
+
+    /// Makes a waiting run due now and free to claim, and moves its version (``SQLiteStore`` says why).
+    func wake(_ run: RunID, _ now: Date, on connection: PostgresConnection) async throws {
+        try await connection.query("""
+            UPDATE runs SET wake_at = CASE WHEN status IN ('waiting', 'running') THEN \(now.microseconds) ELSE wake_at END,
+              version = version + 1, lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = \(run.rawValue)
+            """, logger: logger)
+    }
+
+    /// Moves a run's version after a write to its steps that does not wake it.
+    func touch(_ run: RunID, on connection: PostgresConnection) async throws {
+        try await connection.query("UPDATE runs SET version = version + 1 WHERE id = \(run.rawValue)", logger: logger)
+    }
+
+    // MARK: Lists
+
+    public func putList(_ list: ListRecord) async throws {
+        try await transaction { connection in
+            try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+            try await connection.query("DELETE FROM list_items WHERE list_name = \(list.name)", logger: logger)
+            try await connection.query("""
+                INSERT INTO lists (name, kind, revision) VALUES (\(list.name), \(list.kind.rawValue),
+                  (SELECT COALESCE(MAX(revision), 0) + 1 FROM lists))
+                ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, revision = excluded.revision
+                """, logger: logger)
+            for (position, item) in list.items.enumerated() {
+                try await connection.query("""
+                    INSERT INTO list_items (list_name, item, position) VALUES (\(list.name), \(item), \(position))
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+            }
+        }
+    }
+
+    public func addListItems(_ name: String, items: [String]) async throws -> Bool {
+        try await transaction { connection in
+            try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+            let updated = try await rows("""
+                UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = \(name) RETURNING name
+                """, on: connection)
+            guard !updated.isEmpty else { return false }
+            for item in items {
+                try await connection.query("""
+                    INSERT INTO list_items (list_name, item, position)
+                    VALUES (\(name), \(item), (SELECT COALESCE(MAX(position), -1) + 1 FROM list_items WHERE list_name = \(name)))
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+            }
+            return true
+        }
+    }
+
+    public func removeListItem(_ name: String, item: String) async throws -> Bool {
+        try await transaction { connection in
+            let removed = try await rows("""
+                DELETE FROM list_items WHERE list_name = \(name) AND item = \(item) RETURNING item
+                """, on: connection)
+            guard !removed.isEmpty else { return false }
+            try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+            try await connection.query("UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = \(name)",
+                                       logger: logger)
+            return true
+        }
+    }
+
+    public func deleteList(_ name: String) async throws -> Bool {
+        try await transaction { connection in
+            let deleted = try await rows("DELETE FROM lists WHERE name = \(name) RETURNING name", on: connection)
+            // Count deletions, so that listsRevision() changes even when the newest list went.
+            try await connection.query("UPDATE meta SET value = value + 1 WHERE key = 'lists_deleted'", logger: logger)
+            return !deleted.isEmpty
+        }
+    }
+
+    public func list(_ name: String) async throws -> ListRecord? {
+        guard let row = try await rows("SELECT name, kind, revision FROM lists WHERE name = \(name)").first else { return nil }
+        return try await list(from: row)
+    }
+
+    public func lists() async throws -> [ListRecord] {
+        var lists: [ListRecord] = []
+        for row in try await rows("SELECT name, kind, revision FROM lists ORDER BY name") { lists.append(try await list(from: row)) }
+        return lists
+    }
+
+    private func list(from row: PostgresRow) async throws -> ListRecord {
+        let (name, kind, revision) = try row.decode((String, String, Int64).self)
+        let items = try await rows("SELECT item FROM list_items WHERE list_name = \(name) ORDER BY position")
+            .map { try $0.decode(String.self) }
+        return ListRecord(name: name, kind: ListKind(rawValue: kind) ?? .string, items: items, revision: revision)
+    }
+
+    public func listsRevision() async throws -> Int64 {
+        let row = try await rows("""
+            SELECT (SELECT COALESCE(MAX(revision), 0) FROM lists), (SELECT value FROM meta WHERE key = 'lists_deleted')
+            """).first
+        guard let (revision, deletions) = try row?.decode((Int64, Int64).self) else { return 0 }
+        return revision &* 1_000_003 &+ deletions
+    }
+
+    // MARK: API keys
+
+    public func createAPIKey(_ key: APIKeyRecord) async throws {
+        try await transaction { connection in
+            try await connection.query("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+            if try await !rows("SELECT 1 FROM api_keys WHERE name = \(key.name) AND revoked_at IS NULL", on: connection).isEmpty {
+                throw StoreError.duplicate("an active API key named '\(key.name)' already exists")
+            }
+            try await connection.query("DELETE FROM api_keys WHERE name = \(key.name)", logger: logger)
+            try await connection.query("""
+                INSERT INTO api_keys (name, hash, scopes, created_at)
+                VALUES (\(key.name), \(key.hash), \(Self.encode(key.scopes)), \(key.createdAt.microseconds))
+                """, logger: logger)
+        }
+    }
+
+    public func apiKeys() async throws -> [APIKeyRecord] {
+        try await rows("SELECT name, hash, scopes, created_at, revoked_at FROM api_keys ORDER BY name").map(Self.apiKey(from:))
+    }
+
+    public func revokeAPIKey(named name: String) async throws -> Bool {
+        try await !rows("""
+            UPDATE api_keys SET revoked_at = \(Date().microseconds) WHERE name = \(name) AND revoked_at IS NULL RETURNING name
+            """).isEmpty
+    }
+
+    public func apiKey(hash: String) async throws -> APIKeyRecord? {
+        try await rows("SELECT name, hash, scopes, created_at, revoked_at FROM api_keys WHERE hash = \(hash)").first
+            .map(Self.apiKey(from:))
+    }
+}
+
+extension PSQLError {
+    /// A unique key refused the row (SQLSTATE 23505).
+    var isUniqueViolation: Bool { serverInfo?[.sqlState] == "23505" }
+}
