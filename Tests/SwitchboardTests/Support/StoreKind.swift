@@ -48,16 +48,23 @@ enum StoreKind: String, Sendable, CustomTestStringConvertible {
 
     /// Runs one statement on the server's own database, on a connection of its own.
     static func admin(_ settings: PostgresSettings, logger: Logger, _ sql: String) async throws {
+        _ = try await adminRows(settings, sql, logger: logger)
+    }
+
+    /// The rows of one query on `settings`' database, on a connection of its own.
+    static func adminRows(_ settings: PostgresSettings, _ sql: String, logger: Logger = Logger(label: "test")) async throws -> [PostgresRow] {
         var configuration = PostgresConnection.Configuration(host: settings.host, port: settings.port, username: settings.username,
                                                              password: settings.password, database: settings.database, tls: .disable)
         configuration.options.connectTimeout = .seconds(5)
         let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        let rows: [PostgresRow]
         do {
-            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            rows = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).collect()
         } catch {
             try? await connection.close()
             throw error
         }
         try await connection.close()
+        return rows
     }
 }
