@@ -19,13 +19,7 @@ struct ClusterTests {
         let receiver = TestReceiver(script: [.init(status: 200)])
         try await receiver.serve {
             let directory = try TemporaryDirectory()
-            try directory.write("config/connectors/sink.yaml", """
-                id: sink
-                kind: http
-                base_url: \(receiver.url)
-                signing: { secret: "\(DeliveryEngineTests.secret)" }
-                allow_networks: [ 127.0.0.0/8 ]
-                """)
+            try directory.writeSinkConnector(to: receiver)
             try directory.write("config/workflows/forward.yaml", """
                 id: forward
                 trigger: { event: cluster.forward }

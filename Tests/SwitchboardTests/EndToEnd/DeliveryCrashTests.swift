@@ -13,14 +13,7 @@ struct DeliveryCrashTests {
         let receiver = TestReceiver(script: [.init(status: 200, delay: .milliseconds(400))])
         try await receiver.serve {
             let directory = try TemporaryDirectory()
-            try directory.write("config/connectors/sink.yaml", """
-                id: sink
-                kind: http
-                base_url: \(receiver.url)
-                signing: { secret: "\(DeliveryEngineTests.secret)" }
-                allow_networks: [ 127.0.0.0/8 ]
-                concurrency: 64
-                """)
+            try directory.writeSinkConnector(to: receiver, extra: "concurrency: 64")
             try directory.write("config/workflows/forward.yaml", """
                 id: forward
                 trigger: { api: { input: { ref: { type: string, required: true } } } }

@@ -132,3 +132,18 @@ final class TestReceiver: Sendable {
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: answer.body)))
     }
 }
+
+extension TemporaryDirectory {
+    /// Writes `config/connectors/sink.yaml`: an http connector `sink` that signs (with the delivery
+    /// tests' secret) and sends to `receiver`, which it may reach on loopback.
+    func writeSinkConnector(to receiver: TestReceiver, extra: String = "") throws {
+        try write("config/connectors/sink.yaml", """
+            id: sink
+            kind: http
+            base_url: \(receiver.url)
+            signing: { secret: "\(DeliveryEngineTests.secret)" }
+            allow_networks: [ 127.0.0.0/8 ]
+            \(extra)
+            """)
+    }
+}
