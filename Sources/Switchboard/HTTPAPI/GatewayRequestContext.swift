@@ -79,6 +79,13 @@ struct RequestLogMiddleware: RouterMiddleware {
             context.logger.info("request refused", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "request_id": "\(requestID)",
                                                               "status": "\(problem.status.code)"])
             return response
+        } catch let error as StoreError where error.code == .unavailable {
+            var response = try Problem.storeUnavailable().response(from: request, context: context)
+            response.headers[.requestID] = String(requestID)
+            metrics.request(status: 503)
+            context.logger.warning("request refused: the database cannot be reached",
+                                   metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "request_id": "\(requestID)"])
+            return response
         } catch let error as HTTPError {
             let problem = Problem(error.status, error.body ?? error.status.reasonPhrase)
             var response = try problem.response(from: request, context: context)

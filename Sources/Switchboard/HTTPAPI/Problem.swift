@@ -15,12 +15,21 @@ public struct Problem: HTTPResponseError, Sendable {
     public var title: String
     public var detail: String
     public var errors: [FieldError]
+    /// Seconds after which the same request may succeed (`Retry-After`).
+    public var retryAfter: Int?
 
-    public init(_ status: HTTPResponse.Status, _ detail: String, title: String? = nil, errors: [FieldError] = []) {
+    public init(_ status: HTTPResponse.Status, _ detail: String, title: String? = nil, errors: [FieldError] = [],
+                retryAfter: Int? = nil) {
         self.status = status
         self.title = title ?? status.reasonPhrase
         self.detail = detail
         self.errors = errors
+        self.retryAfter = retryAfter
+    }
+
+    /// 503 while the database cannot be reached: nothing was accepted, and the client should try again.
+    static func storeUnavailable() -> Problem {
+        Problem(.serviceUnavailable, "the database cannot be reached; nothing was accepted, try again", retryAfter: 5)
     }
 
     var json: JSON {
@@ -38,6 +47,7 @@ public struct Problem: HTTPResponseError, Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/problem+json"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: json.encoded())))
     }
 

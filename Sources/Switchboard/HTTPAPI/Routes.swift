@@ -52,7 +52,7 @@ extension Gateway {
                 try await store.ping()
                 return Response.json(["status": "ready", "workflows": .number(Double(configuration.workflows.count))])
             } catch {
-                throw Problem(.serviceUnavailable, "the store does not answer")
+                throw Problem(.serviceUnavailable, "the store does not answer", retryAfter: 5)
             }
         }
         router.get("metrics") { [self] _, _ in

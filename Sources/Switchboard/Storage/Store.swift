@@ -145,7 +145,7 @@ extension Store {
 
 /// A storage failure, with what was being done. Values never appear in `description`.
 public struct StoreError: Error, CustomStringConvertible {
-    public enum Code: Sendable { case duplicate, notFound, corrupt, unsupportedURL, conflict, fenced }
+    public enum Code: Sendable { case duplicate, notFound, corrupt, unsupportedURL, conflict, fenced, unavailable }
     public let code: Code
     public let detail: String
 
@@ -153,6 +153,8 @@ public struct StoreError: Error, CustomStringConvertible {
     public static func corrupt(_ detail: String) -> StoreError { StoreError(code: .corrupt, detail: detail) }
     public static func unsupportedURL(_ detail: String) -> StoreError { StoreError(code: .unsupportedURL, detail: detail) }
     public static func conflict(_ detail: String) -> StoreError { StoreError(code: .conflict, detail: detail) }
+    /// The database cannot be reached now; the same request may succeed later.
+    public static func unavailable(_ detail: String) -> StoreError { StoreError(code: .unavailable, detail: detail) }
     /// A result from a holder that no longer holds what it worked on.
     public static func fenced(_ detail: String) -> StoreError { StoreError(code: .fenced, detail: detail) }
 

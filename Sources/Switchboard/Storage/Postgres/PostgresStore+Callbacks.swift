@@ -9,7 +9,7 @@ extension PostgresStore {
                                 change: @escaping @Sendable (CallbackMatch) -> CallbackChange?) async throws -> CallbackReceipt
     {
         do {
-            return try await transaction { connection -> CallbackReceipt in
+            return try await transaction { [self] connection -> CallbackReceipt in
                 var callback = callback
                 if let messageID = callback.messageID, try await !rows("""
                     SELECT 1 FROM callbacks WHERE connector = \(callback.connector) AND message_id = \(messageID)
@@ -54,7 +54,7 @@ extension PostgresStore {
     }
 
     public func recordCallback(_ callback: InboundCallback) async throws {
-        try await transaction { connection in try await insert(callback, on: connection) }
+        try await transaction { [self] connection in try await insert(callback, on: connection) }
     }
 
     public func matchPendingCallbacks(at now: Date,
@@ -62,7 +62,7 @@ extension PostgresStore {
     {
         // The inbox sweeps every second: with nothing pending, one read answers.
         guard try await !rows("SELECT 1 FROM callbacks WHERE status = 'pending' LIMIT 1").isEmpty else { return [] }
-        return try await transaction { connection in
+        return try await transaction { [self] connection in
             let pending = try await rows("""
                 SELECT * FROM callbacks WHERE status = 'pending' ORDER BY received_at LIMIT 500 FOR UPDATE SKIP LOCKED
                 """, on: connection).map(Self.callback(from:))

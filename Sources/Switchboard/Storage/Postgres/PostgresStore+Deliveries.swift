@@ -16,7 +16,7 @@ extension PostgresStore {
 
     public func commitAttempt(_ commit: AttemptCommit, checkpoint: RunCheckpoint?) async throws -> AttemptCommitOutcome {
         do {
-            return try await transaction { connection -> AttemptCommitOutcome in
+            return try await transaction { [self] connection -> AttemptCommitOutcome in
                 if let checkpoint, try await !updateIfCurrent(checkpoint.run, on: connection) { return .conflict }
                 let delivery = commit.delivery
                 let held = try await rows("""
@@ -63,7 +63,7 @@ extension PostgresStore {
     private struct Fenced: Error {}
 
     public func releaseLeases(heldBy owner: InstanceID) async throws -> Int {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             let released = try await rows("""
                 UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
                 WHERE status = 'sending' AND lease_owner = \(owner.rawValue) RETURNING id
@@ -85,16 +85,16 @@ extension PostgresStore {
     }
 
     public func renewLeases(of owner: InstanceID, until: Date) async throws {
-        try await client.query("""
+        _ = try await rows("""
             UPDATE deliveries SET lease_expires_at = \(until.microseconds) WHERE status = 'sending' AND lease_owner = \(owner.rawValue)
-            """, logger: logger)
+            """)
     }
 
     public func heartbeat(_ instance: InstanceID, startedAt: Date, at now: Date) async throws {
-        try await client.query("""
+        _ = try await rows("""
             INSERT INTO instances (id, started_at, heartbeat_at) VALUES (\(instance.rawValue), \(startedAt.microseconds), \(now.microseconds))
             ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
-            """, logger: logger)
+            """)
     }
 
     public func instances(seenSince since: Date) async throws -> [InstanceRecord] {
@@ -131,7 +131,7 @@ extension PostgresStore {
     }
 
     public func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             guard let row = try await rows("""
                 SELECT \(unescaped: Self.deliveryColumns) FROM deliveries WHERE id = \(id.rawValue) FOR UPDATE
                 """, on: connection).first else { return .notFound }

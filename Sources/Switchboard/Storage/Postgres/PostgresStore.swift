@@ -33,23 +33,50 @@ public final class PostgresStore: Store {
     }
 
     public func ping() async throws {
-        try await client.query("SELECT 1", logger: logger)
+        _ = try await rows("SELECT 1")
     }
 
+    /// How long an operation may wait for the database before it fails with
+    /// ``StoreError/unavailable(_:)``: the pool waits for a connection as long as the server is
+    /// down, and a caller (an HTTP request, a service's tick) must hear of it within 5 s.
+    static let deadline: Duration = .seconds(5)
+
     /// Runs `body` in one transaction; an error `body` throws comes out as it is (and rolls back).
-    func transaction<T>(_ body: (PostgresConnection) async throws -> sending T) async throws -> sending T {
-        do {
-            return try await client.withTransaction(logger: logger, body)
-        } catch let error as PostgresTransactionError {
-            if let thrown = error.closureError, error.beginError == nil { throw thrown }
-            throw error
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await bounded { [client, logger] in
+            do {
+                return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            } catch let error as PostgresTransactionError {
+                if let thrown = error.closureError, error.beginError == nil { throw thrown }
+                throw error
+            }
         }
     }
 
-    /// The rows a query answers (all of them, read before returning).
+    /// The rows a query answers (all of them, read before returning); on `connection`, inside its
+    /// transaction's deadline.
     func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRow] {
         if let connection { return try await connection.query(query, logger: logger).collect() }
-        return try await client.query(query, logger: logger).collect()
+        return try await bounded { [client, logger] in try await client.query(query, logger: logger).collect() }
+    }
+
+    /// `operation`, given at most ``deadline``; a database that cannot be reached (no answer in
+    /// time, or a connection that failed) is ``StoreError/unavailable(_:)``.
+    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await operation() }
+                group.addTask {
+                    try await Sleep.for(Self.deadline)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                if let first = try await group.next(), let result = first { return result }
+                throw StoreError.unavailable("the database did not answer within \(Self.deadline)")
+            }
+        } catch let error as PSQLError where error.serverInfo == nil {
+            throw StoreError.unavailable("the database cannot be reached (\(error.code))")
+        }
     }
 
     // MARK: Events and runs
@@ -58,7 +85,7 @@ public final class PostgresStore: Store {
         let payload = event.payloadText ?? event.payload.text
         let references = Self.encode(event.runs)
         do {
-            return try await transaction { connection in
+            return try await transaction { [self] connection in
                 let inserted = try await rows("""
                     INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs)
                     VALUES (\(event.id.rawValue), \(event.dedupeKey), \(event.type), \(event.source), \(payload),
@@ -86,7 +113,7 @@ public final class PostgresStore: Store {
     }
 
     public func createRuns(_ runs: [RunCheckpoint]) async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             for checkpoint in runs {
                 try await insert(checkpoint.run, on: connection)
                 try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, on: connection)
@@ -108,7 +135,7 @@ public final class PostgresStore: Store {
     }
 
     public func save(_ checkpoint: RunCheckpoint) async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             guard try await updateIfCurrent(checkpoint.run, on: connection) else {
                 throw StoreError.conflict("run \(checkpoint.run.id) changed since version \(checkpoint.run.version)")
             }
@@ -118,7 +145,7 @@ public final class PostgresStore: Store {
 
     public func claimRuns(at now: Date, limit: Int, lease: Lease) async throws -> [RunID] {
         let now = now.microseconds
-        return try await transaction { connection in
+        return try await transaction { [self] connection in
             let due = try await rows("""
                 UPDATE runs SET lease_owner = \(lease.owner.rawValue), lease_expires_at = \(lease.expiresAt.microseconds)
                 WHERE id IN (SELECT id FROM runs WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= \(now)
@@ -138,7 +165,7 @@ public final class PostgresStore: Store {
     }
 
     public func answer(_ change: StepChange, followUps: [Delivery]) async throws -> WaitResolution {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             guard try await !rows("SELECT 1 FROM runs WHERE id = \(change.runID.rawValue)", on: connection).isEmpty else {
                 return .runNotFound
             }
@@ -150,7 +177,7 @@ public final class PostgresStore: Store {
     }
 
     public func enqueue(_ deliveries: [Delivery]) async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             for delivery in deliveries { try await insert(delivery, on: connection) }
         }
     }
@@ -172,7 +199,7 @@ public final class PostgresStore: Store {
     // MARK: Lists
 
     public func putList(_ list: ListRecord) async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
             try await connection.query("DELETE FROM list_items WHERE list_name = \(list.name)", logger: logger)
             try await connection.query("""
@@ -190,7 +217,7 @@ public final class PostgresStore: Store {
     }
 
     public func addListItems(_ name: String, items: [String]) async throws -> Bool {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
             let updated = try await rows("""
                 UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = \(name) RETURNING name
@@ -208,7 +235,7 @@ public final class PostgresStore: Store {
     }
 
     public func removeListItem(_ name: String, item: String) async throws -> Bool {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             let removed = try await rows("""
                 DELETE FROM list_items WHERE list_name = \(name) AND item = \(item) RETURNING item
                 """, on: connection)
@@ -221,7 +248,7 @@ public final class PostgresStore: Store {
     }
 
     public func deleteList(_ name: String) async throws -> Bool {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             let deleted = try await rows("DELETE FROM lists WHERE name = \(name) RETURNING name", on: connection)
             // Count deletions, so that listsRevision() changes even when the newest list went.
             try await connection.query("UPDATE meta SET value = value + 1 WHERE key = 'lists_deleted'", logger: logger)
@@ -258,7 +285,7 @@ public final class PostgresStore: Store {
     // MARK: API keys
 
     public func createAPIKey(_ key: APIKeyRecord) async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await connection.query("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE", logger: logger)
             if try await !rows("SELECT 1 FROM api_keys WHERE name = \(key.name) AND revoked_at IS NULL", on: connection).isEmpty {
                 throw StoreError.duplicate("an active API key named '\(key.name)' already exists")
