@@ -85,13 +85,13 @@ extension PostgresStore {
     }
 
     public func renewLeases(of owner: InstanceID, until: Date) async throws {
-        _ = try await rows("""
+        try await quick("""
             UPDATE deliveries SET lease_expires_at = \(until.microseconds) WHERE status = 'sending' AND lease_owner = \(owner.rawValue)
             """)
     }
 
     public func heartbeat(_ instance: InstanceID, startedAt: Date, at now: Date) async throws {
-        _ = try await rows("""
+        try await quick("""
             INSERT INTO instances (id, started_at, heartbeat_at) VALUES (\(instance.rawValue), \(startedAt.microseconds), \(now.microseconds))
             ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
             """)

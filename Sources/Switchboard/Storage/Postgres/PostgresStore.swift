@@ -2,6 +2,7 @@ import CEL
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The shared store: PostgreSQL through PostgresNIO, for several instances working on one database.
 ///
@@ -18,6 +19,8 @@ import PostgresNIO
 public final class PostgresStore: Store {
     let client: PostgresClient
     let logger: Logger
+    /// Whether the last operation reached the database (``bounded(within:_:)``).
+    let reachable = Atomic(true)
 
     /// - Parameters:
     ///   - settings: where the database is and how to reach it.
@@ -33,13 +36,18 @@ public final class PostgresStore: Store {
     }
 
     public func ping() async throws {
-        _ = try await rows("SELECT 1")
+        _ = try await bounded(within: Self.outageDeadline) { [client, logger] in
+            try await client.query("SELECT 1", logger: logger).collect()
+        }
     }
 
     /// How long an operation may wait for the database before it fails with
-    /// ``StoreError/unavailable(_:)``: the pool waits for a connection as long as the server is
-    /// down, and a caller (an HTTP request, a service's tick) must hear of it within 5 s.
-    static let deadline: Duration = .seconds(5)
+    /// ``StoreError/unavailable(_:)``. The pool waits for a connection for as long as the server is
+    /// down, so every operation has a deadline: a generous one while the database answers (a
+    /// busy pool queues requests), and 5 s once an operation found it unreachable, until one
+    /// succeeds again (the heartbeat and `/ready` find out within seconds).
+    static let deadline: Duration = .seconds(30)
+    static let outageDeadline: Duration = .seconds(5)
 
     /// Runs `body` in one transaction; an error `body` throws comes out as it is (and rolls back).
     func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
@@ -60,21 +68,35 @@ public final class PostgresStore: Store {
         return try await bounded { [client, logger] in try await client.query(query, logger: logger).collect() }
     }
 
+    /// A small statement that must answer quickly (a heartbeat): given ``outageDeadline``, so that
+    /// an instance finds out within seconds that the database went away.
+    func quick(_ query: PostgresQuery) async throws {
+        _ = try await bounded(within: Self.outageDeadline) { [client, logger] in try await client.query(query, logger: logger).collect() }
+    }
+
     /// `operation`, given at most ``deadline``; a database that cannot be reached (no answer in
     /// time, or a connection that failed) is ``StoreError/unavailable(_:)``.
-    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    func bounded<T: Sendable>(within limit: Duration? = nil,
+                              _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let limit = limit ?? (reachable.load(ordering: .relaxed) ? Self.deadline : Self.outageDeadline)
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
+            let result = try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask { try await operation() }
                 group.addTask {
-                    try await Sleep.for(Self.deadline)
+                    try await Sleep.for(limit)
                     return nil
                 }
                 defer { group.cancelAll() }
                 if let first = try await group.next(), let result = first { return result }
-                throw StoreError.unavailable("the database did not answer within \(Self.deadline)")
+                throw StoreError.unavailable("the database did not answer within \(limit)")
             }
+            reachable.store(true, ordering: .relaxed)
+            return result
+        } catch let error as StoreError where error.code == .unavailable {
+            reachable.store(false, ordering: .relaxed)
+            throw error
         } catch let error as PSQLError where error.serverInfo == nil {
+            reachable.store(false, ordering: .relaxed)
             throw StoreError.unavailable("the database cannot be reached (\(error.code))")
         }
     }
