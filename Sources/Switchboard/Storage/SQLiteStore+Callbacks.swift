@@ -97,9 +97,8 @@ extension SQLiteStore {
     /// follow-up delivery, and the run's version moved (made due when the change settles the step).
     private static func write(_ change: CallbackChange?, _ now: Date, _ db: Database) throws {
         guard let change else { return }
-        try write(change.step, db)
+        try record(change.step, at: now, db)
         if let followUp = change.followUp { try insert(followUp, db) }
-        if change.step.settles { try wake(change.step.runID, now, db) } else { try touch(change.step.runID, db) }
     }
 
     static func insert(_ callback: InboundCallback, _ db: Database) throws {

@@ -44,8 +44,7 @@ extension SQLiteStore {
                     }
                 #endif
             } else if let change = commit.step {
-                try Self.write(change, db)
-                if change.settles { try Self.wake(change.runID, commit.delivery.updatedAt, db) } else { try Self.touch(change.runID, db) }
+                try Self.record(change, at: commit.delivery.updatedAt, db)
             }
             return .committed
         }
@@ -85,6 +84,13 @@ extension SQLiteStore {
             [.text(attempt.deliveryID.rawValue), .integer(attempt.number), .text(attempt.trigger.rawValue),
              .integer(attempt.startedAt.microseconds), .integer(attempt.durationMilliseconds), .text(attempt.requestText),
              .text(attempt.responseText), .text(attempt.errorClass), .text(attempt.errorMessage)])
+    }
+
+    /// Writes a change into its step (when the step takes it) and moves its run's version: the run
+    /// is made due when the change settles the step, for the scheduler to advance it.
+    static func record(_ change: StepChange, at now: Date, _ db: Database) throws {
+        try write(change, db)
+        if change.settles { try wake(change.runID, now, db) } else { try touch(change.runID, db) }
     }
 
     /// Writes a change into the step it is for, while the step is in the state the change is for

@@ -112,9 +112,8 @@ extension PostgresStore {
     /// Writes what the engine made of a callback into its waiting step (see ``SQLiteStore``).
     private func write(_ change: CallbackChange?, _ now: Date, on connection: PostgresConnection) async throws {
         guard let change else { return }
-        try await write(change.step, on: connection)
+        try await record(change.step, at: now, on: connection)
         if let followUp = change.followUp { try await insert(followUp, on: connection) }
-        if change.step.settles { try await wake(change.step.runID, now, on: connection) } else { try await touch(change.step.runID, on: connection) }
     }
 
     private func insert(_ callback: InboundCallback, on connection: PostgresConnection) async throws {

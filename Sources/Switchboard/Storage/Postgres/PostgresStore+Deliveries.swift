@@ -45,12 +45,7 @@ extension PostgresStore {
                 if let checkpoint {
                     try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, on: connection)
                 } else if let change = commit.step {
-                    try await write(change, on: connection)
-                    if change.settles {
-                        try await wake(change.runID, delivery.updatedAt, on: connection)
-                    } else {
-                        try await touch(change.runID, on: connection)
-                    }
+                    try await record(change, at: delivery.updatedAt, on: connection)
                 }
                 return .committed
             }

@@ -75,48 +75,40 @@ extension PostgresStore {
             """, logger: logger)
     }
 
+    /// Writes a change into its step (when the step takes it) and moves its run's version: the run
+    /// is made due when the change settles the step, for a scheduler to advance it.
+    func record(_ change: StepChange, at now: Date, on connection: PostgresConnection) async throws {
+        _ = try await write(change, on: connection)
+        if change.settles { try await wake(change.runID, now, on: connection) } else { try await touch(change.runID, on: connection) }
+    }
+
     /// Writes a change into the step it is for, while the step is in the state the change is for
     /// (``StepChange/applies(to:)``); returns whether it was.
     func write(_ change: StepChange, on connection: PostgresConnection) async throws -> Bool {
-        let run = change.runID.rawValue, step = change.stepID, delivery = change.deliveryID?.rawValue
-        let unanswered = change.answers
-        let written: [PostgresRow]
+        var binds = PostgresBindings()
+        func bind<Value: PostgresThrowingDynamicTypeEncodable>(_ value: Value?) throws -> String {
+            try binds.append(value)
+            return "$\(binds.count)"
+        }
+        let set: String
         switch change.patch {
         case let .answered(output, attempts):
-            written = try await rows("""
-                UPDATE steps SET output = \(output.text), error = NULL, attempts = COALESCE(\(attempts), attempts)
-                WHERE run_id = \(run) AND step_id = \(step) AND status = 'waiting' AND (\(delivery)::text IS NULL OR delivery_id = \(delivery))
-                  AND (NOT \(unanswered) OR (output IS NULL AND error IS NULL))
-                RETURNING step_id
-                """, on: connection)
+            set = "output = \(try bind(output.text)), error = NULL, attempts = COALESCE(\(try bind(attempts)), attempts)"
         case let .failed(error, attempts):
-            written = try await rows("""
-                UPDATE steps SET error = \(try Self.encode(error)), attempts = COALESCE(\(attempts), attempts)
-                WHERE run_id = \(run) AND step_id = \(step) AND status = 'waiting' AND (\(delivery)::text IS NULL OR delivery_id = \(delivery))
-                  AND (NOT \(unanswered) OR (output IS NULL AND error IS NULL))
-                RETURNING step_id
-                """, on: connection)
+            set = "error = \(try bind(try Self.encode(error))), attempts = COALESCE(\(try bind(attempts)), attempts)"
         case let .awaiting(callback, attempts):
-            written = try await rows("""
-                UPDATE steps SET callback_connector = \(callback.connector), correlation = \(callback.correlation),
-                  attempts = COALESCE(\(attempts), attempts)
-                WHERE run_id = \(run) AND step_id = \(step) AND status = 'waiting' AND (\(delivery)::text IS NULL OR delivery_id = \(delivery))
-                RETURNING step_id
-                """, on: connection)
+            set = "callback_connector = \(try bind(callback.connector)), correlation = \(try bind(callback.correlation)), "
+                + "attempts = COALESCE(\(try bind(attempts)), attempts)"
         case let .attempts(count):
-            written = try await rows("""
-                UPDATE steps SET attempts = \(count)
-                WHERE run_id = \(run) AND step_id = \(step) AND status = 'waiting' AND (\(delivery)::text IS NULL OR delivery_id = \(delivery))
-                RETURNING step_id
-                """, on: connection)
+            set = "attempts = \(try bind(count))"
         case let .redirected(next):
-            written = try await rows("""
-                UPDATE steps SET delivery_id = \(next.rawValue), callback_connector = NULL, correlation = NULL
-                WHERE run_id = \(run) AND step_id = \(step) AND status = 'waiting' AND (\(delivery)::text IS NULL OR delivery_id = \(delivery))
-                RETURNING step_id
-                """, on: connection)
+            set = "delivery_id = \(try bind(next.rawValue)), callback_connector = NULL, correlation = NULL"
         }
-        return written.count == 1
+        var sql = "UPDATE steps SET \(set) WHERE run_id = \(try bind(change.runID.rawValue)) AND step_id = \(try bind(change.stepID))"
+            + " AND status = 'waiting'"
+        if let delivery = change.deliveryID { sql += " AND delivery_id = \(try bind(delivery.rawValue))" }
+        if change.answers { sql += " AND output IS NULL AND error IS NULL" }
+        return try await rows(PostgresQuery(unsafeSQL: sql + " RETURNING step_id", binds: binds), on: connection).count == 1
     }
 
     /// A run and its steps, with its event.
