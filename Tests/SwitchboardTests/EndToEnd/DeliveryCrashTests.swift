@@ -10,7 +10,9 @@ import Testing
 struct DeliveryCrashTests {
     @Test("2,000 deliveries in flight to a slow receiver: none lost, duplicates keep their webhook-id")
     func crash() async throws {
-        let receiver = TestReceiver(script: [.init(status: 200, delay: .milliseconds(400))])
+        // Slow enough (64 at a time, 1 s each: about 30 s for all) that the kill finds deliveries in flight even when
+        // posting is slow on a loaded machine.
+        let receiver = TestReceiver(script: [.init(status: 200, delay: .seconds(1))])
         try await receiver.serve {
             let directory = try TemporaryDirectory()
             try directory.writeSinkConnector(to: receiver, extra: "concurrency: 64")
