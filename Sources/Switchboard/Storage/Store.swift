@@ -110,6 +110,10 @@ public protocol Store: Sendable {
     /// Revokes a key by name; false when no active key has that name.
     func revokeAPIKey(named name: String) async throws -> Bool
     func apiKey(hash: String) async throws -> APIKeyRecord?
+
+    /// The counters this store shares between instances (``SharedLimits``); nil, the default, for
+    /// a store one instance uses alone.
+    var sharedLimits: (any SharedLimits)? { get }
 }
 
 /// What ``Store/commitAttempt(_:checkpoint:)`` did.

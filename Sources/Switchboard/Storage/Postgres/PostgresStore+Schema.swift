@@ -76,6 +76,14 @@ extension PostgresStore {
             """,
             "CREATE TABLE instances (id TEXT PRIMARY KEY, started_at BIGINT NOT NULL, heartbeat_at BIGINT NOT NULL)",
         ]),
+        (2, "limits shared by instances: token buckets, slots, versioned values", [
+            "CREATE TABLE limit_buckets (name TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL)",
+            """
+            CREATE TABLE limit_slots (
+              name TEXT NOT NULL, slot INTEGER NOT NULL, holder TEXT, expires_at TIMESTAMPTZ, PRIMARY KEY (name, slot))
+            """,
+            "CREATE TABLE shared_values (name TEXT PRIMARY KEY, text TEXT NOT NULL, version BIGINT NOT NULL)",
+        ]),
     ]
 
     /// Applies the migrations not applied yet, each in its own transaction, holding the advisory

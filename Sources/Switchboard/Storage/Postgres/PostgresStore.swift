@@ -21,6 +21,8 @@ public final class PostgresStore: Store {
     let logger: Logger
     /// Whether the last operation reached the database (``bounded(within:_:)``).
     let reachable = Atomic(true)
+    /// The slot sets (name and size) this process made sure exist (``takeSlot(_:limit:holder:hold:)``).
+    let slotsMade = Mutex<Set<String>>([])
 
     /// - Parameters:
     ///   - settings: where the database is and how to reach it.
@@ -63,6 +65,7 @@ public final class PostgresStore: Store {
 
     /// The rows a query answers (all of them, read before returning); on `connection`, inside its
     /// transaction's deadline.
+    @discardableResult
     func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRow] {
         if let connection { return try await connection.query(query, logger: logger).collect() }
         return try await bounded { [client, logger] in try await client.query(query, logger: logger).collect() }

@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import Testing
+@testable import Switchboard
+
+/// The counters instances share through PostgreSQL (``SharedLimits``): a token bucket no two
+/// takers spend twice, slots no two hold at once, values replaced only at the version read, and a
+/// circuit breaker two instances open together. (SQLite is used by one instance and has none.)
+@Suite("Shared limits", .timeLimit(.minutes(2)), .enabled(if: StoreKind.postgresURL != nil))
+struct SharedLimitsTests {
+    @Test("a token bucket: its burst at once, then one taker after another at the rate, however many take at once")
+    func tokenBucket() async throws {
+        try await StoreKind.postgres.withStore { store in
+            let limits = try #require(store.sharedLimits)
+            #expect(try await limits.takeToken("b", capacity: 2, perSecond: 10) == .zero)
+            #expect(try await limits.takeToken("b", capacity: 2, perSecond: 10) == .zero)
+            let third = try await limits.takeToken("b", capacity: 2, perSecond: 10)
+            #expect(third > .milliseconds(50) && third <= .milliseconds(100), "the third waits a tenth of a second: \(third)")
+            let waits = try await withThrowingTaskGroup(of: Duration.self) { group in
+                for _ in 0 ..< 20 { group.addTask { try await limits.takeToken("b", capacity: 2, perSecond: 10) } }
+                return try await group.reduce(into: []) { $0.append($1) }.sorted()
+            }
+            // Twenty more at 10 a second: each has its own turn, the last two seconds away.
+            for (earlier, later) in zip(waits, waits.dropFirst()) {
+                #expect(later - earlier > .milliseconds(50), "turns a tenth of a second apart: \(waits)")
+            }
+            #expect(waits.last! > .milliseconds(1900))
+        }
+    }
+
+    @Test("slots: no two holders at once, given back or lost when the hold ends, all of an instance's given back")
+    func slots() async throws {
+        try await StoreKind.postgres.withStore { store in
+            let limits = try #require(store.sharedLimits)
+            let (a, b) = (InstanceID("a"), InstanceID("b"))
+            let first = try await limits.takeSlot("s", limit: 2, holder: a, hold: .seconds(30))
+            let second = try await limits.takeSlot("s", limit: 2, holder: b, hold: .seconds(30))
+            #expect(Set([first, second]) == [0, 1])
+            #expect(try await limits.takeSlot("s", limit: 2, holder: b, hold: .seconds(30)) == nil)
+            try await limits.releaseSlot("s", slot: try #require(first), holder: b)
+            #expect(try await limits.takeSlot("s", limit: 2, holder: b, hold: .seconds(30)) == nil, "only its holder gives a slot back")
+            try await limits.releaseSlot("s", slot: try #require(first), holder: a)
+            #expect(try await limits.takeSlot("s", limit: 2, holder: a, hold: .milliseconds(200)) == first)
+            try await Sleep.for(.milliseconds(400))
+            #expect(try await limits.takeSlot("s", limit: 2, holder: b, hold: .seconds(30)) == first, "a hold that ended is lost")
+            try await limits.releaseSlots(heldBy: b)
+            #expect(try await limits.takeSlot("s", limit: 2, holder: a, hold: .seconds(30)) != nil)
+            #expect(try await limits.takeSlot("s", limit: 1, holder: a, hold: .seconds(30)) == nil, "a smaller limit uses fewer slots")
+        }
+    }
+
+    @Test("a shared value is replaced only at the version read")
+    func values() async throws {
+        try await StoreKind.postgres.withStore { store in
+            let limits = try #require(store.sharedLimits)
+            #expect(try await limits.sharedValue("v") == nil)
+            #expect(try await limits.replaceSharedValue("v", with: "one", expecting: nil))
+            #expect(try await limits.replaceSharedValue("v", with: "other", expecting: nil) == false, "only one creates it")
+            let read = try #require(try await limits.sharedValue("v"))
+            #expect(read.text == "one")
+            #expect(try await limits.replaceSharedValue("v", with: "two", expecting: read.version))
+            #expect(try await limits.replaceSharedValue("v", with: "three", expecting: read.version) == false, "another wrote first")
+            #expect(try await limits.sharedValue("v")?.text == "two")
+        }
+    }
+
+    @Test("a circuit breaker two instances share opens on their failures together")
+    func breaker() async throws {
+        try await StoreKind.postgres.withStore { store in
+            let limits = try #require(store.sharedLimits)
+            let rule = CircuitBreaker.Rule(threshold: 3, coolDown: 30)
+            func instance(_ id: String) -> CircuitBreaker {
+                CircuitBreaker(rule: rule, shared: SharedFlow(limits: limits, connector: "vendor", holder: InstanceID(id),
+                                                              logger: Logger(label: "test")))
+            }
+            let (a, b) = (instance("a"), instance("b"))
+            let now = Date(microseconds: Date().microseconds)  // as the database keeps it
+            #expect(await a.permit(now: now) == nil)
+            #expect(await b.permit(now: now) == nil)
+            await a.record(success: false, now: now)
+            await a.record(success: false, now: now)
+            await b.record(success: false, now: now)  // the third in a row, counted across both
+            #expect(b.current == .open(until: now.addingTimeInterval(30)))
+            // What another instance wrote is seen within a second.
+            try await Sleep.for(.milliseconds(1100))
+            #expect(await a.permit(now: now) == now.addingTimeInterval(30))
+
+            let later = now.addingTimeInterval(31)
+            #expect(await a.permit(now: later) == nil, "one probe after the cool-down")
+            try await Sleep.for(.milliseconds(1100))
+            #expect(await b.permit(now: later) != nil, "and only one")
+            await a.record(success: true, now: later)
+            try await Sleep.for(.milliseconds(1100))
+            #expect(await b.permit(now: later) == nil, "the probe's success closed it for both")
+        }
+    }
+}
