@@ -28,18 +28,6 @@ public final class DeliveryWorker: Service {
     let attemptRetention: TimeInterval
     private let flows: [String: ConnectorFlow]
 
-    /// Per connector: concurrency, rate and circuit breaker.
-    final class ConnectorFlow: Sendable {
-        let limiter: ConcurrencyLimiter
-        let bucket: TokenBucket?
-        let breaker = CircuitBreaker()
-
-        init(_ settings: DeliverySettings) {
-            limiter = ConcurrencyLimiter(limit: settings.concurrency)
-            bucket = settings.rateLimit.map(TokenBucket.init)
-        }
-    }
-
     init(store: any Store, connectors: [String: any Connector], clock: any WallClock, metrics: GatewayMetrics, logger: Logger,
          client: HTTPClient, allowPrivateNetworks: Bool, pollInterval: Duration = .milliseconds(100),
          attemptRetention: TimeInterval = 30 * 86_400, engine: RunEngine,
@@ -57,7 +45,11 @@ public final class DeliveryWorker: Service {
         self.pollInterval = pollInterval
         self.attemptRetention = attemptRetention
         self.engine = engine
-        flows = connectors.mapValues { ConnectorFlow($0.delivery) }
+        flows = connectors.mapValues { connector in
+            ConnectorFlow(connector: connector.id, settings: connector.delivery, shared: store.sharedLimits.map {
+                SharedFlow(limits: $0, connector: connector.id, holder: engine.instance, logger: logger)
+            })
+        }
     }
 
     /// The circuit breaker's state of a connector, for GET /v1/connectors.
@@ -67,6 +59,7 @@ public final class DeliveryWorker: Service {
         // What this instance held before it stopped is sent again now; what others held, once their leases expire.
         let released = try await store.releaseLeases(heldBy: engine.instance)
         if released > 0 { logger.info("took back deliveries left sending", metadata: ["count": "\(released)"]) }
+        try await store.sharedLimits?.releaseSlots(heldBy: engine.instance)
         queue.open()
         var lastHousekeeping = Date.distantPast
         await withDiscardingTaskGroup { group in
@@ -164,15 +157,11 @@ public final class DeliveryWorker: Service {
                 errorClass: "not_configured", message: "connector '\(delivery.connector)' is not configured")))
         }
         let settings = connector.delivery
-        if !delivery.manual, let until = flow.breaker.permit(now: clock.now()) {
+        if !delivery.manual, let until = await flow.breaker.permit(now: clock.now()) {
             return AttemptResult(deliveryID: delivery.id, attempt: nil, outcome: .postponed(until: until))
         }
-        await flow.limiter.acquire()
-        defer { flow.limiter.release() }
         let stopping = queue
-        var turn = !queue.isClosed
-        if turn, let bucket = flow.bucket { turn = await bucket.acquire(abandon: { stopping.isClosed }) }
-        guard turn else {
+        guard !queue.isClosed, let turn = await flow.turn(abandon: { stopping.isClosed }) else {
             // Stopping before its turn came: not sent, and due again at once for the next start.
             return AttemptResult(deliveryID: delivery.id, attempt: nil, outcome: .postponed(until: clock.now()))
         }
@@ -195,6 +184,7 @@ public final class DeliveryWorker: Service {
                                         timeout: settings.totalTimeout)
         let duration = ContinuousClock.now - started
         let now = clock.now()
+        await turn.end()
 
         var attempt = DeliveryAttempt(
             deliveryID: delivery.id, number: number, trigger: delivery.manual ? .manual : .scheduled, startedAt: startedAt,
@@ -212,22 +202,22 @@ public final class DeliveryWorker: Service {
             response.stage = delivery.request.stage
             switch connector.outcome(operation: delivery.operation, response: response) {
             case let .done(output):
-                flow.breaker.record(success: true, now: now)
+                await flow.breaker.record(success: true, now: now)
                 result = .succeeded(output: output)
             case let .awaitCallback(correlation):
-                flow.breaker.record(success: true, now: now)
+                await flow.breaker.record(success: true, now: now)
                 result = .awaiting(correlation: correlation)
             case let .next(request):
-                flow.breaker.record(success: true, now: now)
+                await flow.breaker.record(success: true, now: now)
                 result = .followUp(request)
             case .pending:
-                flow.breaker.record(success: true, now: now)
+                await flow.breaker.record(success: true, now: now)
                 result = .gaveUp(.failed, StepError(
                     errorClass: "invalid_response",
                     message: "connector '\(delivery.connector)' neither finished nor named what to wait for (delivery \(delivery.id))"))
             case let .failed(error):
                 let retryable = RetryPolicy.isRetryable(status: response.status)
-                flow.breaker.record(success: !retryable, now: now)
+                await flow.breaker.record(success: !retryable, now: now)
                 attempt.errorClass = "http_status"
                 attempt.errorMessage = error.message
                 if retryable, let next = policy.nextAttempt(afterAttempts: number, createdAt: delivery.createdAt, now: now,
@@ -245,7 +235,7 @@ public final class DeliveryWorker: Service {
             if errorClass == "ssrf_blocked" {
                 result = .gaveUp(.failed, StepError(errorClass: errorClass, message: message))
             } else {
-                flow.breaker.record(success: false, now: now)
+                await flow.breaker.record(success: false, now: now)
                 if let next = policy.nextAttempt(afterAttempts: number, createdAt: delivery.createdAt, now: now, retryAfter: nil) {
                     result = .retry(at: next)
                 } else {

@@ -52,3 +52,34 @@ struct DeliveryRulesTests {
         for status in [301, 400, 401, 404, 422] { #expect(!RetryPolicy.isRetryable(status: status)) }
     }
 }
+
+extension DeliveryRulesTests {
+    @Test("circuit breaker: opens after the threshold, lets one probe through after the cool-down, a second probe once the first is overdue")
+    func breakerRule() throws {
+        let rule = CircuitBreaker.Rule(threshold: 3, coolDown: 30)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        var phase = CircuitBreaker.Phase.closed(failures: 0)
+        for failures in 1 ... 2 {
+            phase = rule.record(phase, success: false, now: now)
+            #expect(phase == .closed(failures: failures))
+        }
+        #expect(rule.record(phase, success: true, now: now) == .closed(failures: 0), "a success starts the count again")
+        phase = rule.record(phase, success: false, now: now)
+        #expect(phase == .open(until: now.addingTimeInterval(30)))
+        #expect(rule.permit(phase, now: now.addingTimeInterval(10)) == (phase, now.addingTimeInterval(30)))
+
+        let probing = now.addingTimeInterval(30)
+        let (half, probe) = rule.permit(phase, now: probing)
+        #expect(half == .halfOpen(until: probing.addingTimeInterval(30)) && probe == nil, "the first after the cool-down probes")
+        #expect(rule.permit(half, now: probing.addingTimeInterval(2)) == (half, probing.addingTimeInterval(3)),
+                "others ask again in a second")
+        let (again, second) = rule.permit(half, now: probing.addingTimeInterval(31))
+        #expect(second == nil && again == .halfOpen(until: probing.addingTimeInterval(61)), "an overdue probe lets another go")
+        #expect(rule.record(half, success: false, now: probing) == .open(until: probing.addingTimeInterval(30)))
+        #expect(rule.record(half, success: true, now: probing) == .closed(failures: 0))
+        for value in [phase, half, .closed(failures: 7)] {
+            #expect(CircuitBreaker.Phase(text: value.text) == value, "\(value.text) reads back")
+        }
+        #expect(CircuitBreaker.Phase(text: "ajar 3") == nil)
+    }
+}

@@ -107,6 +107,62 @@ struct ClusterTests {
         }
     }
 
+    @Test("a connector's rate_limit and concurrency hold for the three instances together")
+    func sharedLimits() async throws {
+        let total = 300, rate = 30, concurrency = 3
+        // 50 ms an answer: three in flight could go 60 a second, above the rate.
+        let receiver = TestReceiver(script: [.init(status: 200, delay: .milliseconds(50))])
+        try await receiver.serve {
+            let directory = try TemporaryDirectory()
+            try directory.writeSinkConnector(to: receiver, extra: "rate_limit: \(rate)/s\nconcurrency: \(concurrency)")
+            try directory.write("config/workflows/forward.yaml", """
+                id: forward
+                trigger: { event: cluster.forward }
+                steps:
+                  - { id: send, connector: sink, operation: request, with: { path: /sink, body: "= data" } }
+                """)
+            let (database, server, name) = try await Self.database()
+            let key = try await Binary.run(["keys", "create", "--name", "cluster", "--database", database]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            var servers: [ServerProcess] = []
+            do {
+                for node in 0 ..< 3 { servers.append(try await Self.start(node, directory: directory, database: database)) }
+                let accepted = Accepted()
+                try await Self.post(range: 0 ..< total, to: servers.map(\.port), key: key, http: http, into: accepted)
+                #expect(accepted.refs.count == total)
+                await receiver.waitForRequests(total, timeout: .seconds(120))
+                let times = receiver.received.map(\.at).sorted()
+                #expect(times.count == total)
+
+                // A token bucket of `rate` a second, bursts of one second's worth: in any second at
+                // most 2 × rate requests (a little more for the network's jitter); each instance
+                // counting alone would have let three times the rate through.
+                var busiest = 0
+                for (index, start) in times.enumerated() {
+                    busiest = max(busiest, times[index...].prefix { $0 - start < .seconds(1) }.count)
+                }
+                let span = times.last! - times.first!
+                print("cluster limits: \(total) requests in \(span), at most \(busiest) in one second, \(receiver.mostInFlight) at once")
+                #expect(busiest <= 2 * rate + 5, "at most \(2 * rate) requests in any second; saw \(busiest)")
+                let least = Double(total - rate) / Double(rate) * 0.9
+                #expect(span.timeInterval >= least, "\(total) requests at \(rate)/s take at least \(least) s; took \(span)")
+                #expect(receiver.mostInFlight <= concurrency, "at most \(concurrency) requests at once; saw \(receiver.mostInFlight)")
+
+                for server in servers {
+                    server.kill(signal: SIGTERM)
+                    #expect(await server.waitForExit() == 0, "graceful shutdown exits 0: \(server.log.suffix(2000))")
+                }
+            } catch {
+                for server in servers { server.kill(signal: SIGKILL) }
+                try? await http.shutdown()
+                throw error
+            }
+            try await http.shutdown()
+            try await StoreKind.admin(server, logger: .init(label: "test"), "DROP DATABASE \(name) WITH (FORCE)")
+        }
+    }
+
     /// Refs of the events an instance answered 202 (or 200, a duplicate) for.
     final class Accepted: Sendable {
         private let seen = Mutex<Set<String>>([])

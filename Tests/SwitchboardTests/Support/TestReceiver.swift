@@ -21,6 +21,8 @@ final class TestReceiver: Sendable {
         var path: String
         var headers: [String: String]
         var body: String
+        /// When it arrived.
+        var at = ContinuousClock.now
     }
 
     private struct State {
@@ -28,6 +30,8 @@ final class TestReceiver: Sendable {
         var received: [Received] = []
         var port = 0
         var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
+        var inFlight = 0
+        var mostInFlight = 0
     }
 
     private let state: Mutex<State>
@@ -41,6 +45,8 @@ final class TestReceiver: Sendable {
     var port: Int { state.withLock { $0.port } }
     var received: [Received] { state.withLock { $0.received } }
     var url: String { "http://\(host):\(port)" }
+    /// The most requests it was answering at once.
+    var mostInFlight: Int { state.withLock { $0.mostInFlight } }
 
     func setScript(_ script: [Answer]) { state.withLock { $0.script = script } }
 
@@ -72,6 +78,8 @@ final class TestReceiver: Sendable {
     private func next(_ request: Received) -> Answer {
         let (answer, ready) = state.withLock { state -> (Answer, [CheckedContinuation<Void, Never>]) in
             state.received.append(request)
+            state.inFlight += 1
+            state.mostInFlight = max(state.mostInFlight, state.inFlight)
             let answer = state.script.count > 1 ? state.script.removeFirst() : (state.script.first ?? Answer())
             let count = state.received.count
             let ready = state.waiters.filter { $0.0 <= count }.map(\.1)
@@ -123,6 +131,7 @@ final class TestReceiver: Sendable {
         let answer = next(Received(method: request.method.rawValue, path: request.uri.path, headers: headers,
                                    body: String(buffer: buffer)))
         if let delay = answer.delay { try? await Sleep.for(delay) }
+        state.withLock { $0.inFlight -= 1 }
         var fields = HTTPFields()
         for (name, value) in answer.headers { fields[HTTPField.Name(name)!] = value }
         if let size = answer.bodyBytes {
