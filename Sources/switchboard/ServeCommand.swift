@@ -47,16 +47,6 @@ struct ServeCommand: AsyncParsableCommand {
         let publicURL = publicURL ?? environment["SWITCHBOARD_PUBLIC_URL"] ?? "http://\(host):\(port)"
         let databaseURL = try database.url()
         let keyFolder: String? = if case let .sqlite(path) = databaseURL { (path as NSString).deletingLastPathComponent } else { nil }
-        let secretKey: GatewayKey
-        do {
-            secretKey = try GatewayKey.load(environment: environment, folder: keyFolder.map { $0.isEmpty ? "." : $0 })
-        } catch {
-            throw UserError("cannot keep the gateway's secret key beside the database: \(error)")
-        }
-        if keyFolder == nil && environment["SWITCHBOARD_SECRET_KEY"] == nil {
-            logger.warning("SWITCHBOARD_SECRET_KEY is not set: Slack buttons posted before a restart will stop working")
-        }
-        let configuration = try config.load(context: ConnectorBuildContext(publicURL: publicURL, secretKey: secretKey))
         let allowPrivate = allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1"
         let instanceText = instanceID ?? environment["SWITCHBOARD_INSTANCE_ID"]
         if let instanceText, instanceText.isEmpty || instanceText.count > 200 {
@@ -67,6 +57,17 @@ struct ServeCommand: AsyncParsableCommand {
         let shared = if case .postgres = databaseURL { true } else { false }
         let instance = instanceText.map { InstanceID($0) } ?? .local(withProcess: shared)
         try await database.withStore { store in
+            let secretKey: GatewayKey
+            do {
+                if environment["SWITCHBOARD_SECRET_KEY"] == nil, let limits = store.sharedLimits {
+                    secretKey = try await GatewayKey.shared(in: limits)
+                } else {
+                    secretKey = try GatewayKey.load(environment: environment, folder: keyFolder.map { $0.isEmpty ? "." : $0 })
+                }
+            } catch {
+                throw UserError("cannot keep the gateway's secret key beside the database: \(error)")
+            }
+            let configuration = try config.load(context: ConnectorBuildContext(publicURL: publicURL, secretKey: secretKey))
             let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, instance: instance,
                                   logger: logger)
             let workflows = configuration.workflows

@@ -5,7 +5,9 @@ import Foundation
 /// recognise later, such as a Slack button's reference to its run and step.
 ///
 /// When the variable is unset, a random key is generated on first start and kept beside the
-/// SQLite file (`secret.key`, readable by its owner only), so that buttons still work after a restart.
+/// SQLite file (`secret.key`, readable by its owner only), or in the PostgreSQL database that
+/// instances share (every instance then signs with the first one's key), so that buttons still
+/// work after a restart and on any instance.
 public struct GatewayKey: Sendable, CustomStringConvertible {
     let key: SymmetricKey
 
@@ -13,7 +15,7 @@ public struct GatewayKey: Sendable, CustomStringConvertible {
         key = SymmetricKey(data: SHA256.hash(data: Data(text.utf8)))
     }
 
-    /// A random key that lives as long as the process (tests, and a PostgreSQL gateway with no key set).
+    /// A random key that lives as long as the process (tests).
     public static func ephemeral() -> GatewayKey {
         GatewayKey(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() })
     }
@@ -34,6 +36,21 @@ public struct GatewayKey: Sendable, CustomStringConvertible {
         }
         return GatewayKey(text)
     }
+
+    /// The key instances sharing a database keep in it (``SharedLimits``): the first to start
+    /// generates it, every other reads it.
+    public static func shared(in limits: any SharedLimits) async throws -> GatewayKey {
+        if let kept = try await limits.sharedValue(sharedName) { return GatewayKey(kept.text) }
+        let text = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0).base64EncodedString() }
+        if try await limits.replaceSharedValue(sharedName, with: text, expecting: nil) { return GatewayKey(text) }
+        // Another instance generated one first: that is the key.
+        guard let kept = try await limits.sharedValue(sharedName) else {
+            throw StoreError.unavailable("the gateway key was written by another instance but cannot be read")
+        }
+        return GatewayKey(kept.text)
+    }
+
+    static let sharedName = "gateway_key"
 
     /// HMAC-SHA256 of `message`, as lowercase hex.
     public func sign(_ message: String) -> String {
