@@ -114,6 +114,11 @@ public protocol Store: Sendable {
     /// The counters this store shares between instances (``SharedLimits``); nil, the default, for
     /// a store one instance uses alone.
     var sharedLimits: (any SharedLimits)? { get }
+
+    /// Calls `hint` whenever an instance may have left work that others could take (a hint
+    /// carrying no data; polling stays the backstop), until the calling task is cancelled. A store
+    /// one instance uses alone returns at once.
+    func watchForWork(_ hint: @escaping @Sendable () -> Void) async
 }
 
 /// What ``Store/commitAttempt(_:checkpoint:)`` did.
@@ -126,6 +131,8 @@ public enum AttemptCommitOutcome: Sendable, Equatable {
 }
 
 extension Store {
+    public func watchForWork(_ hint: @escaping @Sendable () -> Void) async {}
+
     /// The run and its steps as the store holds them now.
     public func loadRun(_ id: RunID) async throws -> RunSnapshot? {
         try await loadRun(id, allowStale: false)

@@ -67,7 +67,10 @@ public final class Gateway: Sendable {
     }
 
     /// The services that run beside the HTTP server, in start order (they stop in reverse).
-    public var services: [any Service] { [HTTPClientService(client: httpClient), heartbeat, scheduler, deliveryWorker, callbacks] }
+    public var services: [any Service] {
+        [HTTPClientService(client: httpClient), heartbeat, scheduler, deliveryWorker, callbacks,
+         WorkHintListener(store: store, wake: [scheduler.doorbell.ring, engine.deliveries.ring])]
+    }
 
     /// The answer to an event: its id and the runs it started.
     public struct IngestAnswer: Sendable {

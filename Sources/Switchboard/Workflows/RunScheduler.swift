@@ -15,6 +15,8 @@ public final class RunScheduler: Service {
     let concurrency: Int
     let pollInterval: Duration
     let logger: Logger
+    /// Rung when another instance hints that it left work: claim now rather than at the next poll.
+    let doorbell = Doorbell()
 
     public init(engine: RunEngine, concurrency: Int = 32, pollInterval: Duration = .milliseconds(200), logger: Logger) {
         self.engine = engine
@@ -67,10 +69,8 @@ public final class RunScheduler: Service {
     }
 
     private func pollLoop() async {
-        while !queue.isClosed {
-            do {
-                try await Sleep.for(pollInterval)
-            } catch { return }
+        while !queue.isClosed && !Task.isCancelled {
+            await doorbell.wait(upTo: pollInterval)
             do {
                 _ = try await claim()
                 try await engine.lists.refresh(from: engine.store)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import Switchboard
 
@@ -106,5 +107,38 @@ struct SharedLimitsTests {
             #expect(Set(keys.map { $0.sign("run_1/review") }).count == 1)
             #expect(try await GatewayKey.shared(in: limits).sign("x") == keys[0].sign("x"), "the same after a restart")
         }
+    }
+}
+
+extension SharedLimitsTests {
+    @Test("work that any instance could take is hinted to the listening instances when it commits, a leased one is not")
+    func workHints() async throws {
+        try await StoreKind.postgres.withStore { store in
+            let hints = Hints()
+            let watcher = Task { await store.watchForWork { hints.add() } }
+            defer { watcher.cancel() }
+            try await Sleep.for(.milliseconds(300))  // listening
+            let run = RunRecord(id: .generate(), workflow: "w", trigger: RunTrigger(api: true), createdAt: Date())
+            try await store.createRuns([RunCheckpoint(run: run, steps: [])])
+            func delivery(lease: Lease?) -> Delivery {
+                Delivery(id: .generate(), runID: run.id, stepID: "s", connector: "c", operation: "o",
+                         status: lease == nil ? .pending : .sending, request: OutboundRequest(method: "POST", url: "http://127.0.0.1:9/"),
+                         nextAttemptAt: Date(), createdAt: Date(), lease: lease)
+            }
+            try await store.enqueue([delivery(lease: Lease(owner: InstanceID("a"), expiresAt: Date().addingTimeInterval(30)))])
+            try await Sleep.for(.milliseconds(300))
+            #expect(hints.count == 0, "a delivery its instance holds is nobody else's work")
+            try await Sleep.for(.milliseconds(100))
+            try await store.enqueue([delivery(lease: nil)])
+            let deadline = ContinuousClock.now + .seconds(5)
+            while hints.count == 0 && ContinuousClock.now < deadline { try await Sleep.for(.milliseconds(10)) }
+            #expect(hints.count >= 1, "a pending delivery is hinted")
+        }
+    }
+
+    final class Hints: Sendable {
+        private let seen = Mutex(0)
+        func add() { seen.withLock { $0 += 1 } }
+        var count: Int { seen.withLock { $0 } }
     }
 }

@@ -73,6 +73,7 @@ extension PostgresStore {
               \(try delivery.lastError.map(Self.encode)), \(delivery.detached), \(delivery.createdAt.microseconds),
               \(delivery.updatedAt.microseconds), \(delivery.lease?.owner.rawValue), \(delivery.lease?.expiresAt.microseconds))
             """, logger: logger)
+        if delivery.status == .pending && delivery.lease == nil { try await hintWork(on: connection) }
     }
 
     /// Writes a change into its step (when the step takes it) and moves its run's version: the run

@@ -21,6 +21,8 @@ public final class PostgresStore: Store {
     let logger: Logger
     /// Whether the last operation reached the database (``bounded(within:_:)``).
     let reachable = Atomic(true)
+    /// When this store last told other instances of work (``hintWork(on:)``), in uptime nanoseconds.
+    let lastHint = Atomic<UInt64>(0)
     /// The slot sets (name and size) this process made sure exist (``takeSlot(_:limit:holder:hold:)``).
     let slotsMade = Mutex<Set<String>>([])
 
@@ -214,6 +216,38 @@ public final class PostgresStore: Store {
               version = version + 1, lease_owner = NULL, lease_expires_at = NULL
             WHERE id = \(run.rawValue)
             """, logger: logger)
+        try await hintWork(on: connection)
+    }
+
+    /// Tells the instances listening (``watchForWork(_:)``) that this transaction leaves work any of
+    /// them could take: a `NOTIFY`, delivered when the transaction commits and not at all if it
+    /// rolls back. At most one in 50 ms from each instance (a notification takes a database-wide
+    /// lock at commit); polling finds what a skipped hint would have announced.
+    func hintWork(on connection: PostgresConnection) async throws {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let last = lastHint.load(ordering: .relaxed)
+        guard now &- last >= 50_000_000, lastHint.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else {
+            return
+        }
+        try await connection.query("NOTIFY \(unescaped: Self.workChannel)", logger: logger)
+    }
+
+    static let workChannel = "switchboard_work"
+
+    public func watchForWork(_ hint: @escaping @Sendable () -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { [logger] connection in
+                    try await connection.listen(on: Self.workChannel) { notifications in
+                        for try await _ in notifications { hint() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("listening for work failed; listening again in a second", metadata: ["error": "\(error)"])
+            }
+            try? await Sleep.for(.seconds(1))
+        }
     }
 
     /// Moves a run's version after a write to its steps that does not wake it.
