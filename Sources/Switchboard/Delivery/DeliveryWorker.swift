@@ -135,18 +135,30 @@ public final class DeliveryWorker: Service {
         }
     }
 
-    /// One attempt of one delivery, and its consequence.
+    /// One attempt of one delivery, and its consequence. While the store cannot be reached the
+    /// result is kept and recorded again every second, for as long as a lease lives: the request
+    /// was sent, and what it did must not be forgotten (once the lease has lapsed, the delivery is
+    /// sent again by whoever takes it, and this result would be fenced anyway).
     func attempt(_ delivery: Delivery) async {
         let result = await perform(delivery)
-        do {
-            try await engine.settle(result, of: delivery)
-            switch result.outcome {
-            case .awaiting: callbacksDoorbell?.ring()
-            case .followUp: queue.ring()
-            default: break
+        let giveUp = ContinuousClock.now + .seconds(Lease.duration)
+        while true {
+            do {
+                try await engine.settle(result, of: delivery)
+                switch result.outcome {
+                case .awaiting: callbacksDoorbell?.ring()
+                case .followUp: queue.ring()
+                default: break
+                }
+                return
+            } catch let error as StoreError where error.code == .unavailable && ContinuousClock.now < giveUp {
+                logger.warning("recording a delivery attempt failed; trying again in a second", metadata: [
+                    "delivery_id": "\(delivery.id)", "error": "\(error)"])
+                try? await Sleep.for(.seconds(1))
+            } catch {
+                logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
+                return
             }
-        } catch {
-            logger.error("recording a delivery attempt failed", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
         }
     }
 

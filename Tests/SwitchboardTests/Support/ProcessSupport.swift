@@ -168,3 +168,39 @@ func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async t
         DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
     }
 }
+
+/// A script of the repository's `scripts/` folder, run to its end.
+enum Script {
+    /// Runs `scripts/NAME ARGUMENTS...`, its output appended to the file `log` rather than a pipe
+    /// (a daemon it starts, such as PostgreSQL's postmaster, may hold a pipe open for good); throws
+    /// when it fails or outlives `timeout`.
+    static func run(_ name: String, _ arguments: [String], log: String, timeout: TimeInterval = 60) async throws {
+        try await offThePool {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            defer { try? output.close() }
+            output.seekToEndOfFile()
+            let process = Process()
+            process.executableURL = Repository.root.appendingPathComponent("scripts").appendingPathComponent(name)
+            process.arguments = arguments
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                process.terminate()
+                throw ScriptFailure(description: "scripts/\(name) \(arguments.joined(separator: " ")) ran past \(Int(timeout)) s")
+            }
+            guard process.terminationStatus == 0 else {
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                throw ScriptFailure(description: "scripts/\(name) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text.suffix(2000))")
+            }
+        }
+    }
+
+    struct ScriptFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+}

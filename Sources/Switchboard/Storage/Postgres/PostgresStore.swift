@@ -59,7 +59,10 @@ public final class PostgresStore: Store {
             do {
                 return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
             } catch let error as PostgresTransactionError {
+                // The error that stopped it: the closure's, or the database's on BEGIN or COMMIT
+                // (a lost connection comes out as what it is).
                 if let thrown = error.closureError, error.beginError == nil { throw thrown }
+                if let thrown = error.beginError ?? error.commitError, thrown is PSQLError { throw thrown }
                 throw error
             }
         }
@@ -84,25 +87,31 @@ public final class PostgresStore: Store {
     func bounded<T: Sendable>(within limit: Duration? = nil,
                               _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let limit = limit ?? (reachable.load(ordering: .relaxed) ? Self.deadline : Self.outageDeadline)
+        let started = ContinuousClock.now
         do {
             let result = try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask { try await operation() }
-                group.addTask {
-                    try await Sleep.for(limit)
-                    return nil
+                group.addTask { [self] in
+                    // An operation that started while the database answered waits no longer than
+                    // ``outageDeadline`` once another found it gone.
+                    while true {
+                        let waited = ContinuousClock.now - started
+                        if waited >= limit || (waited >= Self.outageDeadline && !reachable.load(ordering: .relaxed)) { return nil }
+                        try await Sleep.for(min(.seconds(1), limit - waited))
+                    }
                 }
                 defer { group.cancelAll() }
                 if let first = try await group.next(), let result = first { return result }
-                throw StoreError.unavailable("the database did not answer within \(limit)")
+                throw StoreError.unavailable("the database did not answer within \(ContinuousClock.now - started)")
             }
             reachable.store(true, ordering: .relaxed)
             return result
         } catch let error as StoreError where error.code == .unavailable {
             reachable.store(false, ordering: .relaxed)
             throw error
-        } catch let error as PSQLError where error.serverInfo == nil {
+        } catch let error as PSQLError where error.meansUnreachable {
             reachable.store(false, ordering: .relaxed)
-            throw StoreError.unavailable("the database cannot be reached (\(error.code))")
+            throw StoreError.unavailable("the database cannot be reached (\(error.serverInfo?[.message] ?? "\(error.code)"))")
         }
     }
 
@@ -376,4 +385,14 @@ public final class PostgresStore: Store {
 extension PSQLError {
     /// A unique key refused the row (SQLSTATE 23505).
     var isUniqueViolation: Bool { serverInfo?[.sqlState] == "23505" }
+}
+
+extension PSQLError {
+    /// No connection, or the server going away: a connection exception (SQLSTATE class 08) or an
+    /// operator's intervention (class 57: shutting down, starting up, crashed).
+    var meansUnreachable: Bool {
+        guard let serverInfo else { return true }
+        let state = serverInfo[.sqlState] ?? ""
+        return state.hasPrefix("08") || state.hasPrefix("57")
+    }
 }
