@@ -14,10 +14,10 @@ final class WorkHintListener: Service {
     }
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown { [store, wake] in
-            await store.watchForWork { for ring in wake { ring() } }
-            // A store one instance uses alone has no hints: a service that returns would stop the gateway.
-            try await gracefulShutdown()
-        }
+        // Not awaited at shutdown: a listening connection the pool lost and is getting back may not
+        // answer cancellation at once, and a hint is worth nothing once the instance stops.
+        let listening = Task { [store, wake] in await store.watchForWork { for ring in wake { ring() } } }
+        try? await gracefulShutdown()
+        listening.cancel()
     }
 }

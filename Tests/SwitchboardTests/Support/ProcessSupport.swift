@@ -78,7 +78,8 @@ final class ServerProcess: @unchecked Sendable {
 
     init(config: String, database: String, extraEnvironment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: Binary.path)
-        process.arguments = ["serve", "--config", config, "--database", database, "--port", "0", "--log-level", "warning"]
+        process.arguments = ["serve", "--config", config, "--database", database, "--port", "0", "--log-level",
+                             ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_SERVER_LOG_LEVEL"] ?? "warning"]
         var env = ProcessInfo.processInfo.environment
         for (key, value) in extraEnvironment { env[key] = value }
         process.environment = env

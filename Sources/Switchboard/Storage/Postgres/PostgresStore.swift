@@ -89,20 +89,15 @@ public final class PostgresStore: Store {
         let limit = limit ?? (reachable.load(ordering: .relaxed) ? Self.deadline : Self.outageDeadline)
         let started = ContinuousClock.now
         do {
-            let result = try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await operation() }
-                group.addTask { [self] in
-                    // An operation that started while the database answered waits no longer than
-                    // ``outageDeadline`` once another found it gone.
-                    while true {
-                        let waited = ContinuousClock.now - started
-                        if waited >= limit || (waited >= Self.outageDeadline && !reachable.load(ordering: .relaxed)) { return nil }
-                        try await Sleep.for(min(.seconds(1), limit - waited))
-                    }
+            let result = try await Deadline.race(operation) { [self] in
+                // An operation that started while the database answered waits no longer than
+                // ``outageDeadline`` once another found it gone.
+                while true {
+                    let waited = ContinuousClock.now - started
+                    if waited >= limit || (waited >= Self.outageDeadline && !reachable.load(ordering: .relaxed)) { break }
+                    try await Sleep.for(min(.seconds(1), limit - waited))
                 }
-                defer { group.cancelAll() }
-                if let first = try await group.next(), let result = first { return result }
-                throw StoreError.unavailable("the database did not answer within \(ContinuousClock.now - started)")
+                return StoreError.unavailable("the database did not answer within \(ContinuousClock.now - started)")
             }
             reachable.store(true, ordering: .relaxed)
             return result
