@@ -49,6 +49,9 @@ public protocol Connector: Sendable {
     /// How this connector's inbound callbacks (`POST /v1/callbacks/{id}`) are verified and read;
     /// nil when it takes none.
     var callbacks: (any ConnectorCallbacks)? { get }
+    /// How this connector turns signed inbound webhooks into events (`POST /v1/sources/{id}`); nil
+    /// when it takes none.
+    var source: (any EventSource)? { get }
     /// How long a step waits for this connector's callback when the step sets no `timeout`.
     var callbackTimeout: Duration { get }
     /// The polling fallback while a step waits for a callback: how often to ask, or nil when the
@@ -66,6 +69,7 @@ extension Connector {
         ConnectorTestResult.fromStatus(response.status)
     }
     public var callbacks: (any ConnectorCallbacks)? { nil }
+    public var source: (any EventSource)? { nil }
     public var callbackTimeout: Duration { .seconds(3600) }
     public var pollInterval: Duration? { nil }
     public func pollRequest(operation: String, correlation: String) -> OutboundRequest? { nil }

@@ -20,12 +20,13 @@ public final class ConnectorRegistry: Sendable {
 
     public init() {}
 
-    /// The registry with the built-in kinds: http, slack and kyb.
+    /// The registry with the built-in kinds: http, slack, kyb and source.
     public static let shared: ConnectorRegistry = {
         let registry = ConnectorRegistry()
         registry.register(HTTPConnector.self)
         registry.register(SlackConnector.self)
         registry.register(KYBConnector.self)
+        registry.register(SourceConnector.self)
         return registry
     }()
 

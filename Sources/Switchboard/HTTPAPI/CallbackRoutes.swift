@@ -27,6 +27,23 @@ extension Gateway {
                 throw Problem.badRequest("the callback could not be read: \(reason)")
             }
         }
+        signed.post("sources/:connector") { [self] request, context in
+            let connector = try context.parameters.require("connector")
+            let body = try await Self.rawBody(request)
+            switch try await receive(source: connector, headers: Self.headerPairs(request), body: body) {
+            case let .ingested(answer):
+                return Response.json(text: answer.text, status: answer.duplicate ? .ok : .accepted)
+            case .unknownConnector:
+                throw Problem.notFound("no event source '\(connector)'")
+            case let .rejected(reason):
+                throw Problem.unauthorized("the request's signature was refused: \(reason)")
+            case .replayed:
+                throw Problem.unauthorized("this signed request was received before; nothing was ingested")
+            case let .unreadable(error):
+                throw Problem(.unprocessableContent, "the event could not be read from the request: \(error)",
+                              errors: [Problem.FieldError(path: error.field, message: error.message)])
+            }
+        }
         signed.post("slack/interactions") { [self] request, _ in
             let body = try await Self.rawBody(request)
             let answer = try await SlackInteractions(gateway: self).handle(headers: Self.headerPairs(request), body: body)

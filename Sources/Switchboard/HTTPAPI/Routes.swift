@@ -33,6 +33,7 @@ enum Routes {
         .init(method: "get", path: "/v1/deliveries/{id}", summary: "A delivery with every attempt", scope: "deliveries:read"),
         .init(method: "post", path: "/v1/deliveries/{id}/retry", summary: "Send a failed or dead delivery again and resume its run", scope: "deliveries:write"),
         .init(method: "post", path: "/v1/callbacks/{connector}", summary: "A vendor's signed callback; 401 bad signature, 409 replay, 202 kept until its step records the id", scope: nil),
+        .init(method: "post", path: "/v1/sources/{connector}", summary: "A signed webhook from an event source, ingested as an event; 401 bad signature or replay, 422 unreadable", scope: nil),
         .init(method: "get", path: "/v1/callbacks", summary: "Inbound callbacks and Slack clicks as received: matched, pending, unmatched, rejected, replayed", scope: "deliveries:read"),
         .init(method: "post", path: "/v1/slack/interactions", summary: "Slack button clicks, verified with Slack's v0 signature", scope: nil),
         .init(method: "get", path: "/v1/instances", summary: "The gateway instances seen in the last minute, with the leases each holds", scope: "admin"),

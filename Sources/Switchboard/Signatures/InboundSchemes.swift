@@ -1,3 +1,4 @@
+import CEL
 import Crypto
 import Foundation
 
@@ -22,6 +23,40 @@ public struct InboundVerifier: Sendable {
     public init(scheme: InboundScheme, secrets: [SigningSecret]) {
         self.scheme = scheme
         self.secrets = secrets
+    }
+
+    /// Reads a verifier from a connector's settings: `scheme`, `secret` or `secrets`, `header` (for
+    /// `hmac-sha256` and `timestamped-hmac`) and `tolerance`. Errors name the key under `key`.
+    public init(settings fields: [String: JSON], key: String) throws(ConnectorError) {
+        let prefix = key.isEmpty ? "" : key + "."
+        let header = fields["header"]?.stringValue
+        let scheme: InboundScheme
+        switch fields["scheme"]?.stringValue {
+        case "standard-webhooks": scheme = .standardWebhooks
+        case "slack-v0": scheme = .slackV0
+        case "hmac-sha256":
+            guard let header else { throw ConnectorError(key: prefix + "header", "hmac-sha256 needs the header that carries the signature") }
+            scheme = .hmacSHA256(header: header)
+        case "timestamped-hmac":
+            guard let header else { throw ConnectorError(key: prefix + "header", "timestamped-hmac needs the header that carries the signature") }
+            scheme = .timestampedHMAC(header: header)
+        case let other:
+            throw ConnectorError(key: prefix + "scheme",
+                                 "'\(other ?? "")' is not a scheme; expected standard-webhooks, hmac-sha256, timestamped-hmac or slack-v0")
+        }
+        var texts: [String] = []
+        if let secret = fields["secret"]?.stringValue { texts.append(secret) }
+        if case let .array(list)? = fields["secrets"] { texts += list.compactMap(\.stringValue) }
+        guard !texts.isEmpty else { throw ConnectorError(key: prefix + "secret", "give secret: ... or secrets: [...]") }
+        var secrets: [SigningSecret] = []
+        for text in texts {
+            do { secrets.append(try SigningSecret(text)) } catch { throw ConnectorError(key: prefix + "secret", error.message) }
+        }
+        self.init(scheme: scheme, secrets: secrets)
+        if let text = fields["tolerance"]?.stringValue {
+            guard let tolerance = ConfigDuration.parse(text) else { throw ConnectorError(key: prefix + "tolerance", "'\(text)' is not a duration") }
+            self.tolerance = tolerance.timeInterval
+        }
     }
 
     /// Checks the signature (constant time) and the timestamp; returns a message id when the

@@ -30,8 +30,22 @@ public enum CallbackStatus: String, Codable, Sendable, CaseIterable {
     case rejected
     /// Its message id was seen before (409); nothing changed.
     case replayed
-    /// Verified but unreadable (400); nothing changed.
+    /// Verified but unreadable (400 for a callback, 422 for an event source); nothing changed.
     case invalid
+    /// A signed event source request, ingested as an event; its message id is taken.
+    case accepted
+}
+
+extension InboundCallback {
+    /// The record of this callback received again: a replay, without its payload.
+    var replay: InboundCallback {
+        var replay = self
+        replay.id = .generate(at: receivedAt)
+        replay.status = .replayed
+        replay.error = "message id \(messageID ?? "") was received before"
+        replay.payload = nil
+        return replay
+    }
 }
 
 /// An inbound callback (`POST /v1/callbacks/{connector}`), kept for matching and audit.

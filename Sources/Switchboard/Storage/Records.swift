@@ -158,6 +158,10 @@ public struct EventRecord: Sendable {
     public var receivedAt: Date
     /// The runs the event started, answered again to a duplicate.
     public var runs: [RunReference]
+    /// The signed request that carried the event (`POST /v1/sources/{id}`), status `accepted`:
+    /// written in the same transaction, or, when a receipt with its connector and message id was
+    /// written before, nothing but a `replayed` record (``IngestOutcome/replayed``).
+    public var receipt: InboundCallback? = nil
 
     public init(id: EventID, dedupeKey: String, type: String, source: String, payload: JSON, payloadText: String? = nil,
                 receivedAt: Date, runs: [RunReference])
@@ -195,6 +199,9 @@ public enum IngestOutcome: Sendable {
     case accepted
     /// The event was seen before; this is the original.
     case duplicate(EventRecord)
+    /// The event's ``EventRecord/receipt`` was received before: a replayed signed request. Nothing
+    /// was ingested.
+    case replayed
 }
 
 /// A filter and page over runs, newest first.

@@ -57,6 +57,16 @@ public final class SQLiteStore: Store {
         let payload = event.payloadText ?? event.payload.text  // the runs refer to it
         let references = Self.encode(event.runs)
         let outcome = try await commits.write { db -> IngestOutcome in
+            if let receipt = event.receipt {
+                if let messageID = receipt.messageID, try Int.fetchOne(db, sql: """
+                    SELECT 1 FROM callbacks WHERE connector = ? AND message_id = ? AND status = 'accepted'
+                    """, arguments: [receipt.connector, messageID]) != nil
+                {
+                    try Self.insert(receipt.replay, db)
+                    return .replayed
+                }
+                try Self.insert(receipt, db)
+            }
             try db.execute(
                 cached: """
                 INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs) VALUES (?, ?, ?, ?, ?, ?, ?)

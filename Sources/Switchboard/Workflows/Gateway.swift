@@ -87,8 +87,16 @@ public final class Gateway: Sendable {
         }
     }
 
+    /// Why an event was not ingested.
+    public enum IngestError: Error, Equatable {
+        /// The signed request that carried it was received before (``EventRecord/receipt``).
+        case replayed
+    }
+
     /// Persists an event and the runs it triggers in one transaction, then hands the runs to the scheduler.
-    public func ingest(_ event: CloudEvent, idempotencyKey: String?) async throws -> IngestAnswer {
+    /// - Parameter receipt: the signed request that carried the event (an event source), written
+    ///   in the same transaction; a receipt seen before throws ``IngestError/replayed``.
+    public func ingest(_ event: CloudEvent, idempotencyKey: String?, receipt: InboundCallback? = nil) async throws -> IngestAnswer {
         let now = clock.now()
         let eventID = EventID.generate(at: now)
         let workflows = configuration.workflows(forEvent: event.type)
@@ -102,6 +110,7 @@ public final class Gateway: Sendable {
         var record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
                                  payload: event.raw, receivedAt: now, runs: references)
         record.payloadText = text
+        record.receipt = receipt
         let checkpoints = engine.startInline(runs)
         let outcome = try await engine.commit(checkpoints, after: nil) { checkpoints in
             try await store.ingest(record, runs: checkpoints)
@@ -116,6 +125,9 @@ public final class Gateway: Sendable {
         case let .duplicate(original):
             metrics.eventReceived(type: event.type, outcome: "duplicate")
             return IngestAnswer(eventID: original.id, runs: original.runs, duplicate: true)
+        case .replayed:
+            metrics.eventReceived(type: event.type, outcome: "replayed")
+            throw IngestError.replayed
         }
     }
 

@@ -18,7 +18,7 @@ struct ValidationTests {
         let (configuration, problems) = Configuration.load(directory: Repository.root.path, environment: EnvironmentInterpolator(environment: [:]))
         #expect(problems.filter { $0.severity == .error }.isEmpty, "\(problems)")
         #expect(configuration.workflows.map(\.id).sorted() == ["decline-blocked-ip", "kyb-onboarding", "review-minors"])
-        #expect(configuration.connectorInstances.keys.sorted() == ["kyb", "slack-reviews"])
+        #expect(configuration.connectorInstances.keys.sorted() == ["kyb", "persona", "slack-reviews"])
     }
 
     @Test("several problems in one file are all reported at once")
@@ -94,8 +94,12 @@ struct ValidationTests {
         let found = try problems(workflow: workflow, connectors: [
             "a": "id: a\nkind: fax\n",
             "b": "id: b\nkind: http\nbase_url: x\nrate_limit: fast\nretry: { initial_interval: soon }\nallow_networks: [10.0.0.0/99]\ncolour: red\n",
+            "c": "id: c\nkind: source\nscheme: rot13\nsecret: s\nevent: { id: body.id }\n",
+            "d": "id: d\nkind: source\nscheme: hmac-sha256\nheader: X-Sig\nsecret: s\nevent: { id: body.id, type: \"'t'\", source: \"body.(\" }\n",
         ])
-        #expect(found.contains("a.yaml:2:7: unknown connector kind 'fax'; expected one of: http, kyb, slack"))
+        #expect(found.contains("c.yaml:3:1: connector 'c': scheme: 'rot13' is not a scheme; expected standard-webhooks, hmac-sha256, timestamped-hmac or slack-v0"))
+        #expect(found.contains { $0.hasPrefix("d.yaml:6:1: connector 'd': event.source: expression does not compile") })
+        #expect(found.contains("a.yaml:2:7: unknown connector kind 'fax'; expected one of: http, kyb, slack, source"))
         #expect(found.contains("b.yaml:4:13: rate_limit 'fast' must be written N/s, N/m or N/h"))
         #expect(found.contains("b.yaml:5:28: 'soon' is not a duration; write it like 250ms, 5s, 10m or 72h"))
         #expect(found.contains("b.yaml:6:18: allow_networks entry '10.0.0.0/99' is not a CIDR range such as 10.20.0.0/16"))

@@ -27,34 +27,7 @@ struct HTTPCallbacks: ConnectorCallbacks {
         if let unknown = fields.keys.sorted().first(where: { !Self.keys.contains($0) }) {
             throw ConnectorError(key: "callbacks.\(unknown)", "unknown key; expected \(Self.keys.joined(separator: ", "))")
         }
-        let header = fields["header"]?.stringValue
-        let scheme: InboundScheme
-        switch fields["scheme"]?.stringValue {
-        case "standard-webhooks": scheme = .standardWebhooks
-        case "slack-v0": scheme = .slackV0
-        case "hmac-sha256":
-            guard let header else { throw ConnectorError(key: "callbacks.header", "hmac-sha256 needs the header that carries the signature") }
-            scheme = .hmacSHA256(header: header)
-        case "timestamped-hmac":
-            guard let header else { throw ConnectorError(key: "callbacks.header", "timestamped-hmac needs the header that carries the signature") }
-            scheme = .timestampedHMAC(header: header)
-        case let other:
-            throw ConnectorError(key: "callbacks.scheme", "'\(other ?? "")' is not a scheme; expected standard-webhooks, hmac-sha256, timestamped-hmac or slack-v0")
-        }
-        var texts: [String] = []
-        if let secret = fields["secret"]?.stringValue { texts.append(secret) }
-        if case let .array(list)? = fields["secrets"] { texts += list.compactMap(\.stringValue) }
-        guard !texts.isEmpty else { throw ConnectorError(key: "callbacks.secret", "give secret: ... or secrets: [...]") }
-        var secrets: [SigningSecret] = []
-        for text in texts {
-            do { secrets.append(try SigningSecret(text)) } catch { throw ConnectorError(key: "callbacks.secret", error.message) }
-        }
-        var verifier = InboundVerifier(scheme: scheme, secrets: secrets)
-        if let text = fields["tolerance"]?.stringValue {
-            guard let tolerance = ConfigDuration.parse(text) else { throw ConnectorError(key: "callbacks.tolerance", "'\(text)' is not a duration") }
-            verifier.tolerance = tolerance.timeInterval
-        }
-        self.verifier = verifier
+        verifier = try InboundVerifier(settings: fields, key: "callbacks")
         guard let source = fields["correlation"]?.stringValue else {
             throw ConnectorError(key: "callbacks.correlation", "give a CEL expression over body and headers, such as body.order_id")
         }

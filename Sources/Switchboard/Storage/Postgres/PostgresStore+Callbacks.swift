@@ -116,7 +116,7 @@ extension PostgresStore {
         if let followUp = change.followUp { try await insert(followUp, on: connection) }
     }
 
-    private func insert(_ callback: InboundCallback, on connection: PostgresConnection) async throws {
+    func insert(_ callback: InboundCallback, on connection: PostgresConnection) async throws {
         try await connection.query("""
             INSERT INTO callbacks (id, connector, status, message_id, correlation, payload, error, run_id, step_id, received_at,
               expires_at)

@@ -84,6 +84,13 @@ extension PostgresStore {
             """,
             "CREATE TABLE shared_values (name TEXT PRIMARY KEY, text TEXT NOT NULL, version BIGINT NOT NULL)",
         ]),
+        (3, "signed event source requests take their message id", [
+            "DROP INDEX callbacks_taken",
+            """
+            CREATE UNIQUE INDEX callbacks_taken ON callbacks (connector, message_id)
+              WHERE status IN ('matched', 'pending', 'unmatched', 'accepted') AND message_id IS NOT NULL
+            """,
+        ]),
     ]
 
     /// Applies the migrations not applied yet, each in its own transaction, holding the advisory

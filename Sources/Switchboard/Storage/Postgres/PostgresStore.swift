@@ -112,11 +112,24 @@ public final class PostgresStore: Store {
 
     // MARK: Events and runs
 
+    /// An event's signed request was received before.
+    private struct ReceiptReplayed: Error {}
+
     public func ingest(_ event: EventRecord, runs: [RunCheckpoint]) async throws -> IngestOutcome {
         let payload = event.payloadText ?? event.payload.text
         let references = Self.encode(event.runs)
         do {
             return try await transaction { [self] connection in
+                if let receipt = event.receipt {
+                    if let messageID = receipt.messageID, try await !rows("""
+                        SELECT 1 FROM callbacks WHERE connector = \(receipt.connector) AND message_id = \(messageID)
+                          AND status = 'accepted'
+                        """, on: connection).isEmpty
+                    {
+                        throw ReceiptReplayed()
+                    }
+                    try await insert(receipt, on: connection)
+                }
                 let inserted = try await rows("""
                     INSERT INTO events (id, dedupe_key, type, source, payload, received_at, runs)
                     VALUES (\(event.id.rawValue), \(event.dedupeKey), \(event.type), \(event.source), \(payload),
@@ -135,6 +148,13 @@ public final class PostgresStore: Store {
                 }
                 return .accepted
             }
+        } catch is ReceiptReplayed {
+            if let receipt = event.receipt { try await recordCallback(receipt.replay) }
+            return .replayed
+        } catch let error as PSQLError where error.isUniqueViolation && error.serverInfo?[.constraintName] == "callbacks_taken" {
+            // The same signed request taken by another instance at the same moment.
+            if let receipt = event.receipt { try await recordCallback(receipt.replay) }
+            return .replayed
         } catch let error as PSQLError where error.isUniqueViolation {
             // Another instance stored the same event between our insert and its commit.
             let existing = try await rows("SELECT * FROM events WHERE dedupe_key = \(event.dedupeKey)")
