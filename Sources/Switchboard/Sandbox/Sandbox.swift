@@ -17,6 +17,9 @@ import Synchronization
 ///   `auth.test` and `response_url`; a web page with working buttons (`GET /sandbox/slack`), the
 ///   messages as JSON (`GET /sandbox/slack/messages`), and `POST /sandbox/slack/messages/{id}/click`,
 ///   which sends a correctly signed interaction to the gateway.
+/// - Persona stand-in (`/sandbox/persona`): a page with a button per recorded Persona webhook, and
+///   `POST /sandbox/persona/send` (`{"fixture": NAME}`), which signs one as Persona does and sends
+///   it to the gateway's `POST /v1/sources/persona`.
 public final class Sandbox: Sendable {
     public let settings: SandboxSettings
     let state = Mutex(State())
@@ -29,6 +32,8 @@ public final class Sandbox: Sendable {
         var messages: [JSON] = []
         var plan = SandboxFailurePlan()
         var sequence = 0
+        /// What the Persona stand-in's page sent, and the gateway's answers.
+        var personaSent: [JSON] = []
     }
 
     struct ScheduledCallback: Sendable {
@@ -48,6 +53,7 @@ public final class Sandbox: Sendable {
         let router = Router()
         addVendorRoutes(router.group("sandbox/kyb"))
         addSlackRoutes(router.group("sandbox/slack"))
+        addPersonaRoutes(router.group("sandbox/persona"))
         router.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/sandbox/slack"]) }
         var app = Application(router: router, configuration: .init(address: .hostname(settings.host, port: settings.port)),
                               onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)

@@ -18,6 +18,11 @@ public struct SandboxSettings: Sendable {
     public var slackBotToken = "xoxb-sandbox-token"
     /// The channels the stand-in knows.
     public var slackChannels = ["reviews", "kyb-reviews", "general"]
+    /// The secret the Persona stand-in signs webhooks with (`PERSONA_WEBHOOK_SECRET`'s default in
+    /// `connectors/persona-events.yaml`).
+    public var personaWebhookSecret = "wbhsec_sandbox"
+    /// The folder of recorded Persona webhook bodies the stand-in sends.
+    public var personaFixtures = "fixtures/sources/persona"
 
     public init() {}
 

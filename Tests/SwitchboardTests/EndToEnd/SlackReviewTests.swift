@@ -92,6 +92,28 @@ struct SlackReviewTests {
         }
     }
 
+    @Test("a minor's Persona webhook, sent by the sandbox's Persona stand-in, reaches Slack as a review alert that a click decides")
+    func personaToSlack() async throws {
+        try await SandboxHarness.run { harness in
+            let fixtures = try await harness.sandboxGet("/persona/fixtures")
+            #expect(fixtures["data"]?.array.contains("inquiry-completed-minor.json") == true)
+            let sent = try await harness.sandboxPost("/persona/send", ["fixture": "inquiry-completed-minor.json"])
+            #expect(sent["gateway_status"] == 202, "\(sent)")
+            let run = try #require(sent["gateway_answer"]?["runs"]?.array.first { $0["workflow"] == "review-minors" }?["id"]?.stringValue)
+            let message = try await Self.alert(harness, inquiry: "inq_PersonaMinor01")
+            let ts = try #require(message["ts"]?.stringValue)
+            let click = try await harness.sandboxPost("/slack/messages/\(ts)/click", ["action_id": "decline", "user": "ana"])
+            #expect(click["gateway_status"] == 200, "\(click)")
+            let done = try await harness.api.poll(run: run) { $0["status"] == "completed" }
+            #expect(done["decision"] == "declined")
+            // Sent again, the same recorded body is a new event (a new id), not a replay.
+            let again = try await harness.sandboxPost("/persona/send", ["fixture": "inquiry-completed-minor.json"])
+            #expect(again["gateway_status"] == 202, "\(again)")
+            let unknown = try await harness.sandboxPost("/persona/send", ["fixture": "nothing.json"])
+            #expect(unknown["gateway_status"] == 404)
+        }
+    }
+
     @Test("a bad signature or a stale timestamp gets 401; a forged value or one from another run's message gets 403")
     func refusedClicks() async throws {
         try await SandboxHarness.run { harness in

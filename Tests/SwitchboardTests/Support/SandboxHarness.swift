@@ -30,6 +30,7 @@ struct SandboxHarness: Sendable {
         settings.port = sandboxPort
         settings.gatewayURL = "http://127.0.0.1:\(gatewayPort)"
         settings.callbackDelay = callbackDelay
+        settings.personaFixtures = Repository.root.appendingPathComponent("fixtures/sources/persona").path
         var logger = Logger(label: "e2e")
         // Cancelling the servers at the end logs errors that say nothing about the test.
         logger.logLevel = .critical
@@ -109,6 +110,13 @@ struct SandboxHarness: Sendable {
             try await Sleep.for(.milliseconds(30))
         }
         return nil
+    }
+
+    /// GETs a sandbox path's JSON.
+    func sandboxGet(_ path: String) async throws -> JSON {
+        let response = try await api.client.execute(HTTPClientRequest(url: sandboxURL + path), timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return (try? JSON.parse(Data(buffer: body))) ?? .null
     }
 
     /// POSTs to a sandbox path with a JSON body.
