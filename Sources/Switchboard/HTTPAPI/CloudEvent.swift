@@ -58,3 +58,40 @@ public struct CloudEvent: Sendable {
 public struct CloudEventInvalid: Error, Sendable {
     public var errors: [Problem.FieldError]
 }
+
+extension CloudEvent {
+    /// The media type of a batch of structured events (a JSON array).
+    static let batchMediaType = "application/cloudevents-batch+json"
+
+    /// An event in the HTTP binding's binary mode: its context attributes in `ce-*` headers
+    /// (values percent-decoded), its `data` the body, whose `Content-Type` is the
+    /// `datacontenttype`. A JSON body becomes JSON data, a text body a string, any other
+    /// `data_base64`.
+    static func binary(headers: [(String, String)], body: [UInt8]) -> Result<CloudEvent, CloudEventInvalid> {
+        var object: [String: JSON] = [:]
+        var contentType: String?
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if lower == "content-type" { contentType = value }
+            guard lower.hasPrefix("ce-"), lower.count > 3 else { continue }
+            object[String(lower.dropFirst(3))] = .string(value.removingPercentEncoding ?? value)
+        }
+        if let contentType { object["datacontenttype"] = .string(contentType) }
+        if !body.isEmpty {
+            let type = (contentType ?? "application/json").lowercased()
+            let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? type
+            if media == "application/json" || media.hasSuffix("+json") || media == "text/json" {
+                do { object["data"] = try JSON.parse(bytes: body) } catch {
+                    return .failure(CloudEventInvalid(errors: [.init(path: "data", message: "the body is not valid JSON: \(error.message)")]))
+                }
+            } else if media.hasPrefix("text/") || media.hasSuffix("+xml") || media == "application/xml",
+                      let text = String(validating: body, as: UTF8.self)
+            {
+                object["data"] = .string(text)
+            } else {
+                object["data_base64"] = .string(Data(body).base64EncodedString())
+            }
+        }
+        return validate(.object(object))
+    }
+}

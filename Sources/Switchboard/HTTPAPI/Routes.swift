@@ -77,11 +77,24 @@ extension Gateway {
     private func addEventRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
         v1.post("events") { [self] request, context in
             try requireScope("events:write", context)
-            if let type = request.headers[.contentType]?.lowercased(),
-               !(type.hasPrefix("application/json") || type.hasPrefix("application/cloudevents+json"))
-            {
-                throw Problem(.unsupportedMediaType,
-                              "Content-Type must be application/json or application/cloudevents+json (structured mode), got \(type)")
+            let type = request.headers[.contentType]?.lowercased() ?? ""
+            if type.hasPrefix(CloudEvent.batchMediaType) { return try await ingestBatch(request) }
+            if request.headers[HTTPField.Name("ce-specversion")!] != nil {
+                let body = try await Self.rawBody(request)
+                switch CloudEvent.binary(headers: Self.headerPairs(request), body: body) {
+                case let .success(event):
+                    let answer = try await ingest(event, idempotencyKey: request.headers[.idempotencyKey])
+                    return Response.json(text: answer.text, status: answer.duplicate ? .ok : .accepted)
+                case let .failure(invalid):
+                    throw Problem.badRequest("the CloudEvent (binary mode) is invalid: \(invalid.errors.map(\.path).joined(separator: ", "))",
+                                             errors: invalid.errors)
+                }
+            }
+            if !type.isEmpty, !(type.hasPrefix("application/json") || type.hasPrefix("application/cloudevents+json")) {
+                throw Problem(.unsupportedMediaType, """
+                    Content-Type must be application/cloudevents+json or application/json (structured mode), \
+                    \(CloudEvent.batchMediaType) (batched mode), or the event's own with ce-* headers (binary mode); got \(type)
+                    """)
             }
             var request = request
             let (body, text) = try await request.jsonBodyWithText()
@@ -98,6 +111,44 @@ extension Gateway {
             return Response.json(text: answer.text, status: answer.duplicate ? .ok : .accepted)
         }
     }
+
+    /// Batched mode: a JSON array of structured events, each ingested on its own (its own
+    /// transaction and deduplication); 202 with one result per event, in order: the single-event
+    /// answer, or the problem that event had.
+    private func ingestBatch(_ request: Request) async throws -> Response {
+        var request = request
+        let (body, _) = try await request.jsonBodyWithText()
+        guard case let .array(items) = body else {
+            throw Problem.badRequest("a batch (\(CloudEvent.batchMediaType)) is a JSON array of CloudEvents")
+        }
+        guard items.count <= Self.batchLimit else {
+            throw Problem.badRequest("a batch holds at most \(Self.batchLimit) events; this one has \(items.count)")
+        }
+        var results: [JSON] = []
+        for (index, item) in items.enumerated() {
+            switch CloudEvent.validate(item) {
+            case let .success(event):
+                do {
+                    let answer = try await ingest(event, idempotencyKey: nil)
+                    var result = try JSON.parse(answer.text)
+                    if case var .object(members) = result {
+                        members["status"] = .number(answer.duplicate ? 200 : 202)
+                        result = .object(members)
+                    }
+                    results.append(result)
+                } catch let error as StoreError where error.code == .unavailable {
+                    throw error  // the whole batch: the client sends it again
+                }
+            case let .failure(invalid):
+                let names = invalid.errors.map(\.path).joined(separator: ", ")
+                results.append(Problem.badRequest("event \(index) of the batch is invalid: \(names)", errors: invalid.errors).json)
+            }
+        }
+        return Response.json(["results": .array(results)], status: .accepted)
+    }
+
+    /// The most events one batch may carry.
+    static let batchLimit = 1000
 
     private func addRunRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
         v1.post("workflows/:id/runs") { [self] request, context in
