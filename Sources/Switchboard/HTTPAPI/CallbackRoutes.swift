@@ -7,74 +7,80 @@ import NIOCore
 /// Routes that their signatures authenticate, not an API key: vendors' callbacks and Slack's
 /// button clicks. And the operator's view of what arrived.
 extension Gateway {
-    func addSignedRoutes(_ router: Router<GatewayRequestContext>) {
-        let signed = router.group("v1")
-        signed.post("callbacks/:connector") { [self] request, context in
-            let connector = try context.parameters.require("connector")
-            let body = try await Self.rawBody(request)
-            switch try await callbacks.receive(connector: connector, headers: Self.headerPairs(request), body: body) {
-            case let .matched(run):
-                return Response.json(["status": "matched", "run_id": .string(run.rawValue)])
-            case .pending:
-                return Response.json(["status": "pending"], status: .accepted)
-            case .unknownConnector:
-                throw Problem.notFound("no connector '\(connector)' that takes callbacks")
-            case let .rejected(reason):
-                throw Problem.unauthorized("the callback's signature was refused: \(reason)")
-            case .replayed:
-                throw Problem(.conflict, "this callback's message id was received before; nothing changed")
-            case let .invalid(reason):
-                throw Problem.badRequest("the callback could not be read: \(reason)")
-            }
-        }
-        signed.post("sources/:connector") { [self] request, context in
-            let connector = try context.parameters.require("connector")
-            let body = try await Self.rawBody(request)
-            switch try await receive(source: connector, headers: Self.headerPairs(request), body: body) {
-            case let .ingested(answer):
-                return Response.json(text: answer.text, status: answer.duplicate ? .ok : .accepted)
-            case .unknownConnector:
-                throw Problem.notFound("no event source '\(connector)'")
-            case let .rejected(reason):
-                throw Problem.unauthorized("the request's signature was refused: \(reason)")
-            case .replayed:
-                throw Problem.unauthorized("this signed request was received before; nothing was ingested")
-            case let .unreadable(error):
-                throw Problem(.unprocessableContent, "the event could not be read from the request: \(error)",
-                              errors: [Problem.FieldError(path: error.field, message: error.message)])
-            }
-        }
-        signed.post("slack/interactions") { [self] request, _ in
-            let body = try await Self.rawBody(request)
-            let answer = try await SlackInteractions(gateway: self).handle(headers: Self.headerPairs(request), body: body)
-            guard answer.status < 400 else {
-                let status: HTTPResponse.Status = switch answer.status {
-                case 401: .unauthorized
-                case 403: .forbidden
-                case 404: .notFound
-                default: .badRequest
+    var signedRoutes: [Route] {
+        [
+            Route(.post, "/v1/callbacks/{connector}", "A vendor's signed callback; 401 bad signature, 409 replay, 202 kept until its step records the id",
+                  .signed) { [self] request, context in
+                let connector = try context.parameters.require("connector")
+                let body = try await Self.rawBody(request)
+                switch try await callbacks.receive(connector: connector, headers: Self.headerPairs(request), body: body) {
+                case let .matched(run):
+                    return Response.json(["status": "matched", "run_id": .string(run.rawValue)])
+                case .pending:
+                    return Response.json(["status": "pending"], status: .accepted)
+                case .unknownConnector:
+                    throw Problem.notFound("no connector '\(connector)' that takes callbacks")
+                case let .rejected(reason):
+                    throw Problem.unauthorized("the callback's signature was refused: \(reason)")
+                case .replayed:
+                    throw Problem(.conflict, "this callback's message id was received before; nothing changed")
+                case let .invalid(reason):
+                    throw Problem.badRequest("the callback could not be read: \(reason)")
                 }
-                throw Problem(status, answer.body["error"]?.stringValue ?? "the interaction was refused")
-            }
-            return Response.json(answer.body, status: HTTPResponse.Status(code: answer.status))
-        }
+            },
+            Route(.post, "/v1/sources/{connector}", "A signed webhook from an event source, ingested as an event; 401 bad signature or replay, 422 unreadable",
+                  .signed) { [self] request, context in
+                let connector = try context.parameters.require("connector")
+                let body = try await Self.rawBody(request)
+                switch try await receive(source: connector, headers: Self.headerPairs(request), body: body) {
+                case let .ingested(answer):
+                    return Response.json(text: answer.text, status: answer.duplicate ? .ok : .accepted)
+                case .unknownConnector:
+                    throw Problem.notFound("no event source '\(connector)'")
+                case let .rejected(reason):
+                    throw Problem.unauthorized("the request's signature was refused: \(reason)")
+                case .replayed:
+                    throw Problem.unauthorized("this signed request was received before; nothing was ingested")
+                case let .unreadable(error):
+                    throw Problem(.unprocessableContent, "the event could not be read from the request: \(error)",
+                                  errors: [Problem.FieldError(path: error.field, message: error.message)])
+                }
+            },
+            Route(.post, "/v1/slack/interactions", "Slack button clicks, verified with Slack's v0 signature",
+                  .signed) { [self] request, _ in
+                let body = try await Self.rawBody(request)
+                let answer = try await SlackInteractions(gateway: self).handle(headers: Self.headerPairs(request), body: body)
+                guard answer.status < 400 else {
+                    let status: HTTPResponse.Status = switch answer.status {
+                    case 401: .unauthorized
+                    case 403: .forbidden
+                    case 404: .notFound
+                    default: .badRequest
+                    }
+                    throw Problem(status, answer.body["error"]?.stringValue ?? "the interaction was refused")
+                }
+                return Response.json(answer.body, status: HTTPResponse.Status(code: answer.status))
+            },
+        ]
     }
 
-    func addCallbackLogRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
-        v1.get("callbacks") { [self] request, context in
-            try requireScope("deliveries:read", context)
-            let parameters = request.uri.queryParameters
-            var status: CallbackStatus?
-            if let text = parameters["status"] {
-                guard let parsed = CallbackStatus(rawValue: String(text)) else {
-                    throw Problem.badRequest("status must be one of: " + CallbackStatus.allCases.map(\.rawValue).joined(separator: ", "))
+    var callbackLogRoutes: [Route] {
+        [
+            Route(.get, "/v1/callbacks", "Inbound callbacks and Slack clicks as received: matched, pending, unmatched, rejected, replayed",
+                  .scope("deliveries:read")) { [self] request, context in
+                let parameters = request.uri.queryParameters
+                var status: CallbackStatus?
+                if let text = parameters["status"] {
+                    guard let parsed = CallbackStatus(rawValue: String(text)) else {
+                        throw Problem.badRequest("status must be one of: " + CallbackStatus.allCases.map(\.rawValue).joined(separator: ", "))
+                    }
+                    status = parsed
                 }
-                status = parsed
-            }
-            let limit = try pageLimit(parameters["limit"]) ?? 50
-            let callbacks = try await store.listCallbacks(connector: parameters["connector"].map(String.init), status: status, limit: limit)
-            return Response.json(["data": .array(callbacks.map(\.json))])
-        }
+                let limit = try pageLimit(parameters["limit"]) ?? 50
+                let callbacks = try await store.listCallbacks(connector: parameters["connector"].map(String.init), status: status, limit: limit)
+                return Response.json(["data": .array(callbacks.map(\.json))])
+            },
+        ]
     }
 
     static func rawBody(_ request: Request) async throws -> [UInt8] {

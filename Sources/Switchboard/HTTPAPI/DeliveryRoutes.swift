@@ -3,52 +3,53 @@ import Foundation
 import Hummingbird
 
 extension Gateway {
-    func addDeliveryRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
-        v1.get("deliveries") { [self] request, context in
-            try requireScope("deliveries:read", context)
-            let parameters = request.uri.queryParameters
-            var query = DeliveryQuery()
-            if let run = parameters["run"] { query.run = RunID(String(run)) }
-            if let connector = parameters["connector"] { query.connector = String(connector) }
-            if let status = parameters["status"] {
-                guard let parsed = DeliveryStatus(rawValue: String(status)) else {
-                    throw Problem.badRequest("status must be one of: " + DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))
-                }
-                query.status = parsed
-            }
-            for (name, keyPath) in [("since", \DeliveryQuery.since), ("until", \DeliveryQuery.until)] {
-                if let text = parameters[Substring(name)] {
-                    guard let date = Date(rfc3339: String(text)) else {
-                        throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-26T10:00:00Z")
+    var deliveryRoutes: [Route] {
+        [
+            Route(.get, "/v1/deliveries", "The delivery log, newest first (filters: run, connector, status, since, until; cursor, limit)",
+                  .scope("deliveries:read")) { [self] request, context in
+                let parameters = request.uri.queryParameters
+                var query = DeliveryQuery()
+                if let run = parameters["run"] { query.run = RunID(String(run)) }
+                if let connector = parameters["connector"] { query.connector = String(connector) }
+                if let status = parameters["status"] {
+                    guard let parsed = DeliveryStatus(rawValue: String(status)) else {
+                        throw Problem.badRequest("status must be one of: " + DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))
                     }
-                    query[keyPath: keyPath] = date
+                    query.status = parsed
                 }
-            }
-            if let cursor = parameters["cursor"] { query.before = DeliveryID(String(cursor)) }
-            if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }
-            let deliveries = try await store.listDeliveries(query)
-            let next: JSON = deliveries.count == query.limit ? .string(deliveries.last!.id.rawValue) : .null
-            return Response.json(["data": .array(deliveries.map { $0.json(attempts: nil) }), "next_cursor": next])
-        }
-        v1.get("deliveries/:id") { [self] _, context in
-            try requireScope("deliveries:read", context)
-            let id = DeliveryID(try context.parameters.require("id"))
-            guard let record = try await store.delivery(id) else { throw Problem.notFound("no delivery '\(id)'") }
-            return Response.json(record.delivery.json(attempts: record.attempts))
-        }
-        v1.post("deliveries/:id/retry") { [self] _, context in
-            try requireScope("deliveries:write", context)
-            let id = DeliveryID(try context.parameters.require("id"))
-            switch try await retryDelivery(id) {
-            case .reopened:
+                for (name, keyPath) in [("since", \DeliveryQuery.since), ("until", \DeliveryQuery.until)] {
+                    if let text = parameters[Substring(name)] {
+                        guard let date = Date(rfc3339: String(text)) else {
+                            throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-26T10:00:00Z")
+                        }
+                        query[keyPath: keyPath] = date
+                    }
+                }
+                if let cursor = parameters["cursor"] { query.before = DeliveryID(String(cursor)) }
+                if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }
+                let deliveries = try await store.listDeliveries(query)
+                let next: JSON = deliveries.count == query.limit ? .string(deliveries.last!.id.rawValue) : .null
+                return Response.json(["data": .array(deliveries.map { $0.json(attempts: nil) }), "next_cursor": next])
+            },
+            Route(.get, "/v1/deliveries/{id}", "A delivery with every attempt", .scope("deliveries:read")) { [self] _, context in
+                let id = DeliveryID(try context.parameters.require("id"))
                 guard let record = try await store.delivery(id) else { throw Problem.notFound("no delivery '\(id)'") }
-                return Response.json(record.delivery.json(attempts: record.attempts), status: .accepted)
-            case .notFound:
-                throw Problem.notFound("no delivery '\(id)'")
-            case let .notRetryable(status):
-                throw Problem(.conflict, "delivery '\(id)' is \(status.rawValue); only failed and dead deliveries can be sent again")
-            }
-        }
+                return Response.json(record.delivery.json(attempts: record.attempts))
+            },
+            Route(.post, "/v1/deliveries/{id}/retry", "Send a failed or dead delivery again and resume its run",
+                  .scope("deliveries:write")) { [self] _, context in
+                let id = DeliveryID(try context.parameters.require("id"))
+                switch try await retryDelivery(id) {
+                case .reopened:
+                    guard let record = try await store.delivery(id) else { throw Problem.notFound("no delivery '\(id)'") }
+                    return Response.json(record.delivery.json(attempts: record.attempts), status: .accepted)
+                case .notFound:
+                    throw Problem.notFound("no delivery '\(id)'")
+                case let .notRetryable(status):
+                    throw Problem(.conflict, "delivery '\(id)' is \(status.rawValue); only failed and dead deliveries can be sent again")
+                }
+            },
+        ]
     }
 
     /// Reopens a failed or dead delivery and wakes the delivery worker.

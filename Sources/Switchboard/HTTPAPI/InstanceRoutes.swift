@@ -6,12 +6,14 @@ extension Gateway {
     /// How recent a heartbeat must be for `GET /v1/instances` to list its instance.
     static let instanceWindow: TimeInterval = 60
 
-    func addInstanceRoutes(_ v1: RouterGroup<GatewayRequestContext>) {
-        v1.get("instances") { [self] _, context in
-            try requireScope("admin", context)
-            let seen = try await store.instances(seenSince: clock.now().addingTimeInterval(-Self.instanceWindow))
-            return Response.json(["instances": .array(seen.map(\.json))])
-        }
+    var instanceRoutes: [Route] {
+        [
+            Route(.get, "/v1/instances", "The gateway instances seen in the last minute, with the leases each holds",
+                  .scope("admin")) { [self] _, context in
+                let seen = try await store.instances(seenSince: clock.now().addingTimeInterval(-Self.instanceWindow))
+                return Response.json(["instances": .array(seen.map(\.json))])
+            },
+        ]
     }
 }
 

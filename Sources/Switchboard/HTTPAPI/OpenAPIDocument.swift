@@ -1,12 +1,12 @@
 import CEL
 
-/// The OpenAPI 3.1 description of every route, generated from ``Routes/all``.
+/// The OpenAPI 3.1 description of every route, generated from ``Gateway/routes``.
 enum OpenAPIDocument {
-    static let json: JSON = {
+    static func json(_ routes: [Route]) -> JSON {
         var paths: [String: JSON] = [:]
         let problem: JSON = ["description": "Problem details (RFC 9457)",
                              "content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]]]
-        for route in Routes.all {
+        for route in routes {
             var operation: [String: JSON] = [
                 "summary": .string(route.summary),
                 "responses": ["200": ["description": "OK"], "default": problem],
@@ -22,7 +22,7 @@ enum OpenAPIDocument {
             if !parameters.isEmpty { operation["parameters"] = .array(parameters) }
             var item: [String: JSON] = [:]
             if case let .object(existing)? = paths[route.path] { item = existing }
-            item[route.method] = .object(operation)
+            item[route.method.rawValue.lowercased()] = .object(operation)
             paths[route.path] = .object(item)
         }
         return [
@@ -41,5 +41,5 @@ enum OpenAPIDocument {
                 ]],
             ],
         ]
-    }()
+    }
 }
