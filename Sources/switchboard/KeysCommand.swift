@@ -11,6 +11,7 @@ struct KeysCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key and print it alone on stdout (it is not shown again).")
         @Option(help: "A name for the key") var name: String
         @Option(help: "Comma-separated scopes (default: every scope)") var scopes: String?
+        @Option(help: "How long the key works, such as 30d or 12h (default: until revoked)") var expires: String?
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
@@ -21,9 +22,17 @@ struct KeysCommand: AsyncParsableCommand {
                     throw UserError("unknown scope '\(scope)'; scopes are: \(APIKeys.allScopes.joined(separator: ", "))")
                 }
             }
+            var expiresAt: Date?
+            if let expires {
+                guard let lifetime = ConfigDuration.parse(expires), lifetime > .zero else {
+                    throw UserError("--expires must be a duration such as 30d, 12h or 90m, got '\(expires)'")
+                }
+                expiresAt = Date().addingTimeInterval(Double(lifetime.components.seconds))
+            }
             let key = APIKeys.generate()
             try await database.withStore { store in
-                try await store.createAPIKey(APIKeyRecord(name: name, hash: APIKeys.hash(key), scopes: scopeList, createdAt: Date()))
+                try await store.createAPIKey(APIKeyRecord(name: name, hash: APIKeys.hash(key), scopes: scopeList, createdAt: Date(),
+                                                          expiresAt: expiresAt))
             }
             print(key)
         }
@@ -35,7 +44,13 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             for key in try await database.withStore({ try await $0.apiKeys() }) {
-                let state = key.revokedAt == nil ? "active" : "revoked"
+                let state = if key.revokedAt != nil {
+                    "revoked"
+                } else if let expiresAt = key.expiresAt {
+                    key.isValid(at: Date()) ? "active until \(expiresAt.ISO8601Format())" : "expired \(expiresAt.ISO8601Format())"
+                } else {
+                    "active"
+                }
                 print("\(key.name)\t\(state)\t\(key.scopes.joined(separator: ","))")
             }
         }

@@ -34,7 +34,7 @@ struct APIKeyMiddleware: RouterMiddleware {
             throw Problem.unauthorized("the Authorization header must be 'Bearer <api key>'")
         }
         guard let key = try await gateway.authenticate(token: token) else {
-            throw Problem.unauthorized("the API key is not valid or has been revoked")
+            throw Problem.unauthorized("the API key is not valid: unknown, revoked or expired")
         }
         var context = context
         context.apiKey = key

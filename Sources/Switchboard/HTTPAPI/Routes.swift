@@ -211,7 +211,7 @@ extension Gateway {
                 return Response.json(snapshot.run.json(steps: snapshot.steps))
             },
             Route(.post, "/v1/runs/{id}/review", "Decide a run waiting for review",
-                  .scope("runs:write")) { [self] request, context in
+                  .scope("reviews:write")) { [self] request, context in
                 let id = RunID(try context.parameters.require("id"))
                 var request = request
                 let body = try await request.jsonBody()

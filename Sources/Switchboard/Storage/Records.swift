@@ -273,12 +273,20 @@ public struct APIKeyRecord: Sendable, Equatable {
     public var scopes: [String]
     public var createdAt: Date
     public var revokedAt: Date?
+    /// When the key stops working (`keys create --expires`); nil for never.
+    public var expiresAt: Date?
 
-    public init(name: String, hash: String, scopes: [String], createdAt: Date, revokedAt: Date? = nil) {
+    public init(name: String, hash: String, scopes: [String], createdAt: Date, revokedAt: Date? = nil, expiresAt: Date? = nil) {
         self.name = name
         self.hash = hash
         self.scopes = scopes
         self.createdAt = createdAt
         self.revokedAt = revokedAt
+        self.expiresAt = expiresAt
+    }
+
+    /// Whether the key authenticates a request at `now`: not revoked, not expired.
+    public func isValid(at now: Date) -> Bool {
+        revokedAt == nil && (expiresAt.map { now < $0 } ?? true)
     }
 }

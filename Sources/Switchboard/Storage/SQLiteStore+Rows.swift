@@ -246,7 +246,8 @@ extension SQLiteStore {
     static func apiKey(from row: Row) throws -> APIKeyRecord {
         APIKeyRecord(name: row["name"], hash: row["hash"], scopes: try decode([String].self, row["scopes"]) ?? [],
                      createdAt: Date(microseconds: row["created_at"]),
-                     revokedAt: (row["revoked_at"] as Int64?).map(Date.init(microseconds:)))
+                     revokedAt: (row["revoked_at"] as Int64?).map(Date.init(microseconds:)),
+                     expiresAt: (row["expires_at"] as Int64?).map(Date.init(microseconds:)))
     }
 }
 

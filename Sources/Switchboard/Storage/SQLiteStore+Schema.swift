@@ -141,6 +141,9 @@ extension SQLiteStore {
                   id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v12: keys that expire") { db in
+            try db.execute(sql: "ALTER TABLE api_keys ADD COLUMN expires_at INTEGER")
+        }
         migrator.registerMigration("v11: run leases") { db in
             // A run being advanced by the scheduler is held under a lease; a checkpoint ends it.
             try db.execute(sql: """

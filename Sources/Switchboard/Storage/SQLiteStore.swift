@@ -316,8 +316,9 @@ public final class SQLiteStore: Store {
                 throw StoreError.duplicate("an active API key named '\(key.name)' already exists")
             }
             try db.cached(sql: "DELETE FROM api_keys WHERE name = ?", arguments: [key.name])
-            try db.cached(sql: "INSERT INTO api_keys (name, hash, scopes, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [key.name, key.hash, Self.encode(key.scopes), key.createdAt.microseconds])
+            try db.cached(sql: "INSERT INTO api_keys (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [key.name, key.hash, Self.encode(key.scopes), key.createdAt.microseconds,
+                                       key.expiresAt?.microseconds])
         }
     }
 

@@ -176,17 +176,19 @@ public final class Gateway: Sendable {
         }
     }
 
-    /// The key a bearer token belongs to, if it is valid and not revoked. Lookups are cached briefly.
+    /// The key a bearer token belongs to, if it is valid: not revoked, not expired. Lookups are
+    /// cached briefly. A token that is no key, a revoked and an expired key are all nil alike, so
+    /// that an answer never tells whether a key exists.
     ///
     /// The cache is keyed by the token itself, in memory only, so that a cached lookup costs no
     /// SHA-256 (about 1 % of ingest's CPU); the store keeps only hashes.
     public func authenticate(token: String) async throws -> APIKeyRecord? {
         let now = clock.now()
         if let (cached, at) = keyCache.withLock({ $0[token] }), now.timeIntervalSince(at) < Self.keyCacheLifetime {
-            return cached
+            return cached?.isValid(at: now) == true ? cached : nil
         }
         let record = try await store.apiKey(hash: APIKeys.hash(token))
-        let valid = record?.revokedAt == nil ? record : nil
+        let valid = record?.isValid(at: now) == true ? record : nil
         keyCache.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
             cache[token] = (valid, now)
@@ -208,9 +210,10 @@ struct HTTPClientService: Service {
 /// API keys: `sk_` and 32 random bytes in hex; the store keeps only the SHA-256.
 public enum APIKeys {
     /// Every scope a key can have; a key created without `--scopes` has all.
-    public static let allScopes = ["events:write", "runs:read", "runs:write", "lists:read", "lists:write",
-                                   "workflows:read", "connectors:read", "connectors:write", "deliveries:read",
-                                   "deliveries:write", "admin"]
+    /// Every scope a key may hold: what each allows is the `access` of the routes in ``Gateway/routes``.
+    public static let allScopes = ["events:write", "runs:read", "runs:write", "reviews:write", "deliveries:read",
+                                   "deliveries:write", "lists:read", "lists:write", "workflows:read", "workflows:write",
+                                   "connectors:read", "connectors:write", "admin"]
 
     public static func generate() -> String {
         var random = SystemRandomNumberGenerator()

@@ -27,7 +27,7 @@ struct CommandLineTests {
     func validate() async throws {
         let good = try await Binary.run(["validate", "--config", Repository.root.path, "--database", "sqlite:/nonexistent/x.sqlite"])
         #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
-        #expect(good.stdout.contains("configuration is valid: 3 workflow(s), 2 connector(s)"))
+        #expect(good.stdout.contains("configuration is valid: 3 workflow(s), 3 connector(s)"))
 
         let directory = try TemporaryDirectory()
         try directory.write("workflows/bad.yaml", "id: bad\ntrigger: { event: e }\nsteps:\n  - id: a\n    if: x ==\n  - id: a\n    action: nap\n")
@@ -87,6 +87,12 @@ struct CommandLineTests {
         let again = try await Binary.run(["keys", "revoke", "ops", "--database", database])
         #expect(again.status == 1)
         #expect(again.stderr == "error: no active key named 'ops'\n")
+
+        let day = try await Binary.run(["keys", "create", "--name", "day", "--expires", "1d", "--database", database])
+        #expect(day.status == 0)
+        #expect(try await Binary.run(["keys", "list", "--database", database]).stdout.contains("day\tactive until 20"))
+        let bad = try await Binary.run(["keys", "create", "--name", "y", "--expires", "soon", "--database", database])
+        #expect(bad.stderr.contains("--expires must be a duration such as 30d, 12h or 90m, got 'soon'"))
     }
 
     @Test("lists add, show and remove")

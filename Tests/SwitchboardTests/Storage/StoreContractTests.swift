@@ -207,6 +207,12 @@ struct StoreContractTests {
             #expect(try await store.revokeAPIKey(named: "ci"))
             #expect(try await !store.revokeAPIKey(named: "ci"))
             #expect(try await store.apiKey(hash: APIKeys.hash(key))?.revokedAt != nil)
+
+            let expires = Date(microseconds: Date().addingTimeInterval(86_400).microseconds)
+            try await store.createAPIKey(APIKeyRecord(name: "day", hash: "h-day", scopes: ["runs:read"], createdAt: Date(), expiresAt: expires))
+            let day = try #require(try await store.apiKey(hash: "h-day"))
+            #expect(day.expiresAt == expires)
+            #expect(day.isValid(at: Date()) && !day.isValid(at: expires))
         }
     }
 

@@ -207,9 +207,10 @@ extension PostgresStore {
     }
 
     static func apiKey(from row: PostgresRow) throws -> APIKeyRecord {
-        let (name, hash, scopes, created, revoked) = try row.decode((String, String, String, Int64, Int64?).self)
+        let (name, hash, scopes, created, revoked, expires) = try row.decode((String, String, String, Int64, Int64?, Int64?).self)
         return APIKeyRecord(name: name, hash: hash, scopes: try decode([String].self, scopes) ?? [],
-                            createdAt: Date(microseconds: created), revokedAt: revoked.map(Date.init(microseconds:)))
+                            createdAt: Date(microseconds: created), revokedAt: revoked.map(Date.init(microseconds:)),
+                            expiresAt: expires.map(Date.init(microseconds:)))
     }
 }
 

@@ -91,6 +91,7 @@ extension PostgresStore {
               WHERE status IN ('matched', 'pending', 'unmatched', 'accepted') AND message_id IS NOT NULL
             """,
         ]),
+        (4, "keys that expire", ["ALTER TABLE api_keys ADD COLUMN expires_at BIGINT"]),
     ]
 
     /// Applies the migrations not applied yet, each in its own transaction, holding the advisory

@@ -375,14 +375,15 @@ public final class PostgresStore: Store {
             }
             try await connection.query("DELETE FROM api_keys WHERE name = \(key.name)", logger: logger)
             try await connection.query("""
-                INSERT INTO api_keys (name, hash, scopes, created_at)
-                VALUES (\(key.name), \(key.hash), \(Self.encode(key.scopes)), \(key.createdAt.microseconds))
+                INSERT INTO api_keys (name, hash, scopes, created_at, expires_at)
+                VALUES (\(key.name), \(key.hash), \(Self.encode(key.scopes)), \(key.createdAt.microseconds),
+                        \(key.expiresAt?.microseconds))
                 """, logger: logger)
         }
     }
 
     public func apiKeys() async throws -> [APIKeyRecord] {
-        try await rows("SELECT name, hash, scopes, created_at, revoked_at FROM api_keys ORDER BY name").map(Self.apiKey(from:))
+        try await rows("SELECT name, hash, scopes, created_at, revoked_at, expires_at FROM api_keys ORDER BY name").map(Self.apiKey(from:))
     }
 
     public func revokeAPIKey(named name: String) async throws -> Bool {
@@ -392,7 +393,7 @@ public final class PostgresStore: Store {
     }
 
     public func apiKey(hash: String) async throws -> APIKeyRecord? {
-        try await rows("SELECT name, hash, scopes, created_at, revoked_at FROM api_keys WHERE hash = \(hash)").first
+        try await rows("SELECT name, hash, scopes, created_at, revoked_at, expires_at FROM api_keys WHERE hash = \(hash)").first
             .map(Self.apiKey(from:))
     }
 }
