@@ -141,15 +141,21 @@ extension SQLiteStore {
                   id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL);
                 """)
         }
-        migrator.registerMigration("v12: keys that expire") { db in
-            try db.execute(sql: "ALTER TABLE api_keys ADD COLUMN expires_at INTEGER")
-        }
         migrator.registerMigration("v11: run leases") { db in
             // A run being advanced by the scheduler is held under a lease; a checkpoint ends it.
             try db.execute(sql: """
                 ALTER TABLE runs ADD COLUMN lease_owner TEXT;
                 ALTER TABLE runs ADD COLUMN lease_expires_at INTEGER;
                 CREATE INDEX runs_leased ON runs (lease_owner) WHERE lease_owner IS NOT NULL;
+                """)
+        }
+        migrator.registerMigration("v12: keys that expire; reviews need their own scope") { db in
+            try db.execute(sql: "ALTER TABLE api_keys ADD COLUMN expires_at INTEGER")
+            // Reviews needed runs:write before they had a scope of their own: a key keeps what it could do.
+            try db.execute(sql: """
+                UPDATE api_keys SET scopes = json_insert(scopes, '$[#]', 'reviews:write')
+                WHERE EXISTS (SELECT 1 FROM json_each(api_keys.scopes) WHERE value = 'runs:write')
+                  AND NOT EXISTS (SELECT 1 FROM json_each(api_keys.scopes) WHERE value = 'reviews:write')
                 """)
         }
         return migrator

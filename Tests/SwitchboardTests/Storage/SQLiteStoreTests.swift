@@ -190,6 +190,25 @@ extension SQLiteStoreTests {
 }
 
 extension SQLiteStoreTests {
+    @Test("v12: a key that could review with runs:write keeps that with reviews:write; others are left as they were")
+    func migrationV12() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteStore(path: directory.file("db.sqlite"))
+        try SQLiteStore.migrator.migrate(store.pool, upTo: "v11: run leases")
+        try await store.pool.write { db in
+            for (name, scopes) in [("writer", #"["runs:read","runs:write"]"#), ("reader", #"["runs:read"]"#)] {
+                try db.execute(sql: "INSERT INTO api_keys (name, hash, scopes, created_at) VALUES (?, ?, ?, 0)",
+                               arguments: [name, "h-" + name, scopes])
+            }
+        }
+        try await store.migrate()
+        #expect(try await store.apiKey(hash: "h-writer")?.scopes == ["runs:read", "runs:write", "reviews:write"])
+        #expect(try await store.apiKey(hash: "h-reader")?.scopes == ["runs:read"])
+        #expect(try await store.apiKey(hash: "h-reader")?.expiresAt == nil)
+    }
+}
+
+extension SQLiteStoreTests {
     @Test("pruning takes the oldest attempts in batches and leaves recent ones")
     func pruning() async throws {
         let (store, directory) = try await Self.migratedStore()

@@ -91,7 +91,14 @@ extension PostgresStore {
               WHERE status IN ('matched', 'pending', 'unmatched', 'accepted') AND message_id IS NOT NULL
             """,
         ]),
-        (4, "keys that expire", ["ALTER TABLE api_keys ADD COLUMN expires_at BIGINT"]),
+        (4, "keys that expire; reviews need their own scope", [
+            "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT",
+            // Reviews needed runs:write before they had a scope of their own: a key keeps what it could do.
+            """
+            UPDATE api_keys SET scopes = (scopes::jsonb || '["reviews:write"]'::jsonb)::text
+            WHERE scopes::jsonb ? 'runs:write' AND NOT scopes::jsonb ? 'reviews:write'
+            """,
+        ]),
     ]
 
     /// Applies the migrations not applied yet, each in its own transaction, holding the advisory
