@@ -53,7 +53,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let id = id
-            switch try await database.withStore({ try await $0.retryDelivery(DeliveryID(id), at: Date()) }) {
+            let audit = AuditEntry.commandLine("delivery.retried", target: "delivery:\(id)")
+            switch try await database.withStore({ try await $0.retryDelivery(DeliveryID(id), at: Date(), audit: audit) }) {
             case let .reopened(run): print("\(id) will be sent again (run \(run))")
             case .notFound: throw UserError("no delivery '\(id)'")
             case let .notRetryable(status):

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CEL
 import Foundation
 import Switchboard
 
@@ -32,7 +33,10 @@ struct KeysCommand: AsyncParsableCommand {
             let key = APIKeys.generate()
             try await database.withStore { store in
                 try await store.createAPIKey(APIKeyRecord(name: name, hash: APIKeys.hash(key), scopes: scopeList, createdAt: Date(),
-                                                          expiresAt: expiresAt))
+                                                          expiresAt: expiresAt),
+                                             audit: .commandLine("key.created", target: "key:\(name)",
+                                                                 details: ["scopes": .array(scopeList.map(JSON.string)),
+                                                                           "expires_at": expiresAt.map { .string($0.ISO8601Format()) } ?? .null]))
             }
             print(key)
         }
@@ -62,7 +66,10 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            guard try await database.withStore({ try await $0.revokeAPIKey(named: name) }) else { throw UserError("no active key named '\(name)'") }
+            let audit = AuditEntry.commandLine("key.revoked", target: "key:\(name)")
+            guard try await database.withStore({ try await $0.revokeAPIKey(named: name, audit: audit) }) else {
+                throw UserError("no active key named '\(name)'")
+            }
             print("revoked \(name)")
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CEL
 import Foundation
 import Switchboard
 
@@ -29,10 +30,12 @@ struct ListsCommand: AsyncParsableCommand {
                 let effective = existing?.kind ?? listKind ?? .string
                 let problems = items.compactMap { ListIndexSnapshot.problem(with: $0, kind: effective) }
                 if !problems.isEmpty { throw UserError(problems.joined(separator: "; ")) }
+                let audit = AuditEntry.commandLine(existing == nil ? "list.replaced" : "list.items_added", target: "list:\(name)",
+                                                   details: ["items": .array(items.map(JSON.string))])
                 if existing == nil {
-                    try await store.putList(ListRecord(name: name, kind: effective, items: items))
+                    try await store.putList(ListRecord(name: name, kind: effective, items: items), audit: audit)
                 } else {
-                    _ = try await store.addListItems(name, items: items)
+                    _ = try await store.addListItems(name, items: items, audit: audit)
                 }
                 return effective
             }
@@ -50,7 +53,10 @@ struct ListsCommand: AsyncParsableCommand {
             let (name, items) = (name, items)
             let missing = try await database.withStore { store in
                 var missing: [String] = []
-                for item in items where try await !store.removeListItem(name, item: item) { missing.append(item) }
+                for item in items {
+                    let audit = AuditEntry.commandLine("list.item_removed", target: "list:\(name)", details: ["item": .string(item)])
+                    if try await !store.removeListItem(name, item: item, audit: audit) { missing.append(item) }
+                }
                 return missing
             }
             if !missing.isEmpty { throw UserError("list '\(name)' has no item(s): \(missing.joined(separator: ", "))") }

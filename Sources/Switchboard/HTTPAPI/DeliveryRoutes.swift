@@ -39,7 +39,7 @@ extension Gateway {
             Route(.post, "/v1/deliveries/{id}/retry", "Send a failed or dead delivery again and resume its run",
                   .scope("deliveries:write")) { [self] _, context in
                 let id = DeliveryID(try context.parameters.require("id"))
-                switch try await retryDelivery(id) {
+                switch try await retryDelivery(id, audit: context.audit("delivery.retried", target: "delivery:\(id.rawValue)")) {
                 case .reopened:
                     guard let record = try await store.delivery(id) else { throw Problem.notFound("no delivery '\(id)'") }
                     return Response.json(record.delivery.json(attempts: record.attempts), status: .accepted)
@@ -52,9 +52,9 @@ extension Gateway {
         ]
     }
 
-    /// Reopens a failed or dead delivery and wakes the delivery worker.
-    public func retryDelivery(_ id: DeliveryID) async throws -> DeliveryRetryResult {
-        let result = try await store.retryDelivery(id, at: clock.now())
+    /// Reopens a failed or dead delivery and wakes the delivery worker; `audit` is written with it.
+    public func retryDelivery(_ id: DeliveryID, audit: AuditEntry? = nil) async throws -> DeliveryRetryResult {
+        let result = try await store.retryDelivery(id, at: clock.now(), audit: audit)
         if case .reopened = result { engine.deliveries.ring() }
         return result
     }

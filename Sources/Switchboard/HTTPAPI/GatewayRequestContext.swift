@@ -1,3 +1,5 @@
+import CEL
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Synchronization
@@ -8,9 +10,20 @@ public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The key that authenticated the request, on `/v1` routes.
     public var apiKey: APIKeyRecord?
+    /// The request's id (`X-Request-Id`), set by ``RequestLogMiddleware``.
+    public var requestID: String?
+    /// The address of the client's end of the connection.
+    public let sourceIP: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        sourceIP = source.channel.remoteAddress?.ipAddress
+    }
+
+    /// The audit entry of `action` on `target` by this request's key, from this request.
+    func audit(_ action: String, target: String, details: JSON? = nil) -> AuditEntry {
+        AuditEntry(at: Date(), actor: .key, name: apiKey?.name ?? "unknown", action: action, target: target,
+                   requestID: requestID, sourceIP: sourceIP, details: details)
     }
 
     /// Requests larger than 1 MiB are refused with 413.
@@ -59,7 +72,8 @@ struct RequestLogMiddleware: RouterMiddleware {
         let requestID = request.headers[.requestID] ?? RequestIDs.next()
         // The id goes into each log line's metadata rather than into the context's logger:
         // setting logger metadata re-renders the handler's metadata on every request.
-        let context = context
+        var context = context
+        context.requestID = String(requestID)
         do {
             var response = try await next(request, context)
             response.headers[.requestID] = String(requestID)

@@ -48,7 +48,7 @@ extension Gateway {
     /// Every route of the API.
     var routes: [Route] {
         operationRoutes + signedRoutes + callbackLogRoutes + eventRoutes + runRoutes + listRoutes + configurationRoutes
-            + deliveryRoutes + instanceRoutes
+            + deliveryRoutes + instanceRoutes + auditRoutes
     }
 
     /// Adds every route to a router: those an API key authenticates behind the key's check and the
@@ -221,7 +221,8 @@ extension Gateway {
                 }
                 let reviewer = body["reviewer"]?.stringValue ?? context.apiKey?.name
                 do {
-                    let run = try await review(run: id, decision: decision, reviewer: reviewer)
+                    let run = try await review(run: id, decision: decision, reviewer: reviewer,
+                                               audit: context.audit("review.decided", target: "run:\(id.rawValue)"))
                     return Response.json(["run_id": .string(run.id.rawValue), "decision": .string(decision), "status": "accepted"],
                                          status: .accepted)
                 } catch ReviewError.runNotFound {
@@ -252,13 +253,17 @@ extension Gateway {
                                   errors: [.init(path: "kind", message: "must be ip, email or string")])
                 }
                 let items = try Self.listItems(body, kind: kind)
-                try await store.putList(ListRecord(name: name, kind: kind, items: items))
+                try await store.putList(ListRecord(name: name, kind: kind, items: items),
+                                        audit: context.audit("list.replaced", target: "list:\(name)",
+                                                             details: ["kind": .string(kind.rawValue), "items": .number(Double(items.count))]))
                 try await lists.refresh(from: store)
                 return Response.json(try await store.list(name)?.json ?? .null)
             },
             Route(.delete, "/v1/lists/{name}", "Delete a list", .scope("lists:write")) { [self] _, context in
                 let name = try context.parameters.require("name")
-                guard try await store.deleteList(name) else { throw Problem.notFound("no list '\(name)'") }
+                guard try await store.deleteList(name, audit: context.audit("list.deleted", target: "list:\(name)")) else {
+                    throw Problem.notFound("no list '\(name)'")
+                }
                 try await lists.refresh(from: store)
                 return Response(status: .noContent)
             },
@@ -269,7 +274,8 @@ extension Gateway {
                 }
                 var request = request
                 let items = try Self.listItems(try await request.jsonBody(), kind: list.kind)
-                _ = try await store.addListItems(name, items: items)
+                _ = try await store.addListItems(name, items: items, audit: context.audit("list.items_added", target: "list:\(name)",
+                                                                                          details: ["items": .array(items.map(JSON.string))]))
                 try await lists.refresh(from: store)
                 return Response.json(try await store.list(name)?.json ?? .null)
             },
@@ -277,7 +283,8 @@ extension Gateway {
                   .scope("lists:write")) { [self] _, context in
                 let name = try context.parameters.require("name")
                 let item = try context.parameters.require("item").removingPercentEncoding ?? ""
-                guard try await store.removeListItem(name, item: item) else {
+                guard try await store.removeListItem(name, item: item, audit: context.audit("list.item_removed", target: "list:\(name)",
+                                                                                           details: ["item": .string(item)])) else {
                     throw Problem.notFound("list '\(name)' has no item '\(item)'")
                 }
                 try await lists.refresh(from: store)

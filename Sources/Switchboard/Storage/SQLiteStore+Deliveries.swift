@@ -209,7 +209,7 @@ extension SQLiteStore {
         }
     }
 
-    public func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult {
+    public func retryDelivery(_ id: DeliveryID, at now: Date, audit: AuditEntry?) async throws -> DeliveryRetryResult {
         try await commits.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT \(DeliveryColumn.list) FROM deliveries WHERE id = ?", arguments: [id.rawValue]) else {
                 return .notFound
@@ -237,6 +237,7 @@ extension SQLiteStore {
                     """,
                                arguments: [now.microseconds, delivery.runID.rawValue])
             }
+            if let audit { try Self.insert(audit, db) }
             return .reopened(delivery.runID)
         }
     }

@@ -158,6 +158,16 @@ extension SQLiteStore {
                   AND NOT EXISTS (SELECT 1 FROM json_each(api_keys.scopes) WHERE value = 'reviews:write')
                 """)
         }
+        migrator.registerMigration("v13: the audit log") { db in
+            // Appended only: ids are time-ordered, so the primary key is the order of the log.
+            try db.execute(sql: """
+                CREATE TABLE audit_log (
+                  id TEXT PRIMARY KEY, at INTEGER NOT NULL, actor_kind TEXT NOT NULL, actor_name TEXT NOT NULL, action TEXT NOT NULL,
+                  target TEXT NOT NULL, outcome TEXT NOT NULL, request_id TEXT, source_ip TEXT, details TEXT) WITHOUT ROWID;
+                CREATE INDEX audit_by_action ON audit_log (action, id);
+                CREATE INDEX audit_by_actor ON audit_log (actor_name, id);
+                """)
+        }
         return migrator
     }
 }

@@ -204,7 +204,7 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func answer(_ change: StepChange, followUps: [Delivery]) async throws -> WaitResolution {
+    public func answer(_ change: StepChange, followUps: [Delivery], audit: AuditEntry?) async throws -> WaitResolution {
         try await commits.write { db in
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [change.runID.rawValue]) != nil else {
                 return .runNotFound
@@ -212,6 +212,7 @@ public final class SQLiteStore: Store {
             guard try Self.write(change, db) else { return .stepNotWaiting }
             try Self.wake(change.runID, Date(), db)
             for delivery in followUps { try Self.insert(delivery, db) }
+            if let audit { try Self.insert(audit, db) }
             return .resolved
         }
     }
@@ -243,8 +244,9 @@ public final class SQLiteStore: Store {
 
     // MARK: Lists
 
-    public func putList(_ list: ListRecord) async throws {
+    public func putList(_ list: ListRecord, audit: AuditEntry?) async throws {
         try await commits.write { db in
+            if let audit { try Self.insert(audit, db) }
             try db.cached(sql: "DELETE FROM list_items WHERE list_name = ?", arguments: [list.name])
             try db.cached(
                 sql: """
@@ -257,10 +259,11 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func addListItems(_ name: String, items: [String]) async throws -> Bool {
+    public func addListItems(_ name: String, items: [String], audit: AuditEntry?) async throws -> Bool {
         try await commits.write { db in
             try db.cached(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [name])
             guard db.changesCount == 1 else { return false }
+            if let audit { try Self.insert(audit, db) }
             for item in items {
                 try db.cached(sql: "INSERT OR IGNORE INTO list_items (list_name, item) VALUES (?, ?)", arguments: [name, item])
             }
@@ -268,19 +271,21 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func removeListItem(_ name: String, item: String) async throws -> Bool {
+    public func removeListItem(_ name: String, item: String, audit: AuditEntry?) async throws -> Bool {
         try await commits.write { db in
             try db.cached(sql: "DELETE FROM list_items WHERE list_name = ? AND item = ?", arguments: [name, item])
             guard db.changesCount == 1 else { return false }
+            if let audit { try Self.insert(audit, db) }
             try db.cached(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [name])
             return true
         }
     }
 
-    public func deleteList(_ name: String) async throws -> Bool {
+    public func deleteList(_ name: String, audit: AuditEntry?) async throws -> Bool {
         try await commits.write { db in
             try db.cached(sql: "DELETE FROM lists WHERE name = ?", arguments: [name])
             let deleted = db.changesCount == 1
+            if deleted, let audit { try Self.insert(audit, db) }
             // Count deletions, so that listsRevision() changes even when the newest list went.
             try db.cached(sql: "UPDATE meta SET value = value + 1 WHERE key = 'lists_deleted'")
             return deleted
@@ -310,7 +315,7 @@ public final class SQLiteStore: Store {
 
     // MARK: API keys
 
-    public func createAPIKey(_ key: APIKeyRecord) async throws {
+    public func createAPIKey(_ key: APIKeyRecord, audit: AuditEntry?) async throws {
         try await commits.write { db in
             if try Int.fetchOne(db, sql: "SELECT 1 FROM api_keys WHERE name = ? AND revoked_at IS NULL", arguments: [key.name]) != nil {
                 throw StoreError.duplicate("an active API key named '\(key.name)' already exists")
@@ -319,6 +324,7 @@ public final class SQLiteStore: Store {
             try db.cached(sql: "INSERT INTO api_keys (name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [key.name, key.hash, Self.encode(key.scopes), key.createdAt.microseconds,
                                        key.expiresAt?.microseconds])
+            if let audit { try Self.insert(audit, db) }
         }
     }
 
@@ -326,11 +332,13 @@ public final class SQLiteStore: Store {
         try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM api_keys ORDER BY name").map(Self.apiKey(from:)) }
     }
 
-    public func revokeAPIKey(named name: String) async throws -> Bool {
+    public func revokeAPIKey(named name: String, audit: AuditEntry?) async throws -> Bool {
         try await commits.write { db in
             try db.cached(sql: "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
                            arguments: [Date().microseconds, name])
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            if let audit { try Self.insert(audit, db) }
+            return true
         }
     }
 

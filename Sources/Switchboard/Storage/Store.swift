@@ -37,8 +37,9 @@ public protocol Store: Sendable {
     func claimRuns(at now: Date, limit: Int, lease: Lease) async throws -> [RunID]
     /// Writes an outside answer (a review's decision, ``StepChange/decision(_:run:step:)``) into
     /// the step it is for, if the step still takes it (``StepChange/applies(to:)``), makes the run
-    /// due, and persists the deliveries that report it (a Slack message update), in one transaction.
-    func answer(_ change: StepChange, followUps: [Delivery]) async throws -> WaitResolution
+    /// due, and persists the deliveries that report it (a Slack message update) and `audit`, in one
+    /// transaction.
+    func answer(_ change: StepChange, followUps: [Delivery], audit: AuditEntry?) async throws -> WaitResolution
     /// Persists deliveries that belong to no checkpoint (a detached notice).
     func enqueue(_ deliveries: [Delivery]) async throws
 
@@ -55,14 +56,17 @@ public protocol Store: Sendable {
     /// Recorded callbacks, newest first.
     func listCallbacks(connector: String?, status: CallbackStatus?, limit: Int) async throws -> [InboundCallback]
 
+    // Every write an operator makes takes the audit entry that records it, written in the same
+    // transaction when the write changes something (``AuditEntry``).
+
     /// Creates or replaces a list.
-    func putList(_ list: ListRecord) async throws
+    func putList(_ list: ListRecord, audit: AuditEntry?) async throws
     /// Adds items to an existing list; false when the list does not exist.
-    func addListItems(_ name: String, items: [String]) async throws -> Bool
+    func addListItems(_ name: String, items: [String], audit: AuditEntry?) async throws -> Bool
     /// Removes one item; false when the list or the item does not exist.
-    func removeListItem(_ name: String, item: String) async throws -> Bool
+    func removeListItem(_ name: String, item: String, audit: AuditEntry?) async throws -> Bool
     /// Deletes a list; false when it does not exist.
-    func deleteList(_ name: String) async throws -> Bool
+    func deleteList(_ name: String, audit: AuditEntry?) async throws -> Bool
     func list(_ name: String) async throws -> ListRecord?
     func lists() async throws -> [ListRecord]
     /// A number that changes whenever any list changes.
@@ -99,17 +103,23 @@ public protocol Store: Sendable {
     func delivery(_ id: DeliveryID) async throws -> DeliveryRecord?
     /// Sends a failed or dead delivery again: reopens it, its step, the step's parents and a
     /// failed run, in one transaction.
-    func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult
+    func retryDelivery(_ id: DeliveryID, at now: Date, audit: AuditEntry?) async throws -> DeliveryRetryResult
     /// Deletes up to `limit` attempts that started before `cutoff`; returns how many.
     func pruneAttempts(before cutoff: Date, limit: Int) async throws -> Int
     /// How many deliveries are due now, and the oldest due time.
     func deliveryBacklog(at now: Date) async throws -> (due: Int, oldestDue: Date?)
 
-    func createAPIKey(_ key: APIKeyRecord) async throws
+    func createAPIKey(_ key: APIKeyRecord, audit: AuditEntry?) async throws
     func apiKeys() async throws -> [APIKeyRecord]
     /// Revokes a key by name; false when no active key has that name.
-    func revokeAPIKey(named name: String) async throws -> Bool
+    func revokeAPIKey(named name: String, audit: AuditEntry?) async throws -> Bool
     func apiKey(hash: String) async throws -> APIKeyRecord?
+
+    /// Records an entry that goes with no other write: an attempt that was refused (a failed
+    /// sign-in), or a change made outside the store (a configuration reloaded).
+    func recordAudit(_ entry: AuditEntry) async throws
+    /// Audit entries, newest first.
+    func auditLog(_ query: AuditQuery) async throws -> [AuditEntry]
 
     /// The counters this store shares between instances (``SharedLimits``); nil, the default, for
     /// a store one instance uses alone.
@@ -131,6 +141,23 @@ public enum AttemptCommitOutcome: Sendable, Equatable {
 }
 
 extension Store {
+    public func answer(_ change: StepChange, followUps: [Delivery]) async throws -> WaitResolution {
+        try await answer(change, followUps: followUps, audit: nil)
+    }
+    public func putList(_ list: ListRecord) async throws { try await putList(list, audit: nil) }
+    public func addListItems(_ name: String, items: [String]) async throws -> Bool {
+        try await addListItems(name, items: items, audit: nil)
+    }
+    public func removeListItem(_ name: String, item: String) async throws -> Bool {
+        try await removeListItem(name, item: item, audit: nil)
+    }
+    public func deleteList(_ name: String) async throws -> Bool { try await deleteList(name, audit: nil) }
+    public func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult {
+        try await retryDelivery(id, at: now, audit: nil)
+    }
+    public func createAPIKey(_ key: APIKeyRecord) async throws { try await createAPIKey(key, audit: nil) }
+    public func revokeAPIKey(named name: String) async throws -> Bool { try await revokeAPIKey(named: name, audit: nil) }
+
     public func watchForWork(_ hint: @escaping @Sendable () -> Void) async {}
 
     /// The run and its steps as the store holds them now.

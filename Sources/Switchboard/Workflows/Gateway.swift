@@ -148,9 +148,11 @@ public final class Gateway: Sendable {
     }
 
     /// Resolves the run's waiting `wait: review` step with a decision.
-    /// - Parameter followUps: deliveries that report the decision (a Slack message update), given
-    ///   the review step's id and output; persisted in the same transaction as the decision.
-    public func review(run id: RunID, decision: String, reviewer: String?, extra: [String: JSON] = [:],
+    /// - Parameters:
+    ///   - audit: who decided, from where: the entry `review.decided` is written with the decision.
+    ///   - followUps: deliveries that report the decision (a Slack message update), given the
+    ///     review step's id and output; persisted in the same transaction as the decision.
+    public func review(run id: RunID, decision: String, reviewer: String?, extra: [String: JSON] = [:], audit: AuditEntry? = nil,
                        followUps: @Sendable (_ step: String, _ output: JSON) -> [Delivery] = { _, _ in [] }) async throws -> RunRecord
     {
         guard let snapshot = try await store.loadRun(id) else { throw ReviewError.runNotFound }
@@ -165,7 +167,10 @@ public final class Gateway: Sendable {
                                       "decided_at": .string(clock.now().rfc3339)]
         fields.merge(extra) { current, _ in current }
         let output = JSON.object(fields)
-        switch try await store.answer(.decision(output, run: id, step: step.id), followUps: followUps(step.id, output)) {
+        var entry = audit
+        entry?.target = "run:\(id.rawValue)"
+        entry?.details = ["decision": .string(decision), "step": .string(step.id), "reviewer": reviewer.map(JSON.string) ?? .null]
+        switch try await store.answer(.decision(output, run: id, step: step.id), followUps: followUps(step.id, output), audit: entry) {
         case .resolved:
             scheduler.submit(id)
             engine.deliveries.ring()

@@ -70,6 +70,8 @@ struct SlackReviewTests {
             let review = (done["steps"]?.arrayValue ?? []).first { $0["id"] == "review" }
             #expect(review?["output"]?["reviewer"] == "ana")
             #expect(review?["output"]?["source"] == "slack")
+            let audit = try await harness.store.auditLog(AuditQuery(action: "review.decided"))
+            #expect(audit.map(\.actorKind) == [.slack] && audit.first?.actorName == "ana" && audit.first?.target == "run:\(run)")
 
             // The message is replaced through response_url: no more buttons, and who decided.
             let updated = try #require(try await harness.waitForSlackMessage { $0["ts"]?.stringValue == ts && $0["replaced"] == true })

@@ -216,6 +216,37 @@ struct StoreContractTests {
         }
     }
 
+    @Test("the audit log: an entry is written with the change it records, none when nothing changed; filters and pages", arguments: StoreKind.available)
+    func auditLog(_ kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let start = Date(microseconds: Date().microseconds)
+            func entry(_ action: String, _ target: String, by name: String = "ops") -> AuditEntry {
+                AuditEntry(at: Date(), actor: .key, name: name, action: action, target: target, requestID: "req-1", sourceIP: "192.0.2.1",
+                           details: ["n": 1])
+            }
+            try await store.createAPIKey(APIKeyRecord(name: "ci", hash: "h-ci", scopes: [], createdAt: Date()), audit: entry("key.created", "key:ci"))
+            #expect(try await store.revokeAPIKey(named: "nobody", audit: entry("key.revoked", "key:nobody")) == false)
+            #expect(try await store.revokeAPIKey(named: "ci", audit: entry("key.revoked", "key:ci", by: "admin")))
+            try await store.putList(ListRecord(name: "l", kind: .string, items: ["a"]), audit: entry("list.replaced", "list:l"))
+            #expect(try await store.addListItems("missing", items: ["b"], audit: entry("list.items_added", "list:missing")) == false)
+            #expect(try await store.removeListItem("l", item: "a", audit: entry("list.item_removed", "list:l")))
+            #expect(try await store.deleteList("l", audit: entry("list.deleted", "list:l")))
+            #expect(try await store.deleteList("l", audit: entry("list.deleted", "list:l")) == false)
+            try await store.recordAudit(entry("console.sign_in_failed", "console"))
+
+            let all = try await store.auditLog(AuditQuery(limit: 100))
+            #expect(all.map(\.action) == ["console.sign_in_failed", "list.deleted", "list.item_removed", "list.replaced", "key.revoked",
+                                          "key.created"], "newest first, and nothing for the writes that changed nothing")
+            #expect(all.last?.details == ["n": 1] && all.last?.requestID == "req-1" && all.last?.sourceIP == "192.0.2.1")
+            #expect(all.last?.at ?? .distantPast >= start.addingTimeInterval(-1))
+            #expect(try await store.auditLog(AuditQuery(actor: "admin")).map(\.target) == ["key:ci"])
+            #expect(try await store.auditLog(AuditQuery(action: "list.deleted")).count == 1)
+            let page = try await store.auditLog(AuditQuery(limit: 2))
+            #expect(try await store.auditLog(AuditQuery(before: page.last?.id, limit: 10)).count == 4)
+            #expect(try await store.auditLog(AuditQuery(since: Date().addingTimeInterval(60))).isEmpty)
+        }
+    }
+
     /// A run whose step `send` waits for `delivery`, which has been claimed.
     func waitingOnDelivery(_ store: any Store, at now: Date, detached: Bool = false) async throws -> (RunRecord, Delivery) {
         var record = run(at: now)

@@ -61,7 +61,8 @@ public struct SlackInteractions: Sendable {
         do {
             _ = try await gateway.review(
                 run: reference.run, decision: decision, reviewer: reviewer,
-                extra: ["source": "slack", "slack_user_id": user?["id"] ?? .null]
+                extra: ["source": "slack", "slack_user_id": user?["id"] ?? .null],
+                audit: AuditEntry(at: now, actor: .slack, name: reviewer, action: "review.decided", target: "run:\(reference.run.rawValue)")
             ) { step, output in
                 guard let responseURL else { return [] }
                 let update = SlackReviewMessage.decided(original: original, decision: decision, reviewer: reviewer,

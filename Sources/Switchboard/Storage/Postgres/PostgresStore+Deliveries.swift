@@ -125,7 +125,7 @@ extension PostgresStore {
         return DeliveryRecord(delivery: try Self.delivery(from: row), attempts: attempts)
     }
 
-    public func retryDelivery(_ id: DeliveryID, at now: Date) async throws -> DeliveryRetryResult {
+    public func retryDelivery(_ id: DeliveryID, at now: Date, audit: AuditEntry?) async throws -> DeliveryRetryResult {
         try await transaction { [self] connection in
             guard let row = try await rows("""
                 SELECT \(unescaped: Self.deliveryColumns) FROM deliveries WHERE id = \(id.rawValue) FOR UPDATE
@@ -156,6 +156,7 @@ extension PostgresStore {
                       version = version + 1 WHERE id = \(run)
                     """, logger: logger)
             }
+            if let audit { try await insert(audit, on: connection) }
             return .reopened(delivery.runID)
         }
     }

@@ -91,6 +91,15 @@ extension PostgresStore {
               WHERE status IN ('matched', 'pending', 'unmatched', 'accepted') AND message_id IS NOT NULL
             """,
         ]),
+        (5, "the audit log", [
+            """
+            CREATE TABLE audit_log (
+              id TEXT PRIMARY KEY, at BIGINT NOT NULL, actor_kind TEXT NOT NULL, actor_name TEXT NOT NULL, action TEXT NOT NULL,
+              target TEXT NOT NULL, outcome TEXT NOT NULL, request_id TEXT, source_ip TEXT, details TEXT)
+            """,
+            "CREATE INDEX audit_by_action ON audit_log (action, id)",
+            "CREATE INDEX audit_by_actor ON audit_log (actor_name, id)",
+        ]),
         (4, "keys that expire; reviews need their own scope", [
             "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT",
             // Reviews needed runs:write before they had a scope of their own: a key keeps what it could do.

@@ -215,7 +215,7 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func answer(_ change: StepChange, followUps: [Delivery]) async throws -> WaitResolution {
+    public func answer(_ change: StepChange, followUps: [Delivery], audit: AuditEntry?) async throws -> WaitResolution {
         try await transaction { [self] connection in
             guard try await !rows("SELECT 1 FROM runs WHERE id = \(change.runID.rawValue)", on: connection).isEmpty else {
                 return .runNotFound
@@ -223,6 +223,7 @@ public final class PostgresStore: Store {
             guard try await write(change, on: connection) else { return .stepNotWaiting }
             try await wake(change.runID, Date(), on: connection)
             for delivery in followUps { try await insert(delivery, on: connection) }
+            if let audit { try await insert(audit, on: connection) }
             return .resolved
         }
     }
@@ -281,8 +282,9 @@ public final class PostgresStore: Store {
 
     // MARK: Lists
 
-    public func putList(_ list: ListRecord) async throws {
+    public func putList(_ list: ListRecord, audit: AuditEntry?) async throws {
         try await transaction { [self] connection in
+            if let audit { try await insert(audit, on: connection) }
             try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
             try await connection.query("DELETE FROM list_items WHERE list_name = \(list.name)", logger: logger)
             try await connection.query("""
@@ -299,13 +301,14 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func addListItems(_ name: String, items: [String]) async throws -> Bool {
+    public func addListItems(_ name: String, items: [String], audit: AuditEntry?) async throws -> Bool {
         try await transaction { [self] connection in
             try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
             let updated = try await rows("""
                 UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = \(name) RETURNING name
                 """, on: connection)
             guard !updated.isEmpty else { return false }
+            if let audit { try await insert(audit, on: connection) }
             for item in items {
                 try await connection.query("""
                     INSERT INTO list_items (list_name, item, position)
@@ -317,12 +320,13 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func removeListItem(_ name: String, item: String) async throws -> Bool {
+    public func removeListItem(_ name: String, item: String, audit: AuditEntry?) async throws -> Bool {
         try await transaction { [self] connection in
             let removed = try await rows("""
                 DELETE FROM list_items WHERE list_name = \(name) AND item = \(item) RETURNING item
                 """, on: connection)
             guard !removed.isEmpty else { return false }
+            if let audit { try await insert(audit, on: connection) }
             try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
             try await connection.query("UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = \(name)",
                                        logger: logger)
@@ -330,9 +334,10 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func deleteList(_ name: String) async throws -> Bool {
+    public func deleteList(_ name: String, audit: AuditEntry?) async throws -> Bool {
         try await transaction { [self] connection in
             let deleted = try await rows("DELETE FROM lists WHERE name = \(name) RETURNING name", on: connection)
+            if !deleted.isEmpty, let audit { try await insert(audit, on: connection) }
             // Count deletions, so that listsRevision() changes even when the newest list went.
             try await connection.query("UPDATE meta SET value = value + 1 WHERE key = 'lists_deleted'", logger: logger)
             return !deleted.isEmpty
@@ -367,7 +372,7 @@ public final class PostgresStore: Store {
 
     // MARK: API keys
 
-    public func createAPIKey(_ key: APIKeyRecord) async throws {
+    public func createAPIKey(_ key: APIKeyRecord, audit: AuditEntry?) async throws {
         try await transaction { [self] connection in
             try await connection.query("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE", logger: logger)
             if try await !rows("SELECT 1 FROM api_keys WHERE name = \(key.name) AND revoked_at IS NULL", on: connection).isEmpty {
@@ -379,6 +384,7 @@ public final class PostgresStore: Store {
                 VALUES (\(key.name), \(key.hash), \(Self.encode(key.scopes)), \(key.createdAt.microseconds),
                         \(key.expiresAt?.microseconds))
                 """, logger: logger)
+            if let audit { try await insert(audit, on: connection) }
         }
     }
 
@@ -386,10 +392,15 @@ public final class PostgresStore: Store {
         try await rows("SELECT name, hash, scopes, created_at, revoked_at, expires_at FROM api_keys ORDER BY name").map(Self.apiKey(from:))
     }
 
-    public func revokeAPIKey(named name: String) async throws -> Bool {
-        try await !rows("""
-            UPDATE api_keys SET revoked_at = \(Date().microseconds) WHERE name = \(name) AND revoked_at IS NULL RETURNING name
-            """).isEmpty
+    public func revokeAPIKey(named name: String, audit: AuditEntry?) async throws -> Bool {
+        try await transaction { [self] connection in
+            let revoked = try await rows("""
+                UPDATE api_keys SET revoked_at = \(Date().microseconds) WHERE name = \(name) AND revoked_at IS NULL RETURNING name
+                """, on: connection)
+            guard !revoked.isEmpty else { return false }
+            if let audit { try await insert(audit, on: connection) }
+            return true
+        }
     }
 
     public func apiKey(hash: String) async throws -> APIKeyRecord? {

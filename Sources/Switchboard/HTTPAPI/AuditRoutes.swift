@@ -1,0 +1,31 @@
+import CEL
+import Foundation
+import Hummingbird
+
+extension Gateway {
+    /// The audit log, newest first.
+    var auditRoutes: [Route] {
+        [
+            Route(.get, "/v1/audit", "The audit log, newest first (filters: action, actor, since, until; cursor, limit)",
+                  .scope("admin")) { [self] request, _ in
+                let parameters = request.uri.queryParameters
+                var query = AuditQuery()
+                query.action = parameters["action"].map(String.init)
+                query.actor = parameters["actor"].map(String.init)
+                for (name, keyPath) in [("since", \AuditQuery.since), ("until", \AuditQuery.until)] {
+                    if let text = parameters[Substring(name)] {
+                        guard let date = Date(rfc3339: String(text)) else {
+                            throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-26T10:00:00Z")
+                        }
+                        query[keyPath: keyPath] = date
+                    }
+                }
+                if let cursor = parameters["cursor"] { query.before = AuditID(String(cursor)) }
+                if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }
+                let entries = try await store.auditLog(query)
+                let next: JSON = entries.count == query.limit ? .string(entries.last!.id.rawValue) : .null
+                return Response.json(["data": .array(entries.map(\.json)), "next_cursor": next])
+            },
+        ]
+    }
+}
