@@ -63,7 +63,7 @@ run_setup() {  # run_setup STORE INSTANCES
   export SWITCHBOARD_API_KEY=$($bin keys create --name bench --database "$db")
   ports=() ; local servers=()
   for n in $(seq 1 "$count"); do
-    local p=$((18079 + n))
+    local p=$((18089 + n))
     SWITCHBOARD_INSTANCE_ID="bench-$n" $bin serve --config "$work/config" --database "$db" --port $p --log-level warning \
       > "$work/server-$store-$count-$n.log" 2>&1 &
     servers+=($!); pids+=($!); ports+=($p)
