@@ -34,9 +34,9 @@ public enum JSON: Hashable, Sendable {
         try JSONParser.parse(data)
     }
 
-    /// Parses JSON text given as UTF-8 bytes.
-    public static func parse(bytes: [UInt8]) throws(JSONParseError) -> JSON {
-        try JSONParser.parse(bytes: bytes)
+    /// Parses JSON text given as UTF-8 bytes, no deeper and no larger than `limits`.
+    public static func parse(bytes: [UInt8], limits: JSONLimits = .default) throws(JSONParseError) -> JSON {
+        try JSONParser.parse(bytes: bytes, limits: limits)
     }
 
     /// Parses JSON text from a string.

@@ -11,20 +11,41 @@ public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible
     public var description: String { "\(message) at line \(line), column \(column)" }
 }
 
+/// How much a JSON text may hold: a bound on what parsing it costs, for text from outside.
+public struct JSONLimits: Sendable, Equatable {
+    /// How deeply arrays and objects may nest.
+    public var depth: Int
+    /// How many values (members, elements and scalars) the whole text may hold.
+    public var values: Int
+
+    public init(depth: Int, values: Int) {
+        self.depth = depth
+        self.values = values
+    }
+
+    /// What any text is held to: deep enough for any real document, shallow enough for the stack.
+    public static let `default` = JSONLimits(depth: 512, values: .max)
+}
+
 /// A strict RFC 8259 parser straight into ``JSON``, with the position of the first error.
 struct JSONParser {
     private let bytes: [UInt8]
     private var i = 0
-    private let maxDepth = 512
+    private let maxDepth: Int
+    private var valuesLeft: Int
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8], limits: JSONLimits = .default) {
+        self.bytes = bytes
+        maxDepth = limits.depth
+        valuesLeft = limits.values
+    }
 
     static func parse(_ data: Data) throws(JSONParseError) -> JSON {
         try parse(bytes: [UInt8](data))
     }
 
-    static func parse(bytes: [UInt8]) throws(JSONParseError) -> JSON {
-        var parser = JSONParser(bytes)
+    static func parse(bytes: [UInt8], limits: JSONLimits = .default) throws(JSONParseError) -> JSON {
+        var parser = JSONParser(bytes, limits: limits)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()
@@ -47,6 +68,8 @@ struct JSONParser {
 
     private mutating func value(depth: Int) throws(JSONParseError) -> JSON {
         guard depth < maxDepth else { throw error("JSON nested more than \(maxDepth) levels") }
+        valuesLeft -= 1
+        guard valuesLeft >= 0 else { throw error("JSON holding more values than allowed") }
         guard i < bytes.count else { throw error("unexpected end of the JSON text") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try object(depth: depth)

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -21,6 +22,11 @@ public enum EventLoops {
 public struct ServerSettings: Sendable {
     public var host: String
     public var port: Int
+    /// How long a client may take to send a request's head (from the connection's start or the
+    /// previous response's end; an idle keep-alive connection closes after it too) and its body
+    /// (from its head). Slower clients are disconnected.
+    public var headTimeout: Duration = .seconds(30)
+    public var bodyTimeout: Duration = .seconds(30)
 
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
@@ -45,8 +51,16 @@ public func buildApplication(
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(metrics: gateway.metrics))
     gateway.addRoutes(to: router)
+    let limits = RequestDeadlineHandler.Limits(head: .nanoseconds(Int64(settings.headTimeout.timeInterval * 1e9)),
+                                               body: .nanoseconds(Int64(settings.bodyTimeout.timeInterval * 1e9)))
+    var decoder = HTTP1Channel.Configuration.DecoderConfiguration()
+    decoder.maxHeaderFieldCount = 100
+    decoder.maxHeaderListSize = 64 << 10
+    decoder.maxHeaderFieldSize = 16 << 10
     var app = Application(
         router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(limits: limits)],
+                                            httpDecoderConfiguration: decoder)),
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? settings.port) },
         logger: logger)

@@ -81,7 +81,7 @@ extension CloudEvent {
             let type = (contentType ?? "application/json").lowercased()
             let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? type
             if media == "application/json" || media.hasSuffix("+json") || media == "text/json" {
-                do { object["data"] = try JSON.parse(bytes: body) } catch {
+                do { object["data"] = try JSON.parse(bytes: body, limits: .request) } catch {
                     return .failure(CloudEventInvalid(errors: [.init(path: "data", message: "the body is not valid JSON: \(error.message)")]))
                 }
             } else if media.hasPrefix("text/") || media.hasSuffix("+xml") || media == "application/xml",

@@ -93,9 +93,15 @@ extension Request {
         let bytes = Array(buffer.readableBytesView)
         if bytes.isEmpty { throw Problem.badRequest("the request body is empty; expected JSON") }
         do {
-            return (try JSON.parse(bytes: bytes), String(decoding: bytes, as: UTF8.self))
+            return (try JSON.parse(bytes: bytes, limits: .request), String(decoding: bytes, as: UTF8.self))
         } catch {
             throw Problem.badRequest("the request body is not valid JSON: \(error.message) at line \(error.line), column \(error.column)")
         }
     }
+}
+
+extension JSONLimits {
+    /// What a request body from outside may hold: arrays and objects nested at most 64 deep, and at
+    /// most 100,000 values in all (a 1 MiB body of tiny values holds about 250,000).
+    public static let request = JSONLimits(depth: 64, values: 100_000)
 }

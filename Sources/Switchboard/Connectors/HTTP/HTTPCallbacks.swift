@@ -42,7 +42,7 @@ struct HTTPCallbacks: ConnectorCallbacks {
     }
 
     func read(body: [UInt8], headers: [(String, String)], verifiedMessageID: String?) throws(StepError) -> CallbackMessage {
-        let payload: JSON = (try? JSON.parse(Data(body))) ?? .string(String(decoding: body, as: UTF8.self))
+        let payload: JSON = (try? JSON.parse(bytes: body, limits: .request)) ?? .string(String(decoding: body, as: UTF8.self))
         var headerMap = CELMap()
         for (name, value) in headers { headerMap[.string(name.lowercased())] = .string(value) }
         let variables: [String: CELValue] = ["body": CELValue(json: payload), "headers": .map(headerMap)]

@@ -66,7 +66,7 @@ public struct MiddeskVendor: KYBVendor {
     }
 
     public func read(callback body: [UInt8], headers: [(String, String)], verifiedMessageID: String?) throws(StepError) -> CallbackMessage {
-        guard let event = try? JSON.parse(Data(body)), let eventID = event["id"]?.stringValue,
+        guard let event = try? JSON.parse(bytes: body, limits: .request), let eventID = event["id"]?.stringValue,
               let business = event["data"]?["object"], let businessID = business["id"]?.stringValue
         else {
             throw StepError(errorClass: "invalid_callback", message: "expected a Middesk event {id, type, data: {object: business}}")

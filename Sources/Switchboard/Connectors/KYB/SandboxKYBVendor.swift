@@ -44,7 +44,7 @@ public struct SandboxKYBVendor: KYBVendor {
     }
 
     public func read(callback body: [UInt8], headers: [(String, String)], verifiedMessageID: String?) throws(StepError) -> CallbackMessage {
-        guard let event = try? JSON.parse(Data(body)), let report = event["data"], let reportID = report["id"]?.stringValue else {
+        guard let event = try? JSON.parse(bytes: body, limits: .request), let report = event["data"], let reportID = report["id"]?.stringValue else {
             throw StepError(errorClass: "invalid_callback", message: "expected {type, data: {id, type, status, result}}")
         }
         return CallbackMessage(messageID: verifiedMessageID ?? "report:\(reportID)", correlation: reportID, payload: report)

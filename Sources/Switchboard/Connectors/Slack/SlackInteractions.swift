@@ -37,7 +37,7 @@ public struct SlackInteractions: Sendable {
             try await record(.rejected, connector: "slack", error: reason, at: now)
             return Answer(status: 401, body: ["error": .string("the Slack signature was refused: \(refusal?.message ?? reason)")])
         }
-        guard let text = FormEncoding.decode(body)["payload"], let payload = try? JSON.parse(Data(text.utf8)) else {
+        guard let text = FormEncoding.decode(body)["payload"], let payload = try? JSON.parse(bytes: Array(text.utf8), limits: .request) else {
             try await record(.invalid, connector: connector.id, error: "no JSON payload field", at: now)
             return Answer(status: 400, body: ["error": "expected a form-encoded body with a JSON 'payload' field"])
         }

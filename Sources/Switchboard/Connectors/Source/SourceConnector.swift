@@ -115,7 +115,7 @@ struct SourceMapping: EventSource {
 
     func event(body: [UInt8], headers: [(String, String)]) throws(SourceMappingError) -> CloudEvent {
         let payload: JSON
-        do { payload = try JSON.parse(bytes: body) } catch {
+        do { payload = try JSON.parse(bytes: body, limits: .request) } catch {
             throw SourceMappingError(field: "body", message: "the body is not JSON: \(error)")
         }
         var headerMap = CELMap()
