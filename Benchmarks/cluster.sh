@@ -64,7 +64,7 @@ run_setup() {  # run_setup STORE INSTANCES
   ports=() ; local servers=()
   for n in $(seq 1 "$count"); do
     local p=$((18089 + n))
-    SWITCHBOARD_INSTANCE_ID="bench-$n" $bin serve --config "$work/config" --database "$db" --port $p --log-level warning \
+    SWITCHBOARD_RATE_LIMIT=off SWITCHBOARD_INSTANCE_ID="bench-$n" $bin serve --config "$work/config" --database "$db" --port $p --log-level warning \
       > "$work/server-$store-$count-$n.log" 2>&1 &
     servers+=($!); pids+=($!); ports+=($p)
   done

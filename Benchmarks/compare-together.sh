@@ -34,7 +34,7 @@ for name in old new; do
   port[$name]=$((18082 + n))
   n=$((n + 1))
   key[$name]=$($bin keys create --name bench --database "sqlite:$dir/db.sqlite")
-  $bin serve --config "$dir/config" --database "sqlite:$dir/db.sqlite" --port ${port[$name]} --log-level warning \
+  SWITCHBOARD_RATE_LIMIT=off $bin serve --config "$dir/config" --database "sqlite:$dir/db.sqlite" --port ${port[$name]} --log-level warning \
     > "$dir/server.log" 2>&1 & pid[$name]=$!
   pids+=(${pid[$name]})
 done

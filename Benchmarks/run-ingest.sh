@@ -56,7 +56,7 @@ INSERT INTO delivery_attempts (delivery_id, number, trigger, started_at, duratio
 SQL
   echo "prefilled $PREFILL deliveries and attempts"
 fi
-$bin serve --config "$work/config" --database "$db" --port 18080 --log-level warning > "$work/server.log" 2>&1 & server_pid=$!
+SWITCHBOARD_RATE_LIMIT=off $bin serve --config "$work/config" --database "$db" --port 18080 --log-level warning > "$work/server.log" 2>&1 & server_pid=$!
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/health >/dev/null && break; sleep 0.1; done
 if [ "$mode" = latency ]; then
   rate=${RATE:-2000}

@@ -23,6 +23,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("instance-id"),
             help: "This instance's id, the owner of its leases (env SWITCHBOARD_INSTANCE_ID; default the host name with SQLite)")
     var instanceID: String?
+    @Option(name: .customLong("rate-limit"),
+            help: "Requests per API key and per client address, N/s, N/m or N/h, or off (env SWITCHBOARD_RATE_LIMIT; default 200/s)")
+    var rateLimit: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -47,6 +50,16 @@ struct ServeCommand: AsyncParsableCommand {
         let publicURL = publicURL ?? environment["SWITCHBOARD_PUBLIC_URL"] ?? "http://\(host):\(port)"
         let databaseURL = try database.url()
         let keyFolder: String? = if case let .sqlite(path) = databaseURL { (path as NSString).deletingLastPathComponent } else { nil }
+        let rateText = rateLimit ?? environment["SWITCHBOARD_RATE_LIMIT"] ?? "200/s"
+        let requestRate: RateLimitSpec?
+        if rateText == "off" {
+            requestRate = nil
+        } else {
+            guard let parsed = RateLimitSpec(rateText) else {
+                throw UserError("--rate-limit (or SWITCHBOARD_RATE_LIMIT) must be N/s, N/m, N/h or off, got '\(rateText)'")
+            }
+            requestRate = parsed
+        }
         let allowPrivate = allowPrivateNetworks || environment["SWITCHBOARD_ALLOW_PRIVATE_NETWORKS"] == "1"
         let instanceText = instanceID ?? environment["SWITCHBOARD_INSTANCE_ID"]
         if let instanceText, instanceText.isEmpty || instanceText.count > 200 {
@@ -71,7 +84,9 @@ struct ServeCommand: AsyncParsableCommand {
             let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, instance: instance,
                                   logger: logger)
             let workflows = configuration.workflows
-            let app = buildApplication(gateway: gateway, settings: ServerSettings(host: host, port: port), logger: logger) { bound in
+            var server = ServerSettings(host: host, port: port)
+            server.rateLimit = requestRate
+            let app = buildApplication(gateway: gateway, settings: server, logger: logger) { bound in
                 ServeCommand.announce(host: host, port: bound, workflows: workflows)
             }
             logger.info("switchboard starting", metadata: [

@@ -27,6 +27,9 @@ public struct ServerSettings: Sendable {
     /// (from its head). Slower clients are disconnected.
     public var headTimeout: Duration = .seconds(30)
     public var bodyTimeout: Duration = .seconds(30)
+    /// Requests per API key and per client address (a token bucket whose burst is one second's
+    /// worth); more get 429 with `Retry-After`. nil: no limit.
+    public var rateLimit: RateLimitSpec?
 
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
@@ -50,7 +53,9 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(metrics: gateway.metrics))
-    gateway.addRoutes(to: router)
+    let limiter = settings.rateLimit.map(RequestRateLimiter.init)
+    if let limiter { router.add(middleware: AddressRateLimitMiddleware(limiter: limiter)) }
+    gateway.addRoutes(to: router, limiter: limiter)
     let limits = RequestDeadlineHandler.Limits(head: .nanoseconds(Int64(settings.headTimeout.timeInterval * 1e9)),
                                                body: .nanoseconds(Int64(settings.bodyTimeout.timeInterval * 1e9)))
     var decoder = HTTP1Channel.Configuration.DecoderConfiguration()

@@ -34,6 +34,8 @@ public struct GatewayRequestContext: RequestContext {
 struct APIKeyMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let gateway: Gateway
+    /// Holds each key to the request rate, when one is set.
+    var limiter: RequestRateLimiter? = nil
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
@@ -49,6 +51,7 @@ struct APIKeyMiddleware: RouterMiddleware {
         guard let key = try await gateway.authenticate(token: token) else {
             throw Problem.unauthorized("the API key is not valid: unknown, revoked or expired")
         }
+        if let limiter, let wait = limiter.take("key:" + key.name) { throw RequestRateLimiter.problem(wait, "API key") }
         var context = context
         context.apiKey = key
         return try await next(request, context)

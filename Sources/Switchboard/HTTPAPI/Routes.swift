@@ -53,8 +53,8 @@ extension Gateway {
 
     /// Adds every route to a router: those an API key authenticates behind the key's check and the
     /// scope's, the others as they are.
-    func addRoutes(to router: Router<GatewayRequestContext>) {
-        let authenticated = router.group().add(middleware: APIKeyMiddleware(gateway: self))
+    func addRoutes(to router: Router<GatewayRequestContext>, limiter: RequestRateLimiter? = nil) {
+        let authenticated = router.group().add(middleware: APIKeyMiddleware(gateway: self, limiter: limiter))
         for route in routes {
             switch route.access {
             case let .scope(scope):

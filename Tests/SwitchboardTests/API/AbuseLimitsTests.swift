@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import CEL
 import Foundation
 import HTTPTypes
@@ -68,6 +69,52 @@ struct AbuseLimitsTests {
             #expect(bodyResult.closedAfter != nil && bodyResult.closedAfter! < 6, "a slow body is cut off: \(bodyResult)")
             group.cancelAll()
         }
+    }
+}
+
+extension AbuseLimitsTests {
+    @Test("one key sending far over --rate-limit gets 429 with Retry-After for the excess; one address too, without a key")
+    func requestRate() async throws {
+        let gateway = try await TestGateway()
+        var settings = ServerSettings(host: "127.0.0.1", port: 0)
+        settings.rateLimit = RateLimitSpec("50/s")
+        var logger = Logger(label: "abuse")
+        logger.logLevel = .critical
+        let bound = AsyncStream<Int>.makeStream()
+        let app = buildApplication(gateway: gateway.gateway, settings: settings, logger: logger) { port in bound.continuation.yield(port) }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            var ports = bound.stream.makeAsyncIterator()
+            let port = try #require(await ports.next())
+            func burst(_ path: String, key: String?) async throws -> (ok: Int, limited: Int, retryAfter: Bool, seconds: Double) {
+                let started = ContinuousClock.now
+                let statuses = try await withThrowingTaskGroup(of: (UInt, Bool).self) { requests in
+                    for _ in 0 ..< 300 {
+                        requests.addTask {
+                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+                            if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+                            let response = try await http.execute(request, timeout: .seconds(30))
+                            _ = try await response.body.collect(upTo: 1 << 20)
+                            return (response.status.code, response.headers.first(name: "Retry-After") != nil)
+                        }
+                    }
+                    return try await requests.reduce(into: []) { $0.append($1) }
+                }
+                let seconds = (ContinuousClock.now - started).timeInterval
+                return (statuses.filter { $0.0 == 200 }.count, statuses.filter { $0.0 == 429 }.count,
+                        statuses.filter { $0.0 == 429 }.allSatisfy(\.1), seconds)
+            }
+            let keyed = try await burst("/v1/runs", key: gateway.apiKey)
+            #expect(keyed.ok + keyed.limited == 300)
+            #expect(keyed.limited > 0 && keyed.retryAfter, "the excess is refused with Retry-After: \(keyed)")
+            #expect(Double(keyed.ok) <= 50 + 50 * keyed.seconds + 5, "at most the burst and the rate got through: \(keyed)")
+            try await Sleep.for(.seconds(2))  // the address's bucket fills again
+            let anonymous = try await burst("/health", key: nil)
+            #expect(anonymous.limited > 0 && anonymous.retryAfter, "an address without a key is held too: \(anonymous)")
+            group.cancelAll()
+        }
+        try await http.shutdown()
     }
 }
 
