@@ -26,6 +26,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("rate-limit"),
             help: "Requests per API key and per client address, N/s, N/m or N/h, or off (env SWITCHBOARD_RATE_LIMIT; default 200/s)")
     var rateLimit: String?
+    @Option(name: .customLong("tls-cert"), help: "Serve HTTPS with this PEM certificate chain (env SWITCHBOARD_TLS_CERT; with --tls-key)")
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "The PEM private key of --tls-cert (env SWITCHBOARD_TLS_KEY)")
+    var tlsKey: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -47,7 +51,17 @@ struct ServeCommand: AsyncParsableCommand {
         guard let port = port ?? (portText.map { Int($0) } ?? 8080) else {
             throw UserError("SWITCHBOARD_PORT must be a port number, got '\(portText ?? "")'")
         }
-        let publicURL = publicURL ?? environment["SWITCHBOARD_PUBLIC_URL"] ?? "http://\(host):\(port)"
+        let certificate = tlsCert ?? environment["SWITCHBOARD_TLS_CERT"], key = tlsKey ?? environment["SWITCHBOARD_TLS_KEY"]
+        var tls: TLSFiles?
+        switch (certificate, key) {
+        case let (certificate?, key?):
+            tls = TLSFiles(certificate: certificate, key: key)
+            do { _ = try tls?.configuration() } catch { throw UserError("\(error)") }
+        case (nil, nil): tls = nil
+        default: throw UserError("--tls-cert and --tls-key (or SWITCHBOARD_TLS_CERT and SWITCHBOARD_TLS_KEY) go together")
+        }
+        let scheme = tls == nil ? "http" : "https"
+        let publicURL = publicURL ?? environment["SWITCHBOARD_PUBLIC_URL"] ?? "\(scheme)://\(host):\(port)"
         let databaseURL = try database.url()
         let keyFolder: String? = if case let .sqlite(path) = databaseURL { (path as NSString).deletingLastPathComponent } else { nil }
         let rateText = rateLimit ?? environment["SWITCHBOARD_RATE_LIMIT"] ?? "200/s"
@@ -86,8 +100,9 @@ struct ServeCommand: AsyncParsableCommand {
             let workflows = configuration.workflows
             var server = ServerSettings(host: host, port: port)
             server.rateLimit = requestRate
-            let app = buildApplication(gateway: gateway, settings: server, logger: logger) { bound in
-                ServeCommand.announce(host: host, port: bound, workflows: workflows)
+            server.tls = tls
+            let app = try buildApplication(gateway: gateway, settings: server, logger: logger) { bound in
+                ServeCommand.announce(scheme: scheme, host: host, port: bound, workflows: workflows)
             }
             logger.info("switchboard starting", metadata: [
                 "address": "\(host):\(port)", "public_url": "\(publicURL)",
@@ -104,8 +119,8 @@ struct ServeCommand: AsyncParsableCommand {
 
 extension ServeCommand {
     /// Tells a person on the terminal where the gateway is and how to send it the example events.
-    static func announce(host: String, port: Int, workflows: [Workflow]) {
-        let url = "http://\(host):\(port)"
+    static func announce(scheme: String, host: String, port: Int, workflows: [Workflow]) {
+        let url = "\(scheme)://\(host):\(port)"
         var lines = ["switchboard listening on \(url)"]
         lines.append("workflows: \(workflows.map(\.id).joined(separator: ", "))")
         lines.append("""

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -30,11 +31,45 @@ public struct ServerSettings: Sendable {
     /// Requests per API key and per client address (a token bucket whose burst is one second's
     /// worth); more get 429 with `Retry-After`. nil: no limit.
     public var rateLimit: RateLimitSpec?
+    /// Serve HTTPS with this certificate and key (``TLSFiles``); nil: plain HTTP, with TLS
+    /// terminated in front of the gateway.
+    public var tls: TLSFiles?
 
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
         self.port = port
     }
+}
+
+/// A PEM certificate chain and its private key, for HTTPS (`--tls-cert`, `--tls-key`).
+public struct TLSFiles: Sendable {
+    public var certificate: String
+    public var key: String
+
+    public init(certificate: String, key: String) {
+        self.certificate = certificate
+        self.key = key
+    }
+
+    /// The server's TLS configuration; the error (``TLSFilesError``) says which file could not be
+    /// read and why.
+    public func configuration() throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        do { chain = try NIOSSLCertificate.fromPEMFile(certificate) } catch {
+            throw TLSFilesError(description: "cannot read the TLS certificate \(certificate) (PEM expected): \(error)")
+        }
+        guard !chain.isEmpty else { throw TLSFilesError(description: "the TLS certificate file \(certificate) holds no certificate") }
+        let privateKey: NIOSSLPrivateKey
+        do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
+            throw TLSFilesError(description: "cannot read the TLS private key \(key) (PEM expected): \(error)")
+        }
+        return .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+    }
+}
+
+/// A certificate or key that cannot serve HTTPS, and why.
+public struct TLSFilesError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// Wires the gateway into an HTTP application: the router with every route, and the gateway's
@@ -43,14 +78,15 @@ public struct ServerSettings: Sendable {
 ///
 /// ```swift
 /// let gateway = Gateway(store: store, configuration: configuration, logger: logger)
-/// let app = buildApplication(gateway: gateway, settings: ServerSettings(port: 8080), logger: logger)
+/// let app = try buildApplication(gateway: gateway, settings: ServerSettings(port: 8080), logger: logger)
 /// try await app.runService()
 /// ```
 /// - Parameter onRunning: called with the bound port once the server listens (useful with port 0).
+/// - Throws: ``TLSFilesError`` when ``ServerSettings/tls`` names files that cannot serve HTTPS.
 public func buildApplication(
     gateway: Gateway, settings: ServerSettings, logger: Logger,
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-) -> some ApplicationProtocol {
+) throws -> some ApplicationProtocol {
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: RequestLogMiddleware(metrics: gateway.metrics))
     let limiter = settings.rateLimit.map(RequestRateLimiter.init)
@@ -62,10 +98,12 @@ public func buildApplication(
     decoder.maxHeaderFieldCount = 100
     decoder.maxHeaderListSize = 64 << 10
     decoder.maxHeaderFieldSize = 16 << 10
+    var server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(limits: limits)],
+                                                              httpDecoderConfiguration: decoder))
+    if let tls = settings.tls { server = try .tls(server, tlsConfiguration: try tls.configuration()) }
     var app = Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(limits: limits)],
-                                            httpDecoderConfiguration: decoder)),
+        server: server,
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? settings.port) },
         logger: logger)

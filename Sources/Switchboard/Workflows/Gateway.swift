@@ -208,14 +208,16 @@ struct HTTPClientService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        try await client.shutdown()
+        // Also when cancelled rather than stopped gracefully: a client never shut down stops the
+        // process when it is freed. The shutdown runs in a task of its own, which cancellation
+        // does not reach.
+        try await Task { try await client.shutdown() }.value
     }
 }
 
 /// API keys: `sk_` and 32 random bytes in hex; the store keeps only the SHA-256.
 public enum APIKeys {
-    /// Every scope a key can have; a key created without `--scopes` has all.
-    /// Every scope a key may hold: what each allows is the `access` of the routes in ``Gateway/routes``.
+    /// Every scope a key may hold (a key created without `--scopes` has all): what each allows is the `access` of the routes in ``Gateway/routes``.
     public static let allScopes = ["events:write", "runs:read", "runs:write", "reviews:write", "deliveries:read",
                                    "deliveries:write", "lists:read", "lists:write", "workflows:read", "workflows:write",
                                    "connectors:read", "connectors:write", "admin"]

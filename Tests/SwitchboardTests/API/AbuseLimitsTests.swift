@@ -47,7 +47,7 @@ struct AbuseLimitsTests {
         var logger = Logger(label: "abuse")
         logger.logLevel = .critical
         let bound = AsyncStream<Int>.makeStream()
-        let app = buildApplication(gateway: gateway.gateway, settings: settings, logger: logger) { port in bound.continuation.yield(port) }
+        let app = try buildApplication(gateway: gateway.gateway, settings: settings, logger: logger) { port in bound.continuation.yield(port) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
             var ports = bound.stream.makeAsyncIterator()
@@ -81,8 +81,9 @@ extension AbuseLimitsTests {
         var logger = Logger(label: "abuse")
         logger.logLevel = .critical
         let bound = AsyncStream<Int>.makeStream()
-        let app = buildApplication(gateway: gateway.gateway, settings: settings, logger: logger) { port in bound.continuation.yield(port) }
+        let app = try buildApplication(gateway: gateway.gateway, settings: settings, logger: logger) { port in bound.continuation.yield(port) }
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
             var ports = bound.stream.makeAsyncIterator()
@@ -114,7 +115,6 @@ extension AbuseLimitsTests {
             #expect(anonymous.limited > 0 && anonymous.retryAfter, "an address without a key is held too: \(anonymous)")
             group.cancelAll()
         }
-        try await http.shutdown()
     }
 }
 

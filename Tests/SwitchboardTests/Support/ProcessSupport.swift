@@ -76,10 +76,10 @@ final class ServerProcess: @unchecked Sendable {
     private let output = OutputBuffer()
     private(set) var port = 0
 
-    init(config: String, database: String, extraEnvironment: [String: String] = [:]) throws {
+    init(config: String, database: String, extraEnvironment: [String: String] = [:], arguments extra: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: Binary.path)
         process.arguments = ["serve", "--config", config, "--database", database, "--port", "0", "--log-level",
-                             ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_SERVER_LOG_LEVEL"] ?? "warning"]
+                             ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_SERVER_LOG_LEVEL"] ?? "warning"] + extra
         var env = ProcessInfo.processInfo.environment
         // The load tests send thousands of requests a second from one key and one address; a test
         // of the request rate limit sets its own.
@@ -102,7 +102,7 @@ final class ServerProcess: @unchecked Sendable {
     func waitUntilListening(timeout: TimeInterval = 30) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let range = log.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+            if let range = log.range(of: #"listening on https?://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
                 port = Int(log[range].split(separator: ":").last!)!
                 return
             }

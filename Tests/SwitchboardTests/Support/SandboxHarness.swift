@@ -51,7 +51,7 @@ struct SandboxHarness: Sendable {
         try await store.createAPIKey(APIKeyRecord(name: "e2e", hash: APIKeys.hash(key), scopes: APIKeys.allScopes, createdAt: Date()))
 
         let started = AsyncStream<Void>.makeStream()
-        let gatewayApp = buildApplication(gateway: gateway, settings: ServerSettings(host: "127.0.0.1", port: gatewayPort),
+        let gatewayApp = try buildApplication(gateway: gateway, settings: ServerSettings(host: "127.0.0.1", port: gatewayPort),
                                           logger: logger) { _ in started.continuation.yield() }
         let sandboxApp = sandbox.buildApplication { _ in started.continuation.yield() }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)

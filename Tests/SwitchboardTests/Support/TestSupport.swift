@@ -82,7 +82,7 @@ struct TestGateway {
     func test<Value: Sendable>(_ body: @Sendable (APIClient) async throws -> Value) async throws -> Value {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let app = buildApplication(gateway: gateway, settings: ServerSettings(), logger: logger)
+        let app = try buildApplication(gateway: gateway, settings: ServerSettings(), logger: logger)
         return try await app.test(.router) { client in
             try await body(APIClient(client: client, apiKey: apiKey, gateway: gateway))
         }
