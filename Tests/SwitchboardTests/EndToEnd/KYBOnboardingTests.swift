@@ -82,7 +82,9 @@ struct KYBOnboardingTests {
             let run = try await harness.api.poll(run: id, timeout: 20) { $0["status"] == "completed" }
             #expect(run["decision"] == "needs_review", "\(run)")
             let deliveries = try await harness.api.request(.GET, "/v1/deliveries?run=\(id)").body["data"]?.arrayValue ?? []
-            #expect(deliveries.count == 8, "four orders and four polls: \(deliveries.count)")
+            // A poll that finds its report still pending (a loaded machine) polls again a second later.
+            #expect(deliveries.count >= 8, "four orders and at least one poll each: \(deliveries.count)")
+            #expect(deliveries.allSatisfy { $0["status"] == "succeeded" })
             let callbacks = try await harness.api.request(.GET, "/v1/callbacks?connector=kyb").body["data"]?.arrayValue ?? []
             #expect(callbacks.isEmpty)
         }
