@@ -229,6 +229,10 @@ public struct DeliverySettings: Sendable {
     public var totalTimeout: Duration = .seconds(30)
     public var concurrency = 64
     public var rateLimit: RateLimitSpec?
+    /// Consecutive failed attempts that open the circuit breaker, and how long it stays open
+    /// (`circuit_breaker: { failures: 10, open_for: 30s }`).
+    public var breakerThreshold = 10
+    public var breakerOpenFor: Duration = .seconds(30)
     /// Standard Webhooks signing; nil sends unsigned requests.
     public var signing: StandardWebhooks?
     public var allowNetworks: [CIDR] = []

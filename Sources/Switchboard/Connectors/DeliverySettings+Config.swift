@@ -4,7 +4,7 @@ import Mustache
 
 extension DeliverySettings {
     /// Reads the keys every connector kind shares: retry, timeout, concurrency, rate_limit,
-    /// allow_networks, and signing for kinds that sign.
+    /// circuit_breaker, allow_networks, and signing for kinds that sign.
     public static func parse(_ config: ConnectorConfig, defaultConcurrency: Int = 64,
                              defaultRateLimit: RateLimitSpec? = nil) throws(ConnectorError) -> DeliverySettings
     {
@@ -35,6 +35,21 @@ extension DeliverySettings {
             settings.concurrency = Int(n)
         }
         if let rate = s["rate_limit"]?.stringValue { settings.rateLimit = RateLimitSpec(rate) }
+        if let breaker = s["circuit_breaker"] {
+            guard case let .object(fields) = breaker else {
+                throw ConnectorError(key: "circuit_breaker", "write it as { failures: 10, open_for: 30s }")
+            }
+            if let unknown = fields.keys.sorted().first(where: { !["failures", "open_for"].contains($0) }) {
+                throw ConnectorError(key: "circuit_breaker.\(unknown)", "unknown key; expected failures and open_for")
+            }
+            if let value = fields["failures"] {
+                guard case let .number(n) = value, n >= 1, n.rounded() == n else {
+                    throw ConnectorError(key: "circuit_breaker.failures", "must be a whole number of at least 1")
+                }
+                settings.breakerThreshold = Int(n)
+            }
+            if let d = try duration(fields["open_for"], "circuit_breaker.open_for") { settings.breakerOpenFor = d }
+        }
         if case let .array(networks)? = s["allow_networks"] {
             settings.allowNetworks = networks.compactMap { $0.stringValue.flatMap(CIDR.init) }
         }

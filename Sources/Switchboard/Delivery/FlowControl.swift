@@ -302,7 +302,8 @@ final class ConnectorFlow: Sendable {
         // A slot outlives its request's longest wait, so that only a dead holder loses one.
         slots = shared.map { SharedSlots(flow: $0, limit: settings.concurrency, hold: settings.totalTimeout + .seconds(Lease.duration)) }
         bucket = settings.rateLimit.map { TokenBucket($0, shared: shared) }
-        breaker = CircuitBreaker(shared: shared)
+        breaker = CircuitBreaker(rule: CircuitBreaker.Rule(threshold: settings.breakerThreshold,
+                                                           coolDown: settings.breakerOpenFor.timeInterval), shared: shared)
     }
 
     /// A request's turn: a place within the concurrency limit and a token of the rate.

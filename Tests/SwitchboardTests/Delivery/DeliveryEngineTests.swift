@@ -347,6 +347,24 @@ struct DeliveryEngineTests {
         }
     }
 
+    @Test("circuit_breaker: { failures: 2 } opens after two failed attempts and holds the third back")
+    func configuredBreaker() async throws {
+        let receiver = TestReceiver(script: [.init(status: 500)])
+        try await receiver.serve {
+            let config = try Self.configuration(receiverURL: receiver.url, extra: "circuit_breaker: { failures: 2, open_for: 1m }")
+            let gateway = try await TestGateway(configurationDirectory: config.path)
+            try await gateway.test { api in
+                try await api.request(.post, "/v1/workflows/notify/runs", json: ["ref": "breaker"])
+                await receiver.waitForRequests(2, timeout: .seconds(20))
+                // The third attempt is due within 2 s (1 s, doubled, with jitter): the open circuit holds it back.
+                try await Sleep.for(.milliseconds(2500))
+                #expect(receiver.received.count == 2)
+                let listed = try await api.request(.get, "/v1/connectors").json["data"]!.array[0]
+                #expect(listed["circuit"]?["state"] == "open", "\(listed["circuit"]?.text ?? "")")
+            }
+        }
+    }
+
     @Test("POST /v1/connectors/{id}/test says in words what is wrong")
     func connectorTest() async throws {
         let receiver = TestReceiver(script: [.init(status: 200), .init(status: 401)])
