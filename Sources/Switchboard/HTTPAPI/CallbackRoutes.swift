@@ -10,7 +10,7 @@ extension Gateway {
     var signedRoutes: [Route] {
         [
             Route(.post, "/v1/callbacks/{connector}", "A vendor's signed callback; 401 bad signature, 409 replay, 202 kept until its step records the id",
-                  .signed) { [self] request, context in
+                  .signed, answers: [200, 202]) { [self] request, context in
                 let connector = try context.parameters.require("connector")
                 let body = try await Self.rawBody(request)
                 switch try await callbacks.receive(connector: connector, headers: Self.headerPairs(request), body: body) {
@@ -29,7 +29,7 @@ extension Gateway {
                 }
             },
             Route(.post, "/v1/sources/{connector}", "A signed webhook from an event source, ingested as an event; 401 bad signature or replay, 422 unreadable",
-                  .signed) { [self] request, context in
+                  .signed, answers: [202, 200]) { [self] request, context in
                 let connector = try context.parameters.require("connector")
                 let body = try await Self.rawBody(request)
                 switch try await receive(source: connector, headers: Self.headerPairs(request), body: body) {

@@ -37,7 +37,7 @@ extension Gateway {
                 return Response.json(record.delivery.json(attempts: record.attempts))
             },
             Route(.post, "/v1/deliveries/{id}/retry", "Send a failed or dead delivery again and resume its run",
-                  .scope("deliveries:write")) { [self] _, context in
+                  .scope("deliveries:write"), answers: [202]) { [self] _, context in
                 let id = DeliveryID(try context.parameters.require("id"))
                 switch try await retryDelivery(id, audit: context.audit("delivery.retried", target: "delivery:\(id.rawValue)")) {
                 case .reopened:

@@ -2,14 +2,20 @@ import CEL
 
 /// The OpenAPI 3.1 description of every route, generated from ``Gateway/routes``.
 enum OpenAPIDocument {
+    static let descriptions = [200: "OK", 202: "Accepted", 204: "No content"]
+
     static func json(_ routes: [Route]) -> JSON {
         var paths: [String: JSON] = [:]
         let problem: JSON = ["description": "Problem details (RFC 9457)",
                              "content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]]]
         for route in routes {
+            var responses: [String: JSON] = ["default": problem]
+            for status in route.answers {
+                responses[String(status)] = ["description": .string(Self.descriptions[status] ?? "Answered")]
+            }
             var operation: [String: JSON] = [
                 "summary": .string(route.summary),
-                "responses": ["200": ["description": "OK"], "default": problem],
+                "responses": .object(responses),
             ]
             if route.scope != nil {
                 operation["security"] = [["bearer": []]]

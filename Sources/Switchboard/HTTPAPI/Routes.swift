@@ -23,13 +23,17 @@ struct Route: Sendable {
     let path: String
     let summary: String
     let access: Access
+    /// The statuses it answers when it succeeds (its problems are documented once for all).
+    let answers: [Int]
     let handler: Handler
 
-    init(_ method: HTTPRequest.Method, _ path: String, _ summary: String, _ access: Access, handler: @escaping Handler) {
+    init(_ method: HTTPRequest.Method, _ path: String, _ summary: String, _ access: Access, answers: [Int] = [200],
+         handler: @escaping Handler) {
         self.method = method
         self.path = path
         self.summary = summary
         self.access = access
+        self.answers = answers
         self.handler = handler
     }
 
@@ -93,7 +97,7 @@ extension Gateway {
     var eventRoutes: [Route] {
         [
             Route(.post, "/v1/events", "Ingest a CloudEvents 1.0 event; deduplicated by id or Idempotency-Key",
-                  .scope("events:write")) { [self] request, context in
+                  .scope("events:write"), answers: [202, 200]) { [self] request, context in
                 let type = request.headers[.contentType]?.lowercased() ?? ""
                 if type.hasPrefix(CloudEvent.batchMediaType) { return try await ingestBatch(request) }
                 if request.headers[HTTPField.Name("ce-specversion")!] != nil {
@@ -171,7 +175,7 @@ extension Gateway {
     var runRoutes: [Route] {
         [
             Route(.post, "/v1/workflows/{id}/runs", "Start a run of an API-triggered workflow",
-                  .scope("runs:write")) { [self] request, context in
+                  .scope("runs:write"), answers: [202]) { [self] request, context in
                 let id = try context.parameters.require("id")
                 guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
                 guard case let .api(schema) = workflow.trigger else {
@@ -211,7 +215,7 @@ extension Gateway {
                 return Response.json(snapshot.run.json(steps: snapshot.steps))
             },
             Route(.post, "/v1/runs/{id}/review", "Decide a run waiting for review",
-                  .scope("reviews:write")) { [self] request, context in
+                  .scope("reviews:write"), answers: [202]) { [self] request, context in
                 let id = RunID(try context.parameters.require("id"))
                 var request = request
                 let body = try await request.jsonBody()
@@ -259,7 +263,7 @@ extension Gateway {
                 try await lists.refresh(from: store)
                 return Response.json(try await store.list(name)?.json ?? .null)
             },
-            Route(.delete, "/v1/lists/{name}", "Delete a list", .scope("lists:write")) { [self] _, context in
+            Route(.delete, "/v1/lists/{name}", "Delete a list", .scope("lists:write"), answers: [204]) { [self] _, context in
                 let name = try context.parameters.require("name")
                 guard try await store.deleteList(name, audit: context.audit("list.deleted", target: "list:\(name)")) else {
                     throw Problem.notFound("no list '\(name)'")
@@ -280,7 +284,7 @@ extension Gateway {
                 return Response.json(try await store.list(name)?.json ?? .null)
             },
             Route(.delete, "/v1/lists/{name}/items/{item}", "Remove an item from a list",
-                  .scope("lists:write")) { [self] _, context in
+                  .scope("lists:write"), answers: [204]) { [self] _, context in
                 let name = try context.parameters.require("name")
                 let item = try context.parameters.require("item").removingPercentEncoding ?? ""
                 guard try await store.removeListItem(name, item: item, audit: context.audit("list.item_removed", target: "list:\(name)",

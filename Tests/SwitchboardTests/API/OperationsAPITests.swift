@@ -22,9 +22,18 @@ struct OperationsAPITests {
 
             let openapi = try await api.request(.get, "/openapi.json", authenticated: false).json
             #expect(openapi["openapi"] == "3.1.0")
+            // What the handlers answer is what the document says: a deletion's 204, an event's 202.
+            try await api.request(.put, "/v1/lists/gone", json: ["kind": "string", "items": ["a"]])
+            #expect(try await api.request(.delete, "/v1/lists/gone").status == .noContent)
+            #expect(openapi["paths"]?["/v1/lists/{name}"]?["delete"]?["responses"]?["204"] != nil)
+            #expect(openapi["paths"]?["/v1/lists/{name}"]?["delete"]?["responses"]?["200"] == nil)
+            #expect(openapi["paths"]?["/v1/events"]?["post"]?["responses"]?["202"] != nil)
             for route in api.gateway.routes {
                 let method = route.method.rawValue.lowercased()
                 #expect(openapi["paths"]?[route.path]?[method] != nil, "\(method) \(route.path)")
+                for status in route.answers {
+                    #expect(openapi["paths"]?[route.path]?[method]?["responses"]?[String(status)] != nil, "\(method) \(route.path) \(status)")
+                }
             }
         }
     }
