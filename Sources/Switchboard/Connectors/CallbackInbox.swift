@@ -53,16 +53,11 @@ public final class CallbackInbox: Service {
             return .unknownConnector
         }
         let now = clock.now()
-        let lookup: (String) -> String? = { name in headers.first { $0.0.lowercased() == name }?.1 }
+        let request = SignedRequest(connector: id, headers: headers, body: body, receivedAt: now)
         let verifiedID: String?
-        do {
-            verifiedID = try callbacks.verifier.verify(headers: lookup, body: body, now: now)
-        } catch {
-            logger.warning("callback refused", metadata: ["connector": "\(id)", "reason": "\(error.code.rawValue)"])
-            metrics.callbackReceived(connector: id, outcome: "rejected")
-            try await store.recordCallback(InboundCallback(id: .generate(at: now), connector: id, status: .rejected,
-                                                           error: error.description, receivedAt: now))
-            return .rejected(error.message)
+        switch try await request.verify(with: callbacks.verifier, store: store, metrics: metrics, logger: logger) {
+        case let .success(messageID): verifiedID = messageID
+        case let .failure(refusal): return .rejected(refusal.message)
         }
         let message: CallbackMessage
         do {

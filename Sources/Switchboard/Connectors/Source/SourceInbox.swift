@@ -22,18 +22,13 @@ extension Gateway {
     public func receive(source id: String, headers: [(String, String)], body: [UInt8]) async throws -> SourceAnswer {
         guard let source = configuration.connectorInstances[id]?.source else { return .unknownConnector }
         let now = clock.now()
-        let lookup: (String) -> String? = { name in headers.first { $0.0.lowercased() == name }?.1 }
+        let request = SignedRequest(connector: id, headers: headers, body: body, receivedAt: now)
         let verifiedID: String?
-        do {
-            verifiedID = try source.verifier.verify(headers: lookup, body: body, now: now)
-        } catch {
-            logger.warning("event source request refused", metadata: ["connector": "\(id)", "reason": "\(error.code.rawValue)"])
-            metrics.callbackReceived(connector: id, outcome: "rejected")
-            try await store.recordCallback(InboundCallback(id: .generate(at: now), connector: id, status: .rejected,
-                                                           error: error.description, receivedAt: now))
-            return .rejected(error.message)
+        switch try await request.verify(with: source.verifier, store: store, metrics: metrics, logger: logger) {
+        case let .success(messageID): verifiedID = messageID
+        case let .failure(refusal): return .rejected(refusal.message)
         }
-        let messageID = source.verifier.replayKey(verifiedID: verifiedID, headers: lookup)
+        let messageID = source.verifier.replayKey(verifiedID: verifiedID, headers: request.header)
         let event: CloudEvent
         do {
             event = try source.event(body: body, headers: headers)
