@@ -67,24 +67,62 @@ struct SharedFlow: Sendable {
     }
 }
 
+/// A token bucket's arithmetic: `perSecond` tokens a second up to `capacity` (one second's
+/// worth, at least one), and the tokens there are now. Shared by the delivery worker's buckets
+/// (``TokenBucket``) and the API's (``RequestRateLimiter``).
+struct TokenLevel: Sendable {
+    let capacity: Double
+    let perSecond: Double
+    private(set) var tokens: Double
+    private var updated: ContinuousClock.Instant
+
+    init(_ rate: RateLimitSpec, now: ContinuousClock.Instant = .now) {
+        perSecond = Double(rate.count) / rate.per.timeInterval
+        capacity = max(1, perSecond)
+        tokens = capacity
+        updated = now
+    }
+
+    /// Whether the bucket would be full at `now` (an idle client's).
+    func isFull(at now: ContinuousClock.Instant) -> Bool { tokens + (now - updated).timeInterval * perSecond >= capacity }
+
+    private mutating func refill(at now: ContinuousClock.Instant) {
+        tokens = min(capacity, tokens + (now - updated).timeInterval * perSecond)
+        updated = now
+    }
+
+    /// Takes a token whether or not one is there, owing it when not; how long until it is due.
+    mutating func reserve(at now: ContinuousClock.Instant) -> Duration {
+        refill(at: now)
+        tokens -= 1
+        return tokens >= 0 ? .zero : wait(for: -tokens)
+    }
+
+    /// Takes a token if one is there (nil); otherwise takes none and says how long until one is.
+    mutating func take(at now: ContinuousClock.Instant) -> Duration? {
+        refill(at: now)
+        guard tokens >= 1 else { return wait(for: 1 - tokens) }
+        tokens -= 1
+        return nil
+    }
+
+    private func wait(for missing: Double) -> Duration { .milliseconds(Int64((missing / perSecond * 1000).rounded(.up))) }
+}
+
 /// A token bucket: `rate.count` requests per `rate.per` on average, in bursts of up to one
 /// second's worth (at least one). Counted in this process's memory, or in the database when
 /// instances share it (``SharedFlow``), so that the rate holds for all of them together.
 final class TokenBucket: Sendable {
-    private struct State {
-        var tokens: Double
-        var updated: ContinuousClock.Instant
-    }
-
     let capacity: Double
     let perSecond: Double
-    private let state: Mutex<State>
+    private let level: Mutex<TokenLevel>
     private let shared: SharedFlow?
 
     init(_ rate: RateLimitSpec, shared: SharedFlow? = nil) {
-        perSecond = Double(rate.count) / rate.per.timeInterval
-        capacity = max(1, perSecond)
-        state = Mutex(State(tokens: capacity, updated: .now))
+        let level = TokenLevel(rate)
+        capacity = level.capacity
+        perSecond = level.perSecond
+        self.level = Mutex(level)
         self.shared = shared
     }
 
@@ -98,14 +136,7 @@ final class TokenBucket: Sendable {
             }) else { return false }
             wait = due
         } else {
-            wait = state.withLock { state in
-                let now = ContinuousClock.now
-                let elapsed = (now - state.updated).timeInterval
-                state.tokens = min(capacity, state.tokens + elapsed * perSecond)
-                state.updated = now
-                state.tokens -= 1
-                return state.tokens >= 0 ? .zero : .milliseconds(Int64((-state.tokens / perSecond * 1000).rounded(.up)))
-            }
+            wait = level.withLock { $0.reserve(at: .now) }
         }
         // In slices, so that a stop does not wait for a slow rate's turn.
         let until = ContinuousClock.now + wait

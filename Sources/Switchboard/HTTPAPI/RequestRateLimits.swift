@@ -6,42 +6,23 @@ import Synchronization
 /// answered 429 with `Retry-After`, before any work is done for it. Counted in this instance's
 /// memory: with several instances, each holds a client to the rate.
 final class RequestRateLimiter: Sendable {
-    private struct Bucket {
-        var tokens: Double
-        var updated: ContinuousClock.Instant
-    }
-
-    let perSecond: Double
-    /// One second's worth, at least one.
-    let capacity: Double
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let rate: RateLimitSpec
+    private let buckets = Mutex<[String: TokenLevel]>([:])
     /// Buckets kept at most; beyond it, the full ones (idle clients) are forgotten.
     static let most = 100_000
 
-    init(_ rate: RateLimitSpec) {
-        perSecond = Double(rate.count) / rate.per.timeInterval
-        capacity = max(1, perSecond)
-    }
+    init(_ rate: RateLimitSpec) { self.rate = rate }
 
     /// Takes a token for `client`; nil when there was one, otherwise how long until there is.
     func take(_ client: String) -> Duration? {
         let now = ContinuousClock.now
         return buckets.withLock { buckets -> Duration? in
-            var bucket = buckets[client] ?? Bucket(tokens: capacity, updated: now)
-            bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated).timeInterval * perSecond)
-            bucket.updated = now
-            defer {
-                buckets[client] = bucket
-                if buckets.count > Self.most { forgetIdle(&buckets, now: now) }
-            }
-            guard bucket.tokens >= 1 else { return .milliseconds(Int64(((1 - bucket.tokens) / perSecond * 1000).rounded(.up))) }
-            bucket.tokens -= 1
-            return nil
+            var level = buckets[client] ?? TokenLevel(rate, now: now)
+            let wait = level.take(at: now)
+            buckets[client] = level
+            if buckets.count > Self.most { buckets = buckets.filter { !$0.value.isFull(at: now) } }
+            return wait
         }
-    }
-
-    private func forgetIdle(_ buckets: inout [String: Bucket], now: ContinuousClock.Instant) {
-        buckets = buckets.filter { _, bucket in bucket.tokens + (now - bucket.updated).timeInterval * perSecond < capacity }
     }
 
     /// The 429 answer for a wait.

@@ -83,3 +83,21 @@ extension DeliveryRulesTests {
         #expect(CircuitBreaker.Phase(text: "ajar 3") == nil)
     }
 }
+
+extension DeliveryRulesTests {
+    @Test("a token level: a second's worth at once, then one at the rate; take refuses, reserve owes")
+    func tokenLevel() throws {
+        let start = ContinuousClock.now
+        var level = TokenLevel(try #require(RateLimitSpec("2/s")), now: start)
+        #expect(level.capacity == 2)
+        #expect(level.take(at: start) == nil && level.take(at: start) == nil)
+        #expect(level.take(at: start) == .milliseconds(500), "the next token in half a second")
+        #expect(level.take(at: start + .milliseconds(500)) == nil)
+        #expect(level.reserve(at: start + .milliseconds(500)) == .milliseconds(500), "owed, due in half a second")
+        #expect(level.reserve(at: start + .milliseconds(500)) == .milliseconds(1000), "the next behind it")
+        #expect(!level.isFull(at: start + .seconds(1)) && level.isFull(at: start + .seconds(3)))
+        var slow = TokenLevel(try #require(RateLimitSpec("6/m")), now: start)
+        #expect(slow.capacity == 1, "at least one")
+        #expect(slow.take(at: start) == nil && slow.take(at: start) == .seconds(10))
+    }
+}
