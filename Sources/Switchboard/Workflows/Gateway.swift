@@ -168,7 +168,6 @@ public final class Gateway: Sendable {
         fields.merge(extra) { current, _ in current }
         let output = JSON.object(fields)
         var entry = audit
-        entry?.target = "run:\(id.rawValue)"
         entry?.details = ["decision": .string(decision), "step": .string(step.id), "reviewer": reviewer.map(JSON.string) ?? .null]
         switch try await store.answer(.decision(output, run: id, step: step.id), followUps: followUps(step.id, output), audit: entry) {
         case .resolved:

@@ -93,10 +93,7 @@ struct ClusterTests {
                 #expect(steps == runs && deliveries == runs, "one step and one delivery per run: \(steps) steps, \(deliveries) deliveries")
                 #expect(succeeded == deliveries)
 
-                for server in servers {
-                    server.kill(signal: SIGTERM)
-                    #expect(await server.waitForExit() == 0, "graceful shutdown exits 0: \(server.log.suffix(2000))")
-                }
+                await Self.stopGracefully(servers)
             } catch {
                 for server in servers { server.kill(signal: SIGKILL) }
                 try? await http.shutdown()
@@ -149,10 +146,7 @@ struct ClusterTests {
                 #expect(span.timeInterval >= least, "\(total) requests at \(rate)/s take at least \(least) s; took \(span)")
                 #expect(receiver.mostInFlight <= concurrency, "at most \(concurrency) requests at once; saw \(receiver.mostInFlight)")
 
-                for server in servers {
-                    server.kill(signal: SIGTERM)
-                    #expect(await server.waitForExit() == 0, "graceful shutdown exits 0: \(server.log.suffix(2000))")
-                }
+                await Self.stopGracefully(servers)
             } catch {
                 for server in servers { server.kill(signal: SIGKILL) }
                 try? await http.shutdown()
@@ -160,6 +154,14 @@ struct ClusterTests {
             }
             try await http.shutdown()
             try await StoreKind.admin(server, logger: .init(label: "test"), "DROP DATABASE \(name) WITH (FORCE)")
+        }
+    }
+
+    /// Stops each instance with SIGTERM and expects a graceful exit.
+    static func stopGracefully(_ servers: [ServerProcess]) async {
+        for server in servers {
+            server.kill(signal: SIGTERM)
+            #expect(await server.waitForExit() == 0, "graceful shutdown exits 0: \(server.log.suffix(2000))")
         }
     }
 
