@@ -91,6 +91,7 @@ public func buildApplication(
     router.add(middleware: RequestLogMiddleware(metrics: gateway.metrics))
     let limiter = settings.rateLimit.map(RequestRateLimiter.init)
     if let limiter { router.add(middleware: AddressRateLimitMiddleware(limiter: limiter)) }
+    router.add(middleware: MethodNotAllowedMiddleware(routes: gateway.routes))
     gateway.addRoutes(to: router, limiter: limiter)
     let limits = RequestDeadlineHandler.Limits(head: .nanoseconds(Int64(settings.headTimeout.timeInterval * 1e9)),
                                                body: .nanoseconds(Int64(settings.bodyTimeout.timeInterval * 1e9)))

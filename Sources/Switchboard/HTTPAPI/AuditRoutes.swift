@@ -7,7 +7,11 @@ extension Gateway {
     var auditRoutes: [Route] {
         [
             Route(.get, "/v1/audit", "The audit log, newest first (filters: action, actor, since, until; cursor, limit)",
-                  .scope("admin")) { [self] request, _ in
+                  .scope("admin"),
+                  query: [QueryParameter("action", .string, "Only this action (key.created, review.decided...)."),
+                          QueryParameter("actor", .string, "Only this actor's (a key's name, a Slack user, cli:USER)."),
+                          .since, .until, .cursor, .limit],
+                  answers: [.json(200, .page(.ref("AuditEntry")))]) { [self] request, _ in
                 let parameters = request.uri.queryParameters
                 var query = AuditQuery()
                 query.action = parameters["action"].map(String.init)
@@ -28,4 +32,14 @@ extension Gateway {
             },
         ]
     }
+}
+
+extension AuditEntry {
+    /// The schema of ``json``.
+    static let schema = APISchema.object([
+        "id": .string, "at": .time,
+        "actor": .object(["kind": .oneOf(AuditEntry.ActorKind.allCases.map(\.rawValue)), "name": .string]),
+        "action": .string, "target": .string, "outcome": .string,
+        "request_id": APISchema.string.orNull, "source_ip": APISchema.string.orNull, "details": .any,
+    ])
 }

@@ -10,7 +10,10 @@ extension Gateway {
     var signedRoutes: [Route] {
         [
             Route(.post, "/v1/callbacks/{connector}", "A vendor's signed callback; 401 bad signature, 409 replay, 202 kept until its step records the id",
-                  .signed, answers: [200, 202]) { [self] request, context in
+                  .signed, body: .signed,
+                  answers: [.json(200, .object(["status": .oneOf(["matched"]), "run_id": .string])),
+                            .json(202, .object(["status": .oneOf(["pending"])]))],
+                  problems: [409]) { [self] request, context in
                 let connector = try context.parameters.require("connector")
                 let body = try await Self.rawBody(request)
                 switch try await callbacks.receive(connector: connector, headers: Self.headerPairs(request), body: body) {
@@ -29,7 +32,8 @@ extension Gateway {
                 }
             },
             Route(.post, "/v1/sources/{connector}", "A signed webhook from an event source, ingested as an event; 401 bad signature or replay, 422 unreadable",
-                  .signed, answers: [202, 200]) { [self] request, context in
+                  .signed, body: .signed, answers: [.json(202, .ref("IngestAnswer")), .json(200, .ref("IngestAnswer"))],
+                  problems: [422]) { [self] request, context in
                 let connector = try context.parameters.require("connector")
                 let body = try await Self.rawBody(request)
                 switch try await receive(source: connector, headers: Self.headerPairs(request), body: body) {
@@ -47,7 +51,9 @@ extension Gateway {
                 }
             },
             Route(.post, "/v1/slack/interactions", "Slack button clicks, verified with Slack's v0 signature",
-                  .signed) { [self] request, _ in
+                  .signed, body: RequestBody(content: [("application/x-www-form-urlencoded", .any)],
+                                             description: "Slack's form body with its JSON `payload`, read byte for byte."),
+                  answers: [.json(200, .anyObject)], problems: [403]) { [self] request, _ in
                 let body = try await Self.rawBody(request)
                 let answer = try await SlackInteractions(gateway: self).handle(headers: Self.headerPairs(request), body: body)
                 guard answer.status < 400 else {
@@ -67,7 +73,11 @@ extension Gateway {
     var callbackLogRoutes: [Route] {
         [
             Route(.get, "/v1/callbacks", "Inbound callbacks and Slack clicks as received: matched, pending, unmatched, rejected, replayed",
-                  .scope("deliveries:read")) { [self] request, context in
+                  .scope("deliveries:read"),
+                  query: [QueryParameter("connector", .string, "Only this connector's."),
+                          QueryParameter("status", .oneOf(CallbackStatus.allCases.map(\.rawValue)), "Only those with this status."),
+                          .limit],
+                  answers: [.json(200, .object(["data": .array(.ref("Callback"))]))]) { [self] request, context in
                 let parameters = request.uri.queryParameters
                 var status: CallbackStatus?
                 if let text = parameters["status"] {
@@ -100,6 +110,14 @@ extension Gateway {
 }
 
 extension InboundCallback {
+    /// The schema of ``json``.
+    static let schema = APISchema.object([
+        "id": .string, "connector": .string, "status": .oneOf(CallbackStatus.allCases.map(\.rawValue)),
+        "message_id": APISchema.string.orNull, "correlation": APISchema.string.orNull, "run_id": APISchema.string.orNull,
+        "step_id": APISchema.string.orNull, "error": APISchema.string.orNull, "received_at": .time,
+        "expires_at": APISchema.time.orNull,
+    ])
+
     /// As GET /v1/callbacks shows it; the payload is not shown.
     var json: JSON {
         ["id": .string(id.rawValue), "connector": .string(connector), "status": .string(status.rawValue),

@@ -46,6 +46,11 @@ public struct CloudEvent: Sendable {
                 errors.append(.init(path: "time", message: "attribute 'time' must be an RFC 3339 timestamp"))
             }
         }
+        if let encoded = object["data_base64"], encoded != .null,
+           encoded.stringValue.flatMap({ Data(base64Encoded: $0) }) == nil
+        {
+            errors.append(.init(path: "data_base64", message: "attribute 'data_base64' must be a base64 string"))
+        }
         if object["data"] != nil, object["data_base64"] != nil {
             errors.append(.init(path: "data_base64", message: "an event carries 'data' or 'data_base64', not both"))
         }

@@ -6,7 +6,13 @@ extension Gateway {
     var deliveryRoutes: [Route] {
         [
             Route(.get, "/v1/deliveries", "The delivery log, newest first (filters: run, connector, status, since, until; cursor, limit)",
-                  .scope("deliveries:read")) { [self] request, context in
+                  .scope("deliveries:read"),
+                  query: [QueryParameter("run", .string, "Only this run's."), QueryParameter("connector", .string, "Only this connector's."),
+                          QueryParameter("status", .oneOf(DeliveryStatus.allCases.map(\.rawValue)), "Only those with this status."),
+                          .since, .until, .cursor, .limit],
+                  answers: [.json(200, .page(.ref("Delivery")))
+                      .link("delivery", to: "get_v1_deliveries_id", ["id": "$response.body#/data/0/id"])
+                      .link("retry", to: "post_v1_deliveries_id_retry", ["id": "$response.body#/data/0/id"])]) { [self] request, context in
                 let parameters = request.uri.queryParameters
                 var query = DeliveryQuery()
                 if let run = parameters["run"] { query.run = RunID(String(run)) }
@@ -31,13 +37,14 @@ extension Gateway {
                 let next: JSON = deliveries.count == query.limit ? .string(deliveries.last!.id.rawValue) : .null
                 return Response.json(["data": .array(deliveries.map { $0.json(attempts: nil) }), "next_cursor": next])
             },
-            Route(.get, "/v1/deliveries/{id}", "A delivery with every attempt", .scope("deliveries:read")) { [self] _, context in
+            Route(.get, "/v1/deliveries/{id}", "A delivery with every attempt", .scope("deliveries:read"),
+                  answers: [.json(200, .ref("Delivery"))], problems: [404]) { [self] _, context in
                 let id = DeliveryID(try context.parameters.require("id"))
                 guard let record = try await store.delivery(id) else { throw Problem.notFound("no delivery '\(id)'") }
                 return Response.json(record.delivery.json(attempts: record.attempts))
             },
             Route(.post, "/v1/deliveries/{id}/retry", "Send a failed or dead delivery again and resume its run",
-                  .scope("deliveries:write"), answers: [202]) { [self] _, context in
+                  .scope("deliveries:write"), answers: [.json(202, .ref("Delivery"))], problems: [404, 409]) { [self] _, context in
                 let id = DeliveryID(try context.parameters.require("id"))
                 switch try await retryDelivery(id, audit: context.audit("delivery.retried", target: "delivery:\(id.rawValue)")) {
                 case .reopened:
@@ -61,6 +68,25 @@ extension Gateway {
 }
 
 extension Delivery {
+    /// The schema of ``json(attempts:)``.
+    static let schema = APISchema.object([
+        "id": .string, "run_id": .string, "step_id": .string, "connector": .string, "operation": .string,
+        "status": .oneOf(DeliveryStatus.allCases.map(\.rawValue)), "attempt_count": .integer(minimum: 0),
+        "next_attempt_at": APISchema.time.orNull, "last_error": APISchema.ref("StepError").orNull,
+        "created_at": .time, "updated_at": .time,
+        "request": .object(["method": .string, "url": .string]),
+    ], optional: [
+        "attempts": APISchema.array(.ref("DeliveryAttempt")).described("Every attempt, first to last (one delivery only)."),
+    ])
+
+    /// The schema of an attempt in ``json(attempts:)``.
+    static let attemptSchema = APISchema.object([
+        "number": .integer(minimum: 1), "trigger": .string, "started_at": .time, "duration_ms": .integer(minimum: 0),
+        "request": APISchema.anyObject.described("What was sent, secrets redacted."),
+        "response": APISchema.anyObject.orNull.described("The status, headers and a body excerpt of the answer."),
+        "error": APISchema.object(["class": .string, "message": .string]).orNull,
+    ])
+
     func json(attempts: [DeliveryAttempt]?) -> JSON {
         var object: [String: JSON] = [
             "id": .string(id.rawValue), "run_id": .string(runID.rawValue), "step_id": .string(stepID),

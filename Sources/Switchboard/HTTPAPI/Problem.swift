@@ -17,6 +17,8 @@ public struct Problem: HTTPResponseError, Sendable {
     public var errors: [FieldError]
     /// Seconds after which the same request may succeed (`Retry-After`).
     public var retryAfter: Int?
+    /// The methods the resource takes, on a 405 (`Allow`).
+    public var allow: [String] = []
 
     public init(_ status: HTTPResponse.Status, _ detail: String, title: String? = nil, errors: [FieldError] = [],
                 retryAfter: Int? = nil) {
@@ -48,6 +50,7 @@ public struct Problem: HTTPResponseError, Sendable {
         headers[.contentType] = "application/problem+json"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if !allow.isEmpty { headers[.allow] = allow.joined(separator: ", ") }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: json.encoded())))
     }
 

@@ -20,7 +20,32 @@ extension RunRecord {
     }
 }
 
+extension RunRecord {
+    /// The schema of ``json(steps:)``.
+    static let schema = APISchema.object([
+        "id": .string, "workflow": .string, "status": .oneOf(RunStatus.allCases.map(\.rawValue)),
+        "decision": APISchema.oneOf(Decision.allCases.map(\.rawValue)).orNull, "tags": .array(.string),
+        "trigger": .object([:], optional: ["event_id": .string, "api": .boolean]),
+        "created_at": .time, "updated_at": .time, "error": APISchema.ref("StepError").orNull,
+    ], optional: [
+        "wake_at": APISchema.time.described("When a waiting run wakes by itself."),
+        "input": APISchema.any.described("The input of an API-triggered run."),
+        "steps": APISchema.array(.ref("Step")).described("Every step that has started, in start order (one run only)."),
+    ])
+}
+
 extension StepRecord {
+    /// The schema of ``json``.
+    static let schema = APISchema.object([
+        "id": .string, "parent": APISchema.string.orNull, "status": .oneOf(StepStatus.allCases.map(\.rawValue)),
+        "attempts": .integer(minimum: 0), "output": .any, "error": APISchema.ref("StepError").orNull,
+        "started_at": .time, "ended_at": APISchema.time.orNull,
+    ], optional: [
+        "delivery_id": .string,
+        "awaiting": APISchema.object(["connector": .string, "correlation": .string]).described("The callback a waiting step expects."),
+        "wake_at": .time,
+    ])
+
     var json: JSON {
         var object: [String: JSON] = [
             "id": .string(id), "parent": parent.map(JSON.string) ?? .null, "status": .string(status.rawValue),
@@ -47,13 +72,30 @@ extension StepError {
     }
 }
 
+extension StepError {
+    /// The schema of ``json``.
+    static let schema = APISchema.object(["class": .string, "message": .string],
+                                         optional: ["expression": .string, "line": .integer, "column": .integer])
+}
+
 extension ListRecord {
+    /// The schema of ``json``.
+    static let schema = APISchema.object(["name": .string, "kind": .oneOf(ListKind.allCases.map(\.rawValue)), "items": .array(.string)])
+
     var json: JSON {
         ["name": .string(name), "kind": .string(kind.rawValue), "items": .array(items.map(JSON.string))]
     }
 }
 
 extension Workflow {
+    /// The schema of ``json``.
+    static let schema = APISchema.object([
+        "id": .string, "description": APISchema.string.orNull,
+        "trigger": APISchema.object([:], optional: ["event": .string, "api": .anyObject]),
+        "steps": .array(.object(["id": .string, "kind": .string, "parent": APISchema.string.orNull])),
+        "file": .string,
+    ])
+
     var json: JSON {
         var trigger: JSON
         switch self.trigger {

@@ -23,17 +23,26 @@ struct Route: Sendable {
     let path: String
     let summary: String
     let access: Access
-    /// The statuses it answers when it succeeds (its problems are documented once for all).
-    let answers: [Int]
+    let query: [QueryParameter]
+    /// The body it reads, if any.
+    let body: RequestBody?
+    /// What it answers when it succeeds.
+    let answers: [Answer]
+    /// The problems particular to it (404, 409, 422...); those every route of its kind may
+    /// answer (400, 401, 403, 413, 429, 503) are added by ``OpenAPIDocument``.
+    let problems: [Int]
     let handler: Handler
 
-    init(_ method: HTTPRequest.Method, _ path: String, _ summary: String, _ access: Access, answers: [Int] = [200],
-         handler: @escaping Handler) {
+    init(_ method: HTTPRequest.Method, _ path: String, _ summary: String, _ access: Access, query: [QueryParameter] = [],
+         body: RequestBody? = nil, answers: [Answer], problems: [Int] = [], handler: @escaping Handler) {
         self.method = method
         self.path = path
         self.summary = summary
         self.access = access
+        self.query = query
+        self.body = body
         self.answers = answers
+        self.problems = problems
         self.handler = handler
     }
 
@@ -76,8 +85,9 @@ extension Gateway {
     /// The probes, the metrics and this API's description.
     var operationRoutes: [Route] {
         [
-            Route(.get, "/health", "Liveness probe", .open) { _, _ in Response.json(["status": "ok"]) },
-            Route(.get, "/ready", "Readiness: store reachable, configuration loaded", .open) { [self] _, _ in
+            Route(.get, "/health", "Liveness probe", .open, answers: [.json(200, .object(["status": .oneOf(["ok"])]))]) { _, _ in Response.json(["status": "ok"]) },
+            Route(.get, "/ready", "Readiness: store reachable, configuration loaded", .open,
+                  answers: [.json(200, .object(["status": .oneOf(["ready"]), "workflows": .integer(minimum: 0)]))], problems: [503]) { [self] _, _ in
                 do {
                     try await store.ping()
                     return Response.json(["status": "ready", "workflows": .number(Double(configuration.workflows.count))])
@@ -85,19 +95,23 @@ extension Gateway {
                     throw Problem(.serviceUnavailable, "the store does not answer", retryAfter: 5)
                 }
             },
-            Route(.get, "/metrics", "Prometheus metrics", .open) { [self] _, _ in
+            Route(.get, "/metrics", "Prometheus metrics", .open,
+                  answers: [Answer(status: 200, mediaType: "text/plain", schema: .string)]) { [self] _, _ in
                 var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render())))
                 response.headers[.contentType] = "text/plain; version=0.0.4"
                 return response
             },
-            Route(.get, "/openapi.json", "This document", .open) { [self] _, _ in Response.json(OpenAPIDocument.json(routes)) },
+            Route(.get, "/openapi.json", "This document", .open, answers: [.json(200, .anyObject)]) { [self] _, _ in Response.json(OpenAPIDocument.json(routes)) },
         ]
     }
 
     var eventRoutes: [Route] {
         [
             Route(.post, "/v1/events", "Ingest a CloudEvents 1.0 event; deduplicated by id or Idempotency-Key",
-                  .scope("events:write"), answers: [202, 200]) { [self] request, context in
+                  .scope("events:write"), query: [], body: Self.eventBody,
+                  answers: [.json(202, Self.eventAnswer).link("run", to: "get_v1_runs_id", ["id": "$response.body#/runs/0/id"]),
+                            .json(200, Self.eventAnswer)],
+                  problems: [415]) { [self] request, context in
                 let type = request.headers[.contentType]?.lowercased() ?? ""
                 if type.hasPrefix(CloudEvent.batchMediaType) { return try await ingestBatch(request) }
                 if request.headers[HTTPField.Name("ce-specversion")!] != nil {
@@ -172,10 +186,27 @@ extension Gateway {
     /// The most events one batch may carry.
     static let batchLimit = 1000
 
+    /// The three forms of `POST /v1/events` that have a schema (binary mode puts the attributes in
+    /// `ce-*` headers and the data in the body, with the data's own Content-Type).
+    static let eventBody = RequestBody(
+        content: [("application/cloudevents+json", .ref("CloudEvent")), ("application/json", .ref("CloudEvent")),
+                  (CloudEvent.batchMediaType, APISchema.array(.any, maxItems: batchLimit).described(
+                      "CloudEvents; each is checked on its own, and one that is not valid gets its problem as its result."))],
+        description: "A CloudEvent in structured mode, a batch of them, or binary mode (`ce-*` headers, the body is `data`).")
+
+    /// One event's answer, or a batch's: one result per event, in order.
+    static let eventAnswer = APISchema.anyOf([
+        .ref("IngestAnswer"),
+        .object(["results": .array(.anyOf([.ref("IngestAnswer"), .ref("Problem")]))]),
+    ])
+
     var runRoutes: [Route] {
         [
             Route(.post, "/v1/workflows/{id}/runs", "Start a run of an API-triggered workflow",
-                  .scope("runs:write"), answers: [202]) { [self] request, context in
+                  .scope("runs:write"), body: RequestBody(content: [("application/json", APISchema.anyObject.described(
+                      "The input, validated against the trigger's input schema (GET /v1/workflows/{id})."))]),
+                  answers: [.json(202, .ref("Run")).link("run", to: "get_v1_runs_id", ["id": "$response.body#/id"])],
+                  problems: [404, 409, 422]) { [self] request, context in
                 let id = try context.parameters.require("id")
                 guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
                 guard case let .api(schema) = workflow.trigger else {
@@ -193,7 +224,14 @@ extension Gateway {
                 return Response.json(run.json(), status: .accepted)
             },
             Route(.get, "/v1/runs", "List runs, newest first (filters: workflow, status; cursor, limit)",
-                  .scope("runs:read")) { [self] request, context in
+                  .scope("runs:read"),
+                  query: [QueryParameter("workflow", .string, "Only runs of this workflow."),
+                          QueryParameter("status", .oneOf(RunStatus.allCases.map(\.rawValue)), "Only runs with this status."),
+                          .cursor, .limit],
+                  answers: [.json(200, .page(.ref("Run")))
+                      .link("run", to: "get_v1_runs_id", ["id": "$response.body#/data/0/id"])
+                      .link("review", to: "post_v1_runs_id_review", ["id": "$response.body#/data/0/id"])
+                      .link("deliveries", to: "get_v1_deliveries", ["run": "$response.body#/data/0/id"])]) { [self] request, context in
                 var query = RunQuery()
                 let parameters = request.uri.queryParameters
                 if let workflow = parameters["workflow"] { query.workflow = String(workflow) }
@@ -209,13 +247,19 @@ extension Gateway {
                 let next: JSON = runs.count == query.limit ? .string(runs.last!.id.rawValue) : .null
                 return Response.json(["data": .array(runs.map { $0.json() }), "next_cursor": next])
             },
-            Route(.get, "/v1/runs/{id}", "Read a run with every step", .scope("runs:read")) { [self] _, context in
+            Route(.get, "/v1/runs/{id}", "Read a run with every step", .scope("runs:read"),
+                  answers: [.json(200, .ref("Run"))], problems: [404]) { [self] _, context in
                 let id = RunID(try context.parameters.require("id"))
                 guard let snapshot = try await store.loadRun(id) else { throw Problem.notFound("no run '\(id)'") }
                 return Response.json(snapshot.run.json(steps: snapshot.steps))
             },
             Route(.post, "/v1/runs/{id}/review", "Decide a run waiting for review",
-                  .scope("reviews:write"), answers: [202]) { [self] request, context in
+                  .scope("reviews:write"),
+                  body: .json(.object(["decision": .oneOf(["approve", "decline"])],
+                                      optional: ["reviewer": APISchema.string.described("Who decided; the key's name when absent.")])),
+                  answers: [.json(202, .object(["run_id": .string, "decision": .oneOf(["approve", "decline"]),
+                                                "status": .oneOf(["accepted"])]))],
+                  problems: [404, 409, 422]) { [self] request, context in
                 let id = RunID(try context.parameters.require("id"))
                 var request = request
                 let body = try await request.jsonBody()
@@ -240,15 +284,22 @@ extension Gateway {
 
     var listRoutes: [Route] {
         [
-            Route(.get, "/v1/lists", "List lists", .scope("lists:read")) { [self] _, context in
+            Route(.get, "/v1/lists", "List lists", .scope("lists:read"), answers: [.json(200, .object(["data": .array(.ref("List"))]))]) { [self] _, context in
                 return Response.json(["data": .array(try await store.lists().map(\.json))])
             },
-            Route(.get, "/v1/lists/{name}", "Read a list", .scope("lists:read")) { [self] _, context in
+            Route(.get, "/v1/lists/{name}", "Read a list", .scope("lists:read"), answers: [.json(200, .ref("List"))], problems: [404]) { [self] _, context in
                 let name = try context.parameters.require("name")
                 guard let list = try await store.list(name) else { throw Problem.notFound("no list '\(name)'") }
                 return Response.json(list.json)
             },
-            Route(.put, "/v1/lists/{name}", "Create or replace a list", .scope("lists:write")) { [self] request, context in
+            Route(.put, "/v1/lists/{name}", "Create or replace a list", .scope("lists:write"),
+                  body: .json(.object(["kind": .oneOf(ListKind.allCases.map(\.rawValue)), "items": Self.listItemsSchema])),
+                  answers: [.json(200, .ref("List"))
+                      .link("list", to: "get_v1_lists_name", ["name": "$request.path.name"])
+                      .link("add", to: "post_v1_lists_name_items", ["name": "$request.path.name"])
+                      .link("remove", to: "delete_v1_lists_name_items_item", ["name": "$request.path.name", "item": "$response.body#/items/0"])
+                      .link("delete", to: "delete_v1_lists_name", ["name": "$request.path.name"])],
+                  problems: [422]) { [self] request, context in
                 let name = try context.parameters.require("name")
                 var request = request
                 let body = try await request.jsonBody()
@@ -263,7 +314,7 @@ extension Gateway {
                 try await lists.refresh(from: store)
                 return Response.json(try await store.list(name)?.json ?? .null)
             },
-            Route(.delete, "/v1/lists/{name}", "Delete a list", .scope("lists:write"), answers: [204]) { [self] _, context in
+            Route(.delete, "/v1/lists/{name}", "Delete a list", .scope("lists:write"), answers: [.noContent], problems: [404]) { [self] _, context in
                 let name = try context.parameters.require("name")
                 guard try await store.deleteList(name, audit: context.audit("list.deleted", target: "list:\(name)")) else {
                     throw Problem.notFound("no list '\(name)'")
@@ -271,7 +322,8 @@ extension Gateway {
                 try await lists.refresh(from: store)
                 return Response(status: .noContent)
             },
-            Route(.post, "/v1/lists/{name}/items", "Add items to a list", .scope("lists:write")) { [self] request, context in
+            Route(.post, "/v1/lists/{name}/items", "Add items to a list", .scope("lists:write"),
+                  body: .json(.object(["items": Self.listItemsSchema])), answers: [.json(200, .ref("List"))], problems: [404, 422]) { [self] request, context in
                 let name = try context.parameters.require("name")
                 guard let list = try await store.list(name) else {
                     throw Problem.notFound("no list '\(name)'; create it with PUT /v1/lists/\(name) and a kind")
@@ -284,7 +336,7 @@ extension Gateway {
                 return Response.json(try await store.list(name)?.json ?? .null)
             },
             Route(.delete, "/v1/lists/{name}/items/{item}", "Remove an item from a list",
-                  .scope("lists:write"), answers: [204]) { [self] _, context in
+                  .scope("lists:write"), answers: [.noContent], problems: [404]) { [self] _, context in
                 let name = try context.parameters.require("name")
                 let item = try context.parameters.require("item").removingPercentEncoding ?? ""
                 guard try await store.removeListItem(name, item: item, audit: context.audit("list.item_removed", target: "list:\(name)",
@@ -305,6 +357,9 @@ extension Gateway {
         }
         return value
     }
+
+    /// A list's items: addresses and CIDR ranges, email addresses or domains, or strings, by its kind.
+    static let listItemsSchema = APISchema.array(.string).described("Each item must suit the list's kind (422 names those that do not).")
 
     static func listItems(_ body: JSON, kind: ListKind) throws -> [String] {
         guard case let .array(values)? = body["items"] else {
@@ -331,18 +386,28 @@ extension Gateway {
         return items
     }
 
+    /// A connector as `GET /v1/connectors` shows it.
+    static let connectorSchema = APISchema.object(
+        ["id": .string, "kind": .string, "settings": APISchema.anyObject.described("Its settings, secrets redacted.")],
+        optional: ["operations": .array(.anyObject), "limits": .anyObject, "circuit": APISchema.anyObject.orNull,
+                   "available": APISchema.boolean.described("false when this build cannot run connectors of its kind.")])
+
     var configurationRoutes: [Route] {
         [
-            Route(.get, "/v1/workflows", "List loaded workflows", .scope("workflows:read")) { [self] _, context in
+            Route(.get, "/v1/workflows", "List loaded workflows", .scope("workflows:read"),
+                  answers: [.json(200, .object(["data": .array(.ref("Workflow"))]))]) { [self] _, context in
                 return Response.json(["data": .array(configuration.workflows.map(\.json))])
             },
-            Route(.get, "/v1/workflows/{id}", "Read a workflow", .scope("workflows:read")) { [self] _, context in
+            Route(.get, "/v1/workflows/{id}", "Read a workflow", .scope("workflows:read"), answers: [.json(200, .ref("Workflow"))],
+                  problems: [404]) { [self] _, context in
                 let id = try context.parameters.require("id")
                 guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
                 return Response.json(workflow.json)
             },
             Route(.post, "/v1/connectors/{id}/test", "A live check of a connector's reachability and credentials",
-                  .scope("connectors:write")) { [self] _, context in
+                  .scope("connectors:write"),
+                  answers: [.json(200, .object(["connector": .string, "ok": .boolean, "status": .string, "detail": .string]))],
+                  problems: [404]) { [self] _, context in
                 let id = try context.parameters.require("id")
                 guard configuration.connectors[id] != nil else { throw Problem.notFound("no connector '\(id)'") }
                 guard let result = await deliveryWorker.test(connector: id) else {
@@ -353,7 +418,7 @@ extension Gateway {
                                       "detail": .string(result.detail)])
             },
             Route(.get, "/v1/connectors", "Configured connectors, secrets redacted, with circuit state",
-                  .scope("connectors:read")) { [self] _, context in
+                  .scope("connectors:read"), answers: [.json(200, .object(["data": .array(Self.connectorSchema)]))]) { [self] _, context in
                 let connectors = configuration.connectors.values.sorted { $0.id < $1.id }.map { connector -> JSON in
                     var object: [String: JSON] = ["id": .string(connector.id), "kind": .string(connector.kind),
                                                   "settings": connector.redactedSettings]

@@ -9,13 +9,13 @@ public enum RunStatus: String, Codable, Sendable, CaseIterable {
 }
 
 /// The outcome a workflow's actions set on a run.
-public enum Decision: String, Codable, Sendable {
+public enum Decision: String, Codable, Sendable, CaseIterable {
     case approved, declined
     case needsReview = "needs_review"
 }
 
 /// Where a step is in its life.
-public enum StepStatus: String, Codable, Sendable {
+public enum StepStatus: String, Codable, Sendable, CaseIterable {
     case running, waiting, completed, failed, cancelled
 }
 

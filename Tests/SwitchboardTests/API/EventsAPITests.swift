@@ -98,6 +98,11 @@ struct EventsAPITests {
             let messages = (reply.json["errors"]?.array ?? []).compactMap { $0["message"]?.stringValue }
             #expect(messages.contains("required attribute 'id' is missing"))
             #expect(messages.contains("attribute 'type' must be a string"))
+
+            let encoded = try await api.request(.post, "/v1/events", json: ["specversion": "1.0", "id": "b64", "source": "/s", "type": "t",
+                                                                           "data_base64": ["not": "a string"]])
+            #expect(encoded.status == .badRequest)
+            #expect(encoded.json["errors"]?.array.first?["path"] == "data_base64")
         }
     }
 

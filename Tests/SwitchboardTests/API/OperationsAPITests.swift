@@ -31,10 +31,42 @@ struct OperationsAPITests {
             for route in api.gateway.routes {
                 let method = route.method.rawValue.lowercased()
                 #expect(openapi["paths"]?[route.path]?[method] != nil, "\(method) \(route.path)")
-                for status in route.answers {
-                    #expect(openapi["paths"]?[route.path]?[method]?["responses"]?[String(status)] != nil, "\(method) \(route.path) \(status)")
+                for answer in route.answers {
+                    #expect(openapi["paths"]?[route.path]?[method]?["responses"]?[String(answer.status)] != nil,
+                            "\(method) \(route.path) \(answer.status)")
                 }
             }
+        }
+    }
+
+    @Test("a method a known path does not take gets 405 with Allow; the document gives every body a schema")
+    func methodsAndSchemas() async throws {
+        let gateway = try await TestGateway()
+        try await gateway.test { api in
+            let traced = try await api.request(.trace, "/v1/runs")
+            #expect(traced.status == .methodNotAllowed)
+            #expect(traced.headers[.allow] == "GET")
+            let put = try await api.request(.put, "/v1/runs/run_1/review", json: ["decision": "approve"])
+            #expect(put.status == .methodNotAllowed)
+            #expect(put.headers[.allow] == "POST")
+            #expect(try await api.request(.get, "/v1/nowhere").status == .notFound)
+
+            let openapi = try await api.request(.get, "/openapi.json", authenticated: false).json
+            let schemas = openapi["components"]?["schemas"]
+            for route in api.gateway.routes {
+                let operation = openapi["paths"]?[route.path]?[route.method.rawValue.lowercased()]
+                for answer in route.answers where answer.mediaType != nil {
+                    #expect(operation?["responses"]?[String(answer.status)]?["content"] != nil, "\(route.method) \(route.path)")
+                }
+                if route.body != nil { #expect(operation?["requestBody"]?["content"] != nil, "\(route.method) \(route.path)") }
+                if route.scope != nil { #expect(operation?["responses"]?["403"] != nil, "\(route.method) \(route.path)") }
+            }
+            // Every reference resolves.
+            let text = String(decoding: openapi.encoded(), as: UTF8.self)
+            for name in text.matches(of: /#\/components\/schemas\/(\w+)/).map({ String($0.1) }) {
+                #expect(schemas?[name] != nil, "\(name)")
+            }
+            #expect(openapi["paths"]?["/v1/runs"]?["get"]?["parameters"]?.arrayValue?.contains { $0["name"] == "status" } == true)
         }
     }
 
