@@ -9,11 +9,11 @@ import NIOCore
 extension Gateway {
     var signedRoutes: [Route] {
         [
-            Route(.post, "/v1/callbacks/{connector}", "A vendor's signed callback; 401 bad signature, 409 replay, 202 kept until its step records the id",
+            Route(.post, "/v1/callbacks/{connector}", "A vendor's signed callback; 401 bad signature or replay, 202 kept until its step records the id",
                   .signed, body: .signed,
                   answers: [.json(200, .object(["status": .oneOf(["matched"]), "run_id": .string])),
                             .json(202, .object(["status": .oneOf(["pending"])]))],
-                  problems: [409]) { [self] request, context in
+                  problems: [400]) { [self] request, context in
                 let connector = try context.parameters.require("connector")
                 let body = try await Self.rawBody(request)
                 switch try await callbacks.receive(connector: connector, headers: Self.headerPairs(request), body: body) {
@@ -26,7 +26,7 @@ extension Gateway {
                 case let .rejected(reason):
                     throw Problem.unauthorized("the callback's signature was refused: \(reason)")
                 case .replayed:
-                    throw Problem(.conflict, "this callback's message id was received before; nothing changed")
+                    throw Problem.unauthorized("this callback's message id was received before; nothing changed")
                 case let .invalid(reason):
                     throw Problem.badRequest("the callback could not be read: \(reason)")
                 }

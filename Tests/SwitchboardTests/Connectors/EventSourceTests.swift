@@ -6,7 +6,8 @@ import Testing
 
 /// Event sources: signed webhooks at POST /v1/sources/{id} become events. Signatures are made by
 /// libraries we did not write (the Python `standardwebhooks` and `slack_sdk` packages, Python's
-/// `hmac` for the two plain HMAC schemes), then taken apart one way at a time.
+/// `hmac` for the two plain HMAC schemes), then taken apart one way at a time, on the sources'
+/// route and on the callbacks' (`POST /v1/callbacks/{id}`), which check signatures the same way.
 @Suite("Event sources: signed webhooks become events", .timeLimit(.minutes(3)))
 struct EventSourceTests {
     /// Each scheme's connector: its name, its two secrets (a rotation) and its signature header.
@@ -17,6 +18,18 @@ struct EventSourceTests {
         var timestamped: Bool { name != "hmac-sha256" }
         var testDescription: String { name }
         var connector: String { "src-" + name }
+        /// The http connector that takes callbacks signed by this scheme.
+        var callbackConnector: String { "cb-" + name }
+    }
+
+    /// The two routes that take signed requests from outside.
+    enum Endpoint: String, Sendable, CaseIterable, CustomTestStringConvertible {
+        case sources, callbacks
+        var testDescription: String { "/v1/\(rawValue)" }
+        func connector(_ scheme: Scheme) -> String { self == .sources ? scheme.connector : scheme.callbackConnector }
+        /// How a valid request is recorded at GET /v1/callbacks: an event ingested, or a callback
+        /// kept for its step.
+        var acceptedStatus: String { self == .sources ? "accepted" : "pending" }
     }
 
     static let schemes = [
@@ -42,6 +55,18 @@ struct EventSourceTests {
                   type: "'source.test'"
                   source: "'\(scheme.connector)'"
                   data: "{'n': body.n, 'missing': has(body.absent) ? body.absent : null}"
+                """)
+            try directory.write("connectors/\(scheme.callbackConnector).yaml", """
+                id: \(scheme.callbackConnector)
+                kind: http
+                base_url: http://127.0.0.1:9
+                signing: off
+                callbacks:
+                  scheme: \(scheme.name)
+                  header: \(scheme.header)
+                  secrets: [ "\(scheme.secrets[0])", "\(scheme.secrets[1])" ]
+                  correlation: body.id
+                  message_id: body.id
                 """)
         }
         try directory.write("workflows/sourced.yaml", """
@@ -97,8 +122,8 @@ struct EventSourceTests {
     }
 
     @Test("each scheme: both secrets of a rotation accepted; a wrong secret, a changed body or timestamp, a stale or future timestamp, a missing or malformed header and a replay refused with 401, recorded, nothing ingested",
-          arguments: schemes)
-    func refusals(_ scheme: Scheme) async throws {
+          arguments: schemes, Endpoint.allCases)
+    func refusals(_ scheme: Scheme, _ endpoint: Endpoint) async throws {
         let directory = try Self.configuration()
         let gateway = try await TestGateway(configurationDirectory: directory.path)
         let now = Int64(Date().timeIntervalSince1970)
@@ -112,14 +137,15 @@ struct EventSourceTests {
             jobs.append(Signing(secret: scheme.secrets[0], body: body(5), timestamp: now + 600, messageID: "msg_5"))
         }
         let signed = try await Self.sign(scheme, jobs)
-        let path = "/v1/sources/\(scheme.connector)"
+        let connector = endpoint.connector(scheme)
+        let path = "/v1/\(endpoint.rawValue)/\(connector)"
         try await gateway.test { api in
             func post(_ body: String, _ headers: HTTPFields) async throws -> APIClient.Reply {
                 try await api.request(.post, path, body: body, headers: headers, authenticated: false)
             }
             let first = try await post(body(1), signed[0])
             #expect(first.status == .accepted, "\(first.body)")
-            #expect(first.json["runs"]?.array.first?["workflow"] == "sourced")
+            if endpoint == .sources { #expect(first.json["runs"]?.array.first?["workflow"] == "sourced") }
             let second = try await post(body(2), signed[1])
             #expect(second.status == .accepted, "the second secret of a rotation: \(second.body)")
 
@@ -155,10 +181,10 @@ struct EventSourceTests {
             #expect(replay.body.contains("received before"))
 
             let runs = try await api.request(.get, "/v1/runs?workflow=sourced").json["data"]?.array ?? []
-            #expect(runs.count == 2, "only the two valid requests started runs")
-            let recorded = try await api.request(.get, "/v1/callbacks?connector=\(scheme.connector)&limit=100").json["data"]?.array ?? []
+            #expect(runs.count == (endpoint == .sources ? 2 : 0), "only the two valid requests started runs")
+            let recorded = try await api.request(.get, "/v1/callbacks?connector=\(connector)&limit=100").json["data"]?.array ?? []
             let statuses = recorded.compactMap { $0["status"]?.stringValue }
-            #expect(statuses.filter { $0 == "accepted" }.count == 2)
+            #expect(statuses.filter { $0 == endpoint.acceptedStatus }.count == 2, "\(statuses)")
             #expect(statuses.filter { $0 == "rejected" }.count == refused.count, "every refusal recorded: \(statuses)")
             #expect(statuses.filter { $0 == "replayed" }.count == 1)
             #expect(!recorded.map(\.text).joined().contains(scheme.secrets[0]), "no secret in the record")

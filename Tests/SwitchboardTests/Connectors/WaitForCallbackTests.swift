@@ -85,7 +85,7 @@ struct WaitForCallbackTests {
                 let done = try await api.waitUntilFinished(run)
                 #expect(done["decision"] == "approved")
                 #expect((done["steps"]?.arrayValue ?? []).first { $0["id"] == "shipped" }?["output"]?["status"] == "shipped")
-                #expect(try await api.request(.post, "/v1/callbacks/shop", body: body, headers: headers, authenticated: false).status == .conflict)
+                #expect(try await api.request(.post, "/v1/callbacks/shop", body: body, headers: headers, authenticated: false).status == .unauthorized)
             }
         }
     }
