@@ -29,6 +29,7 @@ struct WorkflowLoader {
             collector.error(idNode, "workflow id '\(id)' must be letters, digits, '-' and '_'")
         }
         let trigger = node["trigger"].flatMap { loadTrigger($0) }
+        let triggerFilter = node["trigger"]?["if"].flatMap { loadTriggerFilter($0, trigger: trigger) }
         let steps = node["steps"].map { loadSteps($0, context: "steps") } ?? []
         if let stepsNode = node["steps"], steps.isEmpty, stepsNode.sequence?.isEmpty == true {
             collector.error(stepsNode, "a workflow needs at least one step")
@@ -41,7 +42,8 @@ struct WorkflowLoader {
                 + (stepIDs.keys.sorted().joined(separator: ", ")))
         }
         guard let trigger, !id.isEmpty else { return nil }
-        return Workflow(id: id, description: node["description"]?.scalar, trigger: trigger, steps: steps, file: node.file)
+        return Workflow(id: id, description: node["description"]?.scalar, trigger: trigger, triggerFilter: triggerFilter, steps: steps,
+                        file: node.file)
     }
 
     static func isIdentifier(_ text: String) -> Bool {
@@ -53,7 +55,7 @@ struct WorkflowLoader {
     // MARK: Trigger
 
     private mutating func loadTrigger(_ node: YAMLNode) -> Trigger? {
-        collector.checkKeys(node, allowed: ["event", "api"], context: "trigger")
+        collector.checkKeys(node, allowed: ["event", "api", "if"], context: "trigger")
         let event = node["event"]
         let api = node["api"]
         switch (event, api) {
@@ -72,6 +74,24 @@ struct WorkflowLoader {
             collector.error(node, "trigger has both 'event' and 'api'; a workflow has one trigger")
             return nil
         }
+    }
+
+    /// `trigger.if`: compiled, and seeing only what an event has (`event`, `data`, `now` and the lists).
+    private mutating func loadTriggerFilter(_ node: YAMLNode, trigger: Trigger?) -> Expression? {
+        if case .api? = trigger {
+            collector.error(node, "trigger.if filters events; an API trigger checks its input with trigger.api.input")
+            return nil
+        }
+        let references = stepReferences.count
+        guard let filter = compile(node, context: "trigger.if") else { return nil }
+        stepReferences.removeSubrange(references...)
+        let roots = Set(filter.program.referencedPaths.compactMap(\.first))
+        let unknown = roots.subtracting(["event", "data", "now"]).sorted()
+        if !unknown.isEmpty {
+            collector.error(node, "trigger.if sees only event, data and now; it refers to " + unknown.joined(separator: ", "))
+            return nil
+        }
+        return filter
     }
 
     private mutating func loadInputSchema(_ node: YAMLNode) -> InputSchema {

@@ -91,7 +91,7 @@ extension Workflow {
     /// The schema of ``json``.
     static let schema = APISchema.object([
         "id": .string, "description": APISchema.string.orNull,
-        "trigger": APISchema.object([:], optional: ["event": .string, "api": .anyObject]),
+        "trigger": APISchema.object([:], optional: ["event": .string, "if": .string, "api": .anyObject]),
         "steps": .array(.object(["id": .string, "kind": .string, "parent": APISchema.string.orNull])),
         "file": .string,
     ])
@@ -99,7 +99,9 @@ extension Workflow {
     var json: JSON {
         var trigger: JSON
         switch self.trigger {
-        case let .event(type): trigger = ["event": .string(type)]
+        case let .event(type):
+            trigger = ["event": .string(type)]
+            if let filter = triggerFilter { trigger = ["event": .string(type), "if": .string(filter.source)] }
         case let .api(schema):
             var fields: [String: JSON] = [:]
             for field in schema.fields {

@@ -61,6 +61,11 @@ public final class GatewayMetrics: Sendable {
         counter("switchboard_events_received_total", [("outcome", outcome)]).increment()
     }
 
+    /// Counts a `trigger.if` that failed to evaluate (and so started no run).
+    func triggerFilterFailed(workflow: String) {
+        counter("switchboard_trigger_filter_errors_total", [("workflow", workflow)]).increment()
+    }
+
     /// Counts a run reaching a status.
     func runTransition(workflow: String, status: RunStatus) {
         counter("switchboard_runs_total", [("workflow", workflow), ("status", status.rawValue)]).increment()

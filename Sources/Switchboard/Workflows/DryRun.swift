@@ -71,6 +71,13 @@ public enum DryRun {
                 throw InvalidTrigger(message: "the event's type is '\(valid.type)' but workflow '\(workflow.id)' is triggered by '\(type)'")
             case .success: break
             }
+            switch workflow.admits(event, lists: lists, now: start) {
+            case .success(true): break
+            case .success(false):
+                throw InvalidTrigger(message: "trigger.if (\(workflow.triggerFilter?.source ?? "")) is false for this event: no run would start")
+            case let .failure(error):
+                throw InvalidTrigger(message: "trigger.if failed (\(error.message)): no run would start")
+            }
         case let .api(schema):
             guard let input else { throw InvalidTrigger(message: "workflow '\(workflow.id)' is triggered by the API: use --input FILE") }
             let violations = schema.validate(input)

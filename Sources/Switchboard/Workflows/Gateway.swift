@@ -99,7 +99,7 @@ public final class Gateway: Sendable {
     public func ingest(_ event: CloudEvent, idempotencyKey: String?, receipt: InboundCallback? = nil) async throws -> IngestAnswer {
         let now = clock.now()
         let eventID = EventID.generate(at: now)
-        let workflows = configuration.workflows(forEvent: event.type)
+        let workflows = admitted(configuration.workflows(forEvent: event.type), event: event.raw, at: now)
         // The text stored is the text the runs see: the event as it arrived (encoded when built in code).
         let text = event.text ?? event.raw.text
         let runs = workflows.map { workflow in
@@ -128,6 +128,24 @@ public final class Gateway: Sendable {
         case .replayed:
             metrics.eventReceived(type: event.type, outcome: "replayed")
             throw IngestError.replayed
+        }
+    }
+
+    /// The workflows whose `trigger.if` admits the event; a filter that fails to evaluate starts no
+    /// run, and is logged and counted.
+    private func admitted(_ workflows: [Workflow], event: JSON, at now: Date) -> [Workflow] {
+        guard workflows.contains(where: { $0.triggerFilter != nil }) else { return workflows }
+        let snapshot = lists.snapshot
+        return workflows.filter { workflow in
+            switch workflow.admits(event, lists: snapshot, now: now) {
+            case let .success(admitted): return admitted
+            case let .failure(error):
+                logger.warning("trigger.if failed; no run started",
+                               metadata: ["workflow": "\(workflow.id)", "error": "\(error.message)",
+                                          "expression": "\(error.expression ?? "")"])
+                metrics.triggerFilterFailed(workflow: workflow.id)
+                return false
+            }
         }
     }
 

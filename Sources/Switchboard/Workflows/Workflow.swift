@@ -6,6 +6,9 @@ public struct Workflow: Sendable {
     public var id: String
     public var description: String?
     public var trigger: Trigger
+    /// `trigger.if`: a CEL condition over `event` and `data`; an event starts a run only when it
+    /// holds (``admits(_:lists:now:)``).
+    public var triggerFilter: Expression?
     public var steps: [Step] {
         didSet { stepsByID = Self.index(steps) }
     }
@@ -14,10 +17,12 @@ public struct Workflow: Sendable {
     /// Every step by id, nested steps included (kept with `steps`: it is read on every checkpoint).
     public private(set) var stepsByID: [String: Step]
 
-    public init(id: String, description: String? = nil, trigger: Trigger, steps: [Step], file: String) {
+    public init(id: String, description: String? = nil, trigger: Trigger, triggerFilter: Expression? = nil, steps: [Step],
+                file: String) {
         self.id = id
         self.description = description
         self.trigger = trigger
+        self.triggerFilter = triggerFilter
         self.steps = steps
         self.file = file
         stepsByID = Self.index(steps)
@@ -33,6 +38,31 @@ public struct Workflow: Sendable {
         }
         visit(steps)
         return index
+    }
+}
+
+extension Workflow {
+    /// Whether an event starts a run: true without a `trigger.if`; otherwise its value, which
+    /// must be a bool. A filter that fails to evaluate (a missing field) admits nothing, and the
+    /// error says why.
+    public func admits(_ event: JSON, lists: ListIndexSnapshot, now: Date) -> Result<Bool, StepError> {
+        guard let filter = triggerFilter else { return .success(true) }
+        let eventValue = CELValue(json: event)
+        var data = CELValue.null
+        if case let .map(map) = eventValue, let value = map[string: "data"] { data = value }
+        let context = CELContext(now: CELTimestampBridge.timestamp(now), host: lists)
+        do {
+            let value = try filter.program.evaluate(["event": eventValue, "data": data,
+                                                     "now": .timestamp(CELTimestampBridge.timestamp(now))], context: context)
+            guard case let .bool(admitted) = value else {
+                return .failure(StepError(errorClass: "expression", message: "trigger.if must be true or false, got \(value.celType)",
+                                          expression: filter.source, line: filter.location.line, column: filter.location.column))
+            }
+            return .success(admitted)
+        } catch {
+            return .failure(StepError(errorClass: "expression", message: error.message, expression: filter.source,
+                                      line: error.line, column: error.column))
+        }
     }
 }
 
