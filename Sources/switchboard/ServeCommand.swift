@@ -97,6 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
             let configuration = try config.load(context: ConnectorBuildContext(publicURL: publicURL, secretKey: secretKey))
             let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, instance: instance,
                                   logger: logger)
+            try await gateway.recordWorkflowVersions()
             let workflows = configuration.workflows
             var server = ServerSettings(host: host, port: port)
             server.rateLimit = requestRate

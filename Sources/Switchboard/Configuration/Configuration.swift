@@ -13,6 +13,9 @@ public struct Configuration: Sendable {
     public var workflows: [Workflow]
     /// The gateway's own key, which signs the values it hands out (Slack buttons).
     public var secretKey: GatewayKey = .ephemeral()
+    /// The `${NAME}` values the files were read with; a stored version of a workflow is read with
+    /// them too (``workflow(source:file:)``).
+    var environment = EnvironmentInterpolator()
 
     public init(directory: String = ".", connectors: [String: ConnectorConfig] = [:], workflows: [Workflow] = []) {
         self.directory = directory
@@ -21,6 +24,23 @@ public struct Configuration: Sendable {
     }
 
     public func workflow(_ id: String) -> Workflow? { workflows.first { $0.id == id } }
+
+    /// A workflow from its file's text (a stored version), checked against this configuration's
+    /// connectors; the problems when it is no longer valid (a connector it calls was removed).
+    public func workflow(source: String, file: String) -> Result<Workflow, ConfigurationError> {
+        var problems: [ConfigurationProblem] = []
+        guard let node = Self.parse(text: source, file: file, environment: environment, problems: &problems) else {
+            return .failure(ConfigurationError(problems: problems))
+        }
+        var loader = WorkflowLoader(connectors: connectors, instances: connectorInstances)
+        let workflow = loader.load(node)
+        problems += loader.collector.problems
+        guard var workflow, !problems.contains(where: { $0.severity == .error }) else {
+            return .failure(ConfigurationError(problems: problems))
+        }
+        workflow.source = source
+        return .success(workflow)
+    }
 
     /// Workflows that an event of this type starts.
     public func workflows(forEvent type: String) -> [Workflow] {
@@ -71,11 +91,17 @@ public struct Configuration: Sendable {
             }
         }
 
+        configuration.environment = environment
         var seenWorkflows: [String: String] = [:]
         for file in workflowFiles {
-            guard let node = parse(file, environment: environment, problems: &problems) else { continue }
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                problems.append(ConfigurationProblem(file: relativePath(file), line: 1, column: 1, "cannot read the file"))
+                continue
+            }
+            guard let node = parse(text: text, file: relativePath(file), environment: environment, problems: &problems) else { continue }
             var loader = WorkflowLoader(connectors: configuration.connectors, instances: configuration.connectorInstances)
-            if let workflow = loader.load(node) {
+            if var workflow = loader.load(node) {
+                workflow.source = text
                 if let other = seenWorkflows[workflow.id] {
                     loader.collector.error(node, "duplicate workflow id '\(workflow.id)' (also in \(other))")
                 } else {
@@ -111,6 +137,12 @@ public struct Configuration: Sendable {
             problems.append(ConfigurationProblem(file: display, line: 1, column: 1, "cannot read the file"))
             return nil
         }
+        return parse(text: text, file: display, environment: environment, problems: &problems)
+    }
+
+    /// Parses YAML text and substitutes `${NAME}` references in its values; `file` names it in problems.
+    static func parse(text: String, file display: String, environment: EnvironmentInterpolator,
+                      problems: inout [ConfigurationProblem]) -> YAMLNode? {
         do {
             guard let node = try Yams.compose(yaml: text) else {
                 problems.append(ConfigurationProblem(file: display, line: 1, column: 1, "the file is empty"))

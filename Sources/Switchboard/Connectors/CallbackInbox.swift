@@ -12,7 +12,8 @@ import Synchronization
 /// service it sweeps those pending callbacks: when rung by the delivery worker, and every second.
 public final class CallbackInbox: Service {
     let store: any Store
-    let configuration: Configuration
+    let live: LiveConfiguration
+    var configuration: Configuration { live.current }
     let scheduler: RunScheduler
     let clock: any WallClock
     let logger: Logger
@@ -22,12 +23,12 @@ public final class CallbackInbox: Service {
     /// How long a callback that matches no step yet is kept.
     public static let earlyCallbackLifetime: TimeInterval = 600
 
-    init(store: any Store, configuration: Configuration, scheduler: RunScheduler, clock: any WallClock, logger: Logger,
+    init(store: any Store, live: LiveConfiguration, scheduler: RunScheduler, clock: any WallClock, logger: Logger,
          metrics: GatewayMetrics, doorbell: Doorbell) {
         self.metrics = metrics
         self.doorbell = doorbell
         self.store = store
-        self.configuration = configuration
+        self.live = live
         self.scheduler = scheduler
         self.clock = clock
         self.logger = logger
@@ -92,8 +93,13 @@ public final class CallbackInbox: Service {
     /// What a matched callback does to its step: read by the connector of the step that waits for
     /// it (a `wait: callback` step takes the payload as its output), then the engine's rule.
     var change: @Sendable (CallbackMatch) -> CallbackChange? {
-        { [configuration, clock] match in
-            let step = configuration.workflow(match.workflow)?.stepsByID[match.stepID]
+        { [live, clock] match in
+            // The run's own version; the current one if this instance has not read that version
+            // (recorded by another instance since it started): the step's kind rarely changes.
+            let workflow = (try? live.workflow(match.workflow, version: match.workflowVersion).get())
+                ?? live.current.workflow(match.workflow)
+            let configuration = live.current
+            let step = workflow?.stepsByID[match.stepID]
             var outcome = ConnectorOutcome.done(match.payload)
             if case let .connector(connectorID, operation, _)? = step?.kind,
                let callbacks = configuration.connectorInstances[connectorID]?.callbacks

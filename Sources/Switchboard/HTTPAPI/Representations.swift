@@ -15,6 +15,7 @@ extension RunRecord {
         ]
         if let wakeAt, status == .waiting { object["wake_at"] = .string(wakeAt.rfc3339) }
         if let input { object["input"] = input }
+        if let workflowVersion { object["workflow_version"] = .string("v\(workflowVersion)") }
         if let steps { object["steps"] = .array(steps.map(\.json)) }
         return .object(object)
     }
@@ -30,6 +31,7 @@ extension RunRecord {
     ], optional: [
         "wake_at": APISchema.time.described("When a waiting run wakes by itself."),
         "input": APISchema.any.described("The input of an API-triggered run."),
+        "workflow_version": APISchema.string(pattern: "^v[0-9]+$").described("The version of its workflow the run is interpreted by."),
         "steps": APISchema.array(.ref("Step")).described("Every step that has started, in start order (one run only)."),
     ])
 }
@@ -93,7 +95,7 @@ extension Workflow {
         "id": .string, "description": APISchema.string.orNull,
         "trigger": APISchema.object([:], optional: ["event": .string, "if": .string, "api": .anyObject]),
         "steps": .array(.object(["id": .string, "kind": .string, "parent": APISchema.string.orNull])),
-        "file": .string,
+        "file": .string, "version": APISchema.string(pattern: "^v[0-9]+$").orNull.described("The version new runs start on."),
     ])
 
     var json: JSON {
@@ -119,6 +121,7 @@ extension Workflow {
             }
         }
         return ["id": .string(id), "description": description.map(JSON.string) ?? .null, "trigger": trigger,
-                "steps": .array(steps(self.steps, parent: nil)), "file": .string(file)]
+                "steps": .array(steps(self.steps, parent: nil)), "file": .string(file),
+                "version": version.map { .string("v\($0)") } ?? .null]
     }
 }

@@ -404,6 +404,20 @@ extension Gateway {
                 guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
                 return Response.json(workflow.json)
             },
+            Route(.get, "/v1/workflows/{id}/versions", "Every version of a workflow, oldest first", .scope("workflows:read"),
+                  answers: [.json(200, .object(["versions": .array(.object([
+                      "version": .string(pattern: "^v[0-9]+$"), "sha256": .string, "created_at": .time, "current": .boolean,
+                  ]))]))],
+                  problems: [404]) { [self] _, context in
+                let id = try context.parameters.require("id")
+                let versions = try await store.workflowVersions(id)
+                guard !versions.isEmpty || configuration.workflow(id) != nil else { throw Problem.notFound("no workflow '\(id)'") }
+                let current = configuration.workflow(id)?.version
+                return Response.json(["versions": .array(versions.map { record in
+                    ["version": .string(record.label), "sha256": .string(record.sha256), "created_at": .string(record.createdAt.rfc3339),
+                     "current": .bool(record.version == current)]
+                })])
+            },
             Route(.post, "/v1/connectors/{id}/test", "A live check of a connector's reachability and credentials",
                   .scope("connectors:write"),
                   answers: [.json(200, .object(["connector": .string, "ok": .boolean, "status": .string, "detail": .string]))],

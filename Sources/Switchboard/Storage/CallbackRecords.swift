@@ -86,6 +86,8 @@ public struct InboundCallback: Sendable {
 public struct CallbackMatch: Sendable {
     public var runID: RunID
     public var workflow: String
+    /// The version of the workflow the run started on (``RunRecord/workflowVersion``).
+    public var workflowVersion: Int?
     public var stepID: String
     /// What the step waits for.
     public var awaited: CallbackKey?

@@ -80,12 +80,17 @@ public struct RunRecord: Sendable, Equatable {
     /// Incremented by every checkpoint; a checkpoint made from an older version is refused, so
     /// two advances of one run can never overwrite each other.
     public var version: Int = 0
+    /// The version of its workflow the run was started on (``WorkflowVersionRecord``), which
+    /// interprets it until it ends; nil for a run started before versions were kept.
+    public var workflowVersion: Int?
 
     public init(id: RunID, workflow: String, status: RunStatus = .pending, decision: Decision? = nil, tags: [String] = [],
                 trigger: RunTrigger, event: JSON? = nil, eventText: String? = nil, input: JSON? = nil,
-                error: StepError? = nil, createdAt: Date, updatedAt: Date? = nil, wakeAt: Date? = nil, version: Int = 0)
+                error: StepError? = nil, createdAt: Date, updatedAt: Date? = nil, wakeAt: Date? = nil, version: Int = 0,
+                workflowVersion: Int? = nil)
     {
         self.version = version
+        self.workflowVersion = workflowVersion
         self.eventText = eventText
         self.id = id
         self.workflow = workflow

@@ -84,12 +84,13 @@ extension SQLiteStore {
     private static func waitingStep(_ connector: String, _ correlation: String, payload: JSON,
                                     _ db: Database) throws -> CallbackMatch? {
         guard let row = try Row.fetchOne(try db.cachedStatement(sql: """
-            SELECT steps.run_id, steps.step_id, runs.workflow FROM steps JOIN runs ON runs.id = steps.run_id
+            SELECT steps.run_id, steps.step_id, runs.workflow, runs.workflow_version FROM steps JOIN runs ON runs.id = steps.run_id
             WHERE steps.callback_connector = ? AND steps.correlation = ? AND steps.status = 'waiting'
               AND steps.output IS NULL AND steps.error IS NULL
             LIMIT 1
             """), arguments: [connector, correlation]) else { return nil }
-        return CallbackMatch(runID: RunID(row["run_id"] as String), workflow: row["workflow"], stepID: row["step_id"],
+        return CallbackMatch(runID: RunID(row["run_id"] as String), workflow: row["workflow"],
+                             workflowVersion: row["workflow_version"], stepID: row["step_id"],
                              awaited: CallbackKey(connector: connector, correlation: correlation), payload: payload)
     }
 

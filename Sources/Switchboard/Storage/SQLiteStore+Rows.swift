@@ -101,13 +101,14 @@ extension SQLiteStore {
         try db.execute(
             cached: """
             INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at,
-              updated_at, wake_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              updated_at, wake_at, workflow_version)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [.text(run.id.rawValue), .text(run.workflow), .text(run.status.rawValue), .text(run.decision?.rawValue),
              .text(encode(run.tags)), .text(encode(run.trigger)), .text(eventStored ? nil : run.event?.text),
              .text(eventStored ? run.trigger.eventID?.rawValue : nil), .text(run.input?.text), .text(try run.error.map(encode)),
-             .integer(run.createdAt.microseconds), .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds)])
+             .integer(run.createdAt.microseconds), .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds),
+             .integer(run.workflowVersion.map(Int64.init))])
     }
 
     // Rows are read by position, from explicit column lists: GRDB's lookup by name lowercases
@@ -115,9 +116,10 @@ extension SQLiteStore {
 
     /// The columns of a run, in the order ``run(from:)`` reads them.
     enum RunColumn: Int, CaseIterable {
-        case id, workflow, status, decision, tags, trigger, event, input, error, createdAt, updatedAt, wakeAt, version, eventID
+        case id, workflow, status, decision, tags, trigger, event, input, error, createdAt, updatedAt, wakeAt, version, eventID,
+             workflowVersion
         static let list = "id, workflow, status, decision, tags, trigger, event, input, error, created_at, updated_at, wake_at, "
-            + "version, event_id"
+            + "version, event_id, workflow_version"
     }
 
     /// A run from a row of ``RunColumn/list``; its `event` is the run's own copy, if it has one.
@@ -132,7 +134,8 @@ extension SQLiteStore {
             event: try json(row[C.event.rawValue]), input: try json(row[C.input.rawValue]),
             error: try decode(StepError.self, row[C.error.rawValue]),
             createdAt: Date(microseconds: row[C.createdAt.rawValue]), updatedAt: Date(microseconds: row[C.updatedAt.rawValue]),
-            wakeAt: (row[C.wakeAt.rawValue] as Int64?).map(Date.init(microseconds:)), version: row[C.version.rawValue] ?? 0)
+            wakeAt: (row[C.wakeAt.rawValue] as Int64?).map(Date.init(microseconds:)), version: row[C.version.rawValue] ?? 0,
+            workflowVersion: row[C.workflowVersion.rawValue])
     }
 
     /// The columns of a step, in the order ``step(from:)`` reads them.

@@ -168,6 +168,16 @@ extension SQLiteStore {
                 CREATE INDEX audit_by_actor ON audit_log (actor_name, id);
                 """)
         }
+        migrator.registerMigration("v14: workflow versions") { db in
+            // Every distinct content of a workflow file, with its source; a run names the version
+            // it started on. Runs from before have none and are interpreted by the current file.
+            try db.execute(sql: """
+                CREATE TABLE workflow_versions (
+                  workflow TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL,
+                  created_at INTEGER NOT NULL, PRIMARY KEY (workflow, version), UNIQUE (workflow, sha256)) WITHOUT ROWID;
+                ALTER TABLE runs ADD COLUMN workflow_version INTEGER;
+                """)
+        }
         return migrator
     }
 }

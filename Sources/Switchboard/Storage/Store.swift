@@ -115,6 +115,13 @@ public protocol Store: Sendable {
     func revokeAPIKey(named name: String, audit: AuditEntry?) async throws -> Bool
     func apiKey(hash: String) async throws -> APIKeyRecord?
 
+    /// The version of `workflow` whose file has this content (its `sha256`): the one recorded
+    /// before, or a new one numbered after the last, with `source`. Instances that record the same
+    /// content at once get the same version.
+    func recordWorkflowVersion(workflow: String, sha256: String, source: String, at now: Date) async throws -> WorkflowVersionRecord
+    /// The versions of `workflow`, or of every workflow when nil, oldest first.
+    func workflowVersions(_ workflow: String?) async throws -> [WorkflowVersionRecord]
+
     /// Records an entry that goes with no other write: an attempt that was refused (a failed
     /// sign-in), or a change made outside the store (a configuration reloaded).
     func recordAudit(_ entry: AuditEntry) async throws

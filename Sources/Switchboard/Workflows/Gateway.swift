@@ -10,7 +10,10 @@ import Synchronization
 /// triggers, reviews, and API-key checks. Built once by ``buildApplication``.
 public final class Gateway: Sendable {
     public let store: any Store
-    public let configuration: Configuration
+    /// The configuration and the stored versions of its workflows.
+    public let live: LiveConfiguration
+    /// The configuration new events and API triggers use.
+    public var configuration: Configuration { live.current }
     public let engine: RunEngine
     public let scheduler: RunScheduler
     public let lists: ListIndex
@@ -34,12 +37,12 @@ public final class Gateway: Sendable {
                 instance: InstanceID = .local(withProcess: false), logger: Logger)
     {
         self.store = store
-        self.configuration = configuration
+        live = LiveConfiguration(configuration)
         self.clock = clock
         self.logger = logger
         metrics = GatewayMetrics()
         lists = ListIndex()
-        engine = RunEngine(store: store, configuration: configuration, lists: lists, clock: clock, instance: instance,
+        engine = RunEngine(store: store, live: live, lists: lists, clock: clock, instance: instance,
                            metrics: metrics, logger: logger)
         heartbeat = InstanceHeartbeat(store: store, instance: instance, clock: clock, logger: logger)
         let scheduler = RunScheduler(engine: engine, concurrency: concurrency, pollInterval: pollInterval, logger: logger)
@@ -57,13 +60,19 @@ public final class Gateway: Sendable {
         // receiver that was down held a concurrency slot for 5 s.
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
-        callbacks = CallbackInbox(store: store, configuration: configuration, scheduler: scheduler, clock: clock, logger: logger,
+        callbacks = CallbackInbox(store: store, live: live, scheduler: scheduler, clock: clock, logger: logger,
                                   metrics: metrics, doorbell: engine.callbacksAwaited)
         deliveryWorker = DeliveryWorker(
             store: store, connectors: configuration.connectorInstances, clock: clock, metrics: metrics, logger: logger,
             client: httpClient, allowPrivateNetworks: allowPrivateNetworks,
             pollInterval: min(pollInterval, .milliseconds(100)),
             engine: engine, callbacksDoorbell: callbacks.doorbell)
+    }
+
+    /// Records the loaded workflows' contents as versions in the store, before events and API
+    /// triggers start runs on them (``LiveConfiguration/recordVersions(in:at:)``).
+    public func recordWorkflowVersions() async throws {
+        try await live.recordVersions(in: store, at: clock.now())
     }
 
     /// The services that run beside the HTTP server, in start order (they stop in reverse).
@@ -104,7 +113,7 @@ public final class Gateway: Sendable {
         let text = event.text ?? event.raw.text
         let runs = workflows.map { workflow in
             RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID), event: event.raw,
-                      eventText: text, createdAt: now)
+                      eventText: text, createdAt: now, workflowVersion: workflow.version)
         }
         let references = runs.map { RunReference(id: $0.id, workflow: $0.workflow) }
         var record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
@@ -153,7 +162,7 @@ public final class Gateway: Sendable {
     public func startRun(_ workflow: Workflow, input: JSON) async throws -> RunRecord {
         let now = clock.now()
         let run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(api: true), input: input,
-                            createdAt: now)
+                            createdAt: now, workflowVersion: workflow.version)
         let checkpoints = engine.startInline([run])
         try await engine.commit(checkpoints, after: nil) { try await store.createRuns($0) } committed: { true }
         return checkpoints[0].run
@@ -174,7 +183,8 @@ public final class Gateway: Sendable {
                        followUps: @Sendable (_ step: String, _ output: JSON) -> [Delivery] = { _, _ in [] }) async throws -> RunRecord
     {
         guard let snapshot = try await store.loadRun(id) else { throw ReviewError.runNotFound }
-        guard let workflow = configuration.workflow(snapshot.run.workflow) else { throw ReviewError.noReviewWaiting }
+        try await live.prepare(for: snapshot.run, store: store)
+        guard let workflow = try? live.workflow(for: snapshot.run).get() else { throw ReviewError.noReviewWaiting }
         let kinds = workflow.stepsByID
         let waiting = snapshot.steps.first { step in
             guard step.status == .waiting, case .wait(.review)? = kinds[step.id]?.kind else { return false }

@@ -6,7 +6,10 @@ import Logging
 /// commits the result as one checkpoint. The one place that decides what happens next.
 public final class RunEngine: Sendable {
     public let store: any Store
-    public let configuration: Configuration
+    /// The configuration, and the stored workflow versions runs are interpreted by.
+    public let live: LiveConfiguration
+    /// The configuration new runs start on.
+    public var configuration: Configuration { live.current }
     public let lists: ListIndex
     let clock: any WallClock
     let metrics: GatewayMetrics
@@ -21,12 +24,12 @@ public final class RunEngine: Sendable {
     /// Rung when a checkpoint made a step wait for a callback, which may already have arrived.
     let callbacksAwaited = Doorbell()
 
-    public init(store: any Store, configuration: Configuration, lists: ListIndex, clock: any WallClock = SystemWallClock(),
+    public init(store: any Store, live: LiveConfiguration, lists: ListIndex, clock: any WallClock = SystemWallClock(),
                 instance: InstanceID = .local(withProcess: false), metrics: GatewayMetrics, logger: Logger)
     {
         self.instance = instance
         self.store = store
-        self.configuration = configuration
+        self.live = live
         self.lists = lists
         self.clock = clock
         self.metrics = metrics
@@ -44,6 +47,7 @@ public final class RunEngine: Sendable {
                 logger.warning("run not found", metadata: ["run_id": "\(id)"])
                 return nil
             }
+            try await live.prepare(for: snapshot.run, store: store)
             guard let checkpoint = step(snapshot) else { return snapshot.run }
             do {
                 let saved = try await commit([checkpoint], after: snapshot.run.status) { checkpoints in
@@ -61,11 +65,13 @@ public final class RunEngine: Sendable {
     /// The next checkpoint of a run, computed without I/O; nil when there is nothing to do.
     func step(_ snapshot: RunSnapshot) -> RunCheckpoint? {
         guard !snapshot.run.status.isFinished else { return nil }
-        guard let workflow = configuration.workflow(snapshot.run.workflow) else {
+        let workflow: Workflow
+        switch live.workflow(for: snapshot.run) {
+        case let .success(found): workflow = found
+        case let .failure(unavailable):
             var run = snapshot.run
             run.status = .failed
-            run.error = StepError(errorClass: "unknown_workflow",
-                                  message: "workflow '\(run.workflow)' is not in the loaded configuration")
+            run.error = StepError(errorClass: "unknown_workflow", message: unavailable.description)
             run.updatedAt = clock.now()
             return RunCheckpoint(run: run, steps: [])
         }
@@ -76,7 +82,7 @@ public final class RunEngine: Sendable {
 
     /// After a checkpoint committed: metrics, watchers, and the delivery worker when it made deliveries.
     func committed(_ checkpoint: RunCheckpoint, previous: RunStatus) {
-        if let workflow = configuration.workflow(checkpoint.run.workflow) {
+        if let workflow = try? live.workflow(for: checkpoint.run).get() {
             record(checkpoint, previous: previous, workflow: workflow)
         } else if checkpoint.run.status != previous {
             metrics.runTransition(workflow: checkpoint.run.workflow, status: checkpoint.run.status)

@@ -1,4 +1,5 @@
 import CEL
+import Crypto
 import Foundation
 
 /// A workflow: a trigger and the steps that run when it fires.
@@ -14,6 +15,12 @@ public struct Workflow: Sendable {
     }
     /// The file the workflow was loaded from.
     public var file: String
+    /// The file's text, as read.
+    public var source: String = ""
+    /// The version this content is (``WorkflowVersionRecord``), once recorded in the store.
+    public var version: Int?
+    /// The SHA-256 of ``source``, hex: what makes a content a version.
+    public var sha256: String { Hex.encode(SHA256.hash(data: Data(source.utf8))) }
     /// Every step by id, nested steps included (kept with `steps`: it is read on every checkpoint).
     public private(set) var stepsByID: [String: Step]
 

@@ -47,6 +47,7 @@ struct SandboxHarness: Sendable {
         let store = try SQLiteStore(path: directory.file("switchboard.sqlite"))
         try await store.migrate()
         let gateway = Gateway(store: store, configuration: configuration, pollInterval: .milliseconds(20), logger: logger)
+        try await gateway.recordWorkflowVersions()
         let key = APIKeys.generate()
         try await store.createAPIKey(APIKeyRecord(name: "e2e", hash: APIKeys.hash(key), scopes: APIKeys.allScopes, createdAt: Date()))
 

@@ -74,6 +74,7 @@ struct TestGateway {
         logger.logLevel = .warning
         gateway = Gateway(store: store, configuration: configuration, clock: clock, pollInterval: .milliseconds(20),
                           logger: logger)
+        try await gateway.recordWorkflowVersions()
         apiKey = APIKeys.generate()
         try await store.createAPIKey(APIKeyRecord(name: "test", hash: APIKeys.hash(apiKey), scopes: scopes, createdAt: Date()))
     }

@@ -90,7 +90,7 @@ public struct SlackInteractions: Sendable {
         guard error == .noReviewWaiting, let snapshot = try await gateway.store.loadRun(run) else {
             return "This case no longer exists."
         }
-        let kinds = gateway.configuration.workflow(snapshot.run.workflow)?.stepsByID ?? [:]
+        let kinds = (try? gateway.live.workflow(for: snapshot.run).get())?.stepsByID ?? [:]
         let decided = snapshot.steps.last { step in
             if case .wait(.review)? = kinds[step.id]?.kind { return step.output != nil }
             return false

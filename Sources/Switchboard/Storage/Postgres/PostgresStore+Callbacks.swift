@@ -99,13 +99,13 @@ extension PostgresStore {
     private func waitingStep(_ connector: String, _ correlation: String, payload: JSON,
                              on connection: PostgresConnection) async throws -> CallbackMatch? {
         guard let row = try await rows("""
-            SELECT steps.run_id, steps.step_id, runs.workflow FROM steps JOIN runs ON runs.id = steps.run_id
+            SELECT steps.run_id, steps.step_id, runs.workflow, runs.workflow_version FROM steps JOIN runs ON runs.id = steps.run_id
             WHERE steps.callback_connector = \(connector) AND steps.correlation = \(correlation) AND steps.status = 'waiting'
               AND steps.output IS NULL AND steps.error IS NULL
             LIMIT 1 FOR UPDATE OF steps
             """, on: connection).first else { return nil }
-        let (run, step, workflow) = try row.decode((String, String, String).self)
-        return CallbackMatch(runID: RunID(run), workflow: workflow, stepID: step,
+        let (run, step, workflow, version) = try row.decode((String, String, String, Int32?).self)
+        return CallbackMatch(runID: RunID(run), workflow: workflow, workflowVersion: version.map(Int.init), stepID: step,
                              awaited: CallbackKey(connector: connector, correlation: correlation), payload: payload)
     }
 

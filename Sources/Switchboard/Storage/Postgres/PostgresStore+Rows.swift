@@ -5,7 +5,7 @@ import PostgresNIO
 /// Row mapping of ``PostgresStore``: records to rows and back, checkpoints and step changes written.
 extension PostgresStore {
     static let runColumns = "id, workflow, status, decision, tags, trigger, event, input, error, created_at, updated_at, wake_at, "
-        + "version, event_id"
+        + "version, event_id, workflow_version"
     static let stepColumns = "step_id, parent, sequence, status, attempts, output, error, started_at, ended_at, wake_at, "
         + "delivery_id, callback_connector, correlation"
     /// A delivery's body is its own or, when it names its event (`body_event`), the event's payload.
@@ -16,11 +16,11 @@ extension PostgresStore {
     func insert(_ run: RunRecord, eventStored: Bool = false, on connection: PostgresConnection) async throws {
         try await connection.query("""
             INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at, updated_at,
-              wake_at)
+              wake_at, workflow_version)
             VALUES (\(run.id.rawValue), \(run.workflow), \(run.status.rawValue), \(run.decision?.rawValue), \(Self.encode(run.tags)),
               \(Self.encode(run.trigger)), \(eventStored ? nil : run.event?.text),
               \(eventStored ? run.trigger.eventID?.rawValue : nil), \(run.input?.text), \(try run.error.map(Self.encode)),
-              \(run.createdAt.microseconds), \(run.updatedAt.microseconds), \(run.wakeAt?.microseconds))
+              \(run.createdAt.microseconds), \(run.updatedAt.microseconds), \(run.wakeAt?.microseconds), \(run.workflowVersion))
             """, logger: logger)
     }
 
@@ -143,7 +143,8 @@ extension PostgresStore {
             createdAt: Date(microseconds: try r["created_at"].decode(Int64.self)),
             updatedAt: Date(microseconds: try r["updated_at"].decode(Int64.self)),
             wakeAt: try r["wake_at"].decode(Int64?.self).map(Date.init(microseconds:)),
-            version: Int(try r["version"].decode(Int64.self)))
+            version: Int(try r["version"].decode(Int64.self)),
+            workflowVersion: try r["workflow_version"].decode(Int32?.self).map(Int.init))
     }
 
     static func step(from row: PostgresRow) throws -> StepRecord {

@@ -100,6 +100,14 @@ extension PostgresStore {
             "CREATE INDEX audit_by_action ON audit_log (action, id)",
             "CREATE INDEX audit_by_actor ON audit_log (actor_name, id)",
         ]),
+        (6, "workflow versions", [
+            """
+            CREATE TABLE workflow_versions (
+              workflow TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL,
+              created_at BIGINT NOT NULL, PRIMARY KEY (workflow, version), UNIQUE (workflow, sha256))
+            """,
+            "ALTER TABLE runs ADD COLUMN workflow_version INTEGER",
+        ]),
         (4, "keys that expire; reviews need their own scope", [
             "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT",
             // Reviews needed runs:write before they had a scope of their own: a key keeps what it could do.
