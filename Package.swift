@@ -56,6 +56,8 @@ let package = Package(
                 "Switchboard",
                 "CEL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             linkerSettings: [
                 // tcmalloc instead of glibc's malloc, which spent a tenth of the CPU on small buffers

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Switchboard
+import UnixSignals
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -94,9 +95,10 @@ struct ServeCommand: AsyncParsableCommand {
             } catch {
                 throw UserError("cannot keep the gateway's secret key beside the database: \(error)")
             }
-            let configuration = try config.load(context: ConnectorBuildContext(publicURL: publicURL, secretKey: secretKey))
+            let context = ConnectorBuildContext(publicURL: publicURL, secretKey: secretKey)
+            let configuration = try config.load(context: context)
             let gateway = Gateway(store: store, configuration: configuration, allowPrivateNetworks: allowPrivate, instance: instance,
-                                  logger: logger)
+                                  loader: ConfigurationLoader(directory: config.directory, context: context), logger: logger)
             try await gateway.recordWorkflowVersions()
             let workflows = configuration.workflows
             var server = ServerSettings(host: host, port: port)
@@ -113,6 +115,20 @@ struct ServeCommand: AsyncParsableCommand {
                 "allow_private_networks": "\(allowPrivate)",
                 "instance": "\(instance)",
             ])
+            // SIGHUP reads the configuration again (POST /v1/admin/reload does the same).
+            let hangupLogger = logger
+            let hangups = Task { [gateway] in
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    do {
+                        if case let .invalid(problems) = try await gateway.reload() {
+                            for problem in problems { FileHandle.standardError.write(Data("reload refused: \(problem)\n".utf8)) }
+                        }
+                    } catch {
+                        hangupLogger.error("reload failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            defer { hangups.cancel() }
             try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         }
     }

@@ -11,7 +11,6 @@ import Synchronization
 /// signs, sends, logs every attempt, and decides between success, retry and giving up.
 public final class DeliveryWorker: Service {
     let store: any Store
-    let connectors: [String: any Connector]
     let clock: any WallClock
     let logger: Logger
     let metrics: GatewayMetrics
@@ -26,7 +25,16 @@ public final class DeliveryWorker: Service {
     let pollInterval: Duration
     /// Attempts older than this are pruned.
     let attemptRetention: TimeInterval
-    private let flows: [String: ConnectorFlow]
+    /// The connectors deliveries go through, and each one's flow control; replaced by a reload.
+    private let installed: Mutex<Installed>
+
+    private struct Installed {
+        var connectors: [String: any Connector]
+        var flows: [String: ConnectorFlow]
+        /// What each flow was made from: a connector whose file is unchanged keeps its flow
+        /// (its rate, its slots, its circuit breaker's state) across a reload.
+        var madeFrom: [String: ConnectorConfig]
+    }
 
     init(store: any Store, connectors: [String: any Connector], clock: any WallClock, metrics: GatewayMetrics, logger: Logger,
          client: HTTPClient, allowPrivateNetworks: Bool, pollInterval: Duration = .milliseconds(100),
@@ -35,7 +43,6 @@ public final class DeliveryWorker: Service {
     {
         self.callbacksDoorbell = callbacksDoorbell
         self.store = store
-        self.connectors = connectors
         self.clock = clock
         self.metrics = metrics
         self.logger = logger
@@ -45,15 +52,32 @@ public final class DeliveryWorker: Service {
         self.pollInterval = pollInterval
         self.attemptRetention = attemptRetention
         self.engine = engine
-        flows = connectors.mapValues { connector in
-            ConnectorFlow(connector: connector.id, settings: connector.delivery, shared: store.sharedLimits.map {
-                SharedFlow(limits: $0, connector: connector.id, holder: engine.instance, logger: logger)
-            })
+        installed = Mutex(Installed(connectors: [:], flows: [:], madeFrom: [:]))
+        install(connectors, configs: [:])
+    }
+
+    /// Deliveries made from now on go through these connectors. A connector whose configuration is
+    /// the same as before keeps its flow control; a new or changed one starts afresh.
+    public func install(_ connectors: [String: any Connector], configs: [String: ConnectorConfig]) {
+        installed.withLock { installed in
+            var flows: [String: ConnectorFlow] = [:]
+            for (id, connector) in connectors {
+                if let config = configs[id], let before = installed.madeFrom[id], before.kind == config.kind,
+                   before.settings == config.settings, let flow = installed.flows[id]
+                {
+                    flows[id] = flow
+                    continue
+                }
+                flows[id] = ConnectorFlow(connector: id, settings: connector.delivery, shared: store.sharedLimits.map {
+                    SharedFlow(limits: $0, connector: id, holder: engine.instance, logger: logger)
+                })
+            }
+            installed = Installed(connectors: connectors, flows: flows, madeFrom: configs)
         }
     }
 
     /// The circuit breaker's state of a connector, for GET /v1/connectors.
-    func circuitState(_ connector: String) -> JSON? { flows[connector]?.breaker.json }
+    func circuitState(_ connector: String) -> JSON? { installed.withLock { $0.flows[connector] }?.breaker.json }
 
     public func run() async throws {
         // What this instance held before it stopped is sent again now; what others held, once their leases expire.
@@ -119,7 +143,7 @@ public final class DeliveryWorker: Service {
             Gauge(label: "switchboard_delivery_queue_depth", factory: metrics.factory).record(backlog.due)
             Gauge(label: "switchboard_delivery_oldest_due_seconds", factory: metrics.factory)
                 .record(backlog.oldestDue.map { max(0, now.timeIntervalSince($0)) } ?? 0)
-            for (id, flow) in flows {
+            for (id, flow) in installed.withLock({ $0.flows }) {
                 let open: Double = if case .closed = flow.breaker.current { 0 } else { 1 }
                 Gauge(label: "switchboard_circuit_open", dimensions: [("connector", id)], factory: metrics.factory).record(open)
             }
@@ -164,7 +188,8 @@ public final class DeliveryWorker: Service {
 
     private func perform(_ delivery: Delivery) async -> AttemptResult {
         let number = delivery.attemptCount + 1
-        guard let connector = connectors[delivery.connector], let flow = flows[delivery.connector] else {
+        let (connector, flow) = installed.withLock { ($0.connectors[delivery.connector], $0.flows[delivery.connector]) }
+        guard let connector, let flow else {
             return AttemptResult(deliveryID: delivery.id, attempt: nil, outcome: .gaveUp(.failed, StepError(
                 errorClass: "not_configured", message: "connector '\(delivery.connector)' is not configured")))
         }
@@ -272,7 +297,7 @@ public final class DeliveryWorker: Service {
 
     /// Makes a connector's harmless live call, through the same guard and client as deliveries.
     public func test(connector id: String) async -> ConnectorTestResult? {
-        guard let connector = connectors[id] else { return nil }
+        guard let connector = installed.withLock({ $0.connectors[id] }) else { return nil }
         return await ConnectorCheck(sender: sender, allowPrivateNetworks: allowPrivateNetworks).run(connector)
     }
 

@@ -130,7 +130,8 @@ extension Problem {
     /// The schema of ``json``.
     static let schema = APISchema.object(
         ["type": .string, "title": .string, "status": .integer(minimum: 400, maximum: 599), "detail": .string],
-        optional: ["errors": .array(.object(["path": .string, "message": .string]))],
+        optional: ["errors": .array(.object(["message": .string],
+                                            optional: ["path": .string, "file": .string, "line": .integer, "column": .integer]))],
         description: "RFC 9457 problem details; `errors` names each invalid field.")
 }
 

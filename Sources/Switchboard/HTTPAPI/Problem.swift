@@ -6,9 +6,14 @@ import NIOCore
 
 /// An API error rendered as RFC 9457 problem details (`application/problem+json`).
 public struct Problem: HTTPResponseError, Sendable {
+    /// One problem: with the request's field it is about (`path`), or, for a configuration, the
+    /// file, line and column.
     public struct FieldError: Sendable, Equatable {
         public var path: String
         public var message: String
+        public var file: String? = nil
+        public var line: Int? = nil
+        public var column: Int? = nil
     }
 
     public var status: HTTPResponse.Status
@@ -40,7 +45,14 @@ public struct Problem: HTTPResponseError, Sendable {
             "title": .string(title), "status": .number(Double(status.code)), "detail": .string(detail),
         ]
         if !errors.isEmpty {
-            object["errors"] = .array(errors.map { ["path": .string($0.path), "message": .string($0.message)] })
+            object["errors"] = .array(errors.map { error in
+                var fields: [String: JSON] = ["message": .string(error.message)]
+                if error.file == nil || !error.path.isEmpty { fields["path"] = .string(error.path) }
+                if let file = error.file { fields["file"] = .string(file) }
+                if let line = error.line { fields["line"] = .number(Double(line)) }
+                if let column = error.column { fields["column"] = .number(Double(column)) }
+                return .object(fields)
+            })
         }
         return .object(object)
     }

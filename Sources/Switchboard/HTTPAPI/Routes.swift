@@ -386,6 +386,12 @@ extension Gateway {
         return items
     }
 
+    /// `{"workflows": [{"id", "version"}], "connectors": [...]}`: what a reload put in place.
+    public static func reloadAnswer(_ configuration: Configuration) -> JSON {
+        ["workflows": .array(configuration.workflows.map { ["id": .string($0.id), "version": .string("v\($0.version ?? 0)")] }),
+         "connectors": .array(configuration.connectors.keys.sorted().map(JSON.string))]
+    }
+
     /// A connector as `GET /v1/connectors` shows it.
     static let connectorSchema = APISchema.object(
         ["id": .string, "kind": .string, "settings": APISchema.anyObject.described("Its settings, secrets redacted.")],
@@ -417,6 +423,23 @@ extension Gateway {
                     ["version": .string(record.label), "sha256": .string(record.sha256), "created_at": .string(record.createdAt.rfc3339),
                      "current": .bool(record.version == current)]
                 })])
+            },
+            Route(.post, "/v1/admin/reload", "Read the configuration again and use it, if it is valid in full",
+                  .scope("workflows:write"),
+                  answers: [.json(200, .object(["workflows": .array(.object(["id": .string, "version": .string])),
+                                                "connectors": .array(.string)]))],
+                  problems: [409, 422]) { [self] _, context in
+                switch try await reload(audit: context.audit("configuration.reloaded", target: "configuration")) {
+                case let .reloaded(configuration):
+                    return Response.json(Self.reloadAnswer(configuration))
+                case let .invalid(problems):
+                    throw Problem(.unprocessableContent,
+                                  "the configuration has \(problems.count) error(s); the running configuration stays in place",
+                                  errors: problems.map { Problem.FieldError(path: "", message: $0.message, file: $0.file, line: $0.line,
+                                                                            column: $0.column) })
+                case .unavailable:
+                    throw Problem(.conflict, "this gateway was started without a configuration directory to read again")
+                }
             },
             Route(.post, "/v1/connectors/{id}/test", "A live check of a connector's reachability and credentials",
                   .scope("connectors:write"),

@@ -30,11 +30,13 @@ public final class Gateway: Sendable {
 
     /// Beats for this instance and renews its leases.
     let heartbeat: InstanceHeartbeat
+    /// Where a reload reads the configuration again; nil: this gateway cannot reload.
+    let loader: ConfigurationLoader?
 
     /// - Parameter instance: this instance's id, the owner of its leases (``InstanceID``).
     public init(store: any Store, configuration: Configuration, clock: any WallClock = SystemWallClock(),
                 concurrency: Int = 32, pollInterval: Duration = .milliseconds(200), allowPrivateNetworks: Bool = false,
-                instance: InstanceID = .local(withProcess: false), logger: Logger)
+                instance: InstanceID = .local(withProcess: false), loader: ConfigurationLoader? = nil, logger: Logger)
     {
         self.store = store
         live = LiveConfiguration(configuration)
@@ -63,16 +65,59 @@ public final class Gateway: Sendable {
         callbacks = CallbackInbox(store: store, live: live, scheduler: scheduler, clock: clock, logger: logger,
                                   metrics: metrics, doorbell: engine.callbacksAwaited)
         deliveryWorker = DeliveryWorker(
-            store: store, connectors: configuration.connectorInstances, clock: clock, metrics: metrics, logger: logger,
+            store: store, connectors: [:], clock: clock, metrics: metrics, logger: logger,
             client: httpClient, allowPrivateNetworks: allowPrivateNetworks,
             pollInterval: min(pollInterval, .milliseconds(100)),
             engine: engine, callbacksDoorbell: callbacks.doorbell)
+        deliveryWorker.install(configuration.connectorInstances, configs: configuration.connectors)
+        self.loader = loader
     }
 
     /// Records the loaded workflows' contents as versions in the store, before events and API
     /// triggers start runs on them (``LiveConfiguration/recordVersions(in:at:)``).
     public func recordWorkflowVersions() async throws {
         try await live.recordVersions(in: store, at: clock.now())
+    }
+
+    /// What a reload did.
+    public enum ReloadOutcome: Sendable {
+        /// The new configuration is in use: new events and API triggers run its workflows
+        /// (versions recorded), deliveries made from now on use its connectors.
+        case reloaded(Configuration)
+        /// The configuration read has errors; the running one stays in place.
+        case invalid([ConfigurationProblem])
+        /// This gateway was started without a configuration directory to read again.
+        case unavailable
+    }
+
+    /// Reads the configuration again and, when it is valid in full, puts it in place of the
+    /// running one. Runs in flight keep the versions they started on. `audit` (who asked) is
+    /// recorded as `configuration.reloaded` with the outcome.
+    public func reload(audit: AuditEntry? = nil) async throws -> ReloadOutcome {
+        guard let loader else { return .unavailable }
+        let (configuration, problems) = loader.load()
+        let errors = problems.filter { $0.severity == .error }
+        var entry = audit ?? AuditEntry(at: clock.now(), actor: .system, name: "reload", action: "configuration.reloaded",
+                                        target: "configuration")
+        entry.action = "configuration.reloaded"
+        guard errors.isEmpty else {
+            entry.outcome = "invalid"
+            entry.details = ["problems": .number(Double(errors.count))]
+            try await store.recordAudit(entry)
+            logger.warning("reload refused: the configuration has errors; the running one stays",
+                           metadata: ["errors": "\(errors.count)", "first": "\(errors[0])"])
+            return .invalid(errors)
+        }
+        try await live.install(configuration, store: store, at: clock.now())
+        let installed = live.current
+        deliveryWorker.install(installed.connectorInstances, configs: installed.connectors)
+        entry.details = ["workflows": .array(installed.workflows.map { .string("\($0.id)@v\($0.version ?? 0)") })]
+        try await store.recordAudit(entry)
+        logger.info("configuration reloaded", metadata: [
+            "workflows": "\(installed.workflows.map { "\($0.id)@v\($0.version ?? 0)" }.joined(separator: ", "))",
+            "connectors": "\(installed.connectors.keys.sorted().joined(separator: ", "))",
+        ])
+        return .reloaded(installed)
     }
 
     /// The services that run beside the HTTP server, in start order (they stop in reverse).

@@ -30,7 +30,13 @@ public final class LiveConfiguration: Sendable {
     /// Records the current workflows' contents as versions in the store (new contents get the
     /// next number), marks each workflow with its version, and learns every stored version.
     public func recordVersions(in store: any Store, at now: Date) async throws {
-        var configuration = current
+        try await install(current, store: store, at: now)
+    }
+
+    /// Puts `configuration` in place of the current one, its workflows' versions recorded first.
+    /// Versions read before are read again (with the new connectors) when next needed.
+    public func install(_ configuration: Configuration, store: any Store, at now: Date) async throws {
+        var configuration = configuration
         for index in configuration.workflows.indices {
             let workflow = configuration.workflows[index]
             let record = try await store.recordWorkflowVersion(workflow: workflow.id, sha256: workflow.sha256,
@@ -40,6 +46,7 @@ public final class LiveConfiguration: Sendable {
         let stored = try await store.workflowVersions(nil)
         state.withLock { state in
             state.current = configuration
+            state.parsed = [:]
             for record in stored { state.stored[record.workflow, default: [:]][record.version] = record }
         }
     }

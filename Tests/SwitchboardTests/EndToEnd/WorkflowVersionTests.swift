@@ -76,4 +76,45 @@ struct WorkflowVersionTests {
         second.kill(signal: SIGTERM)
         #expect(await second.waitForExit() == 0)
     }
+
+    @Test("SIGHUP and `switchboard reload` make a running gateway read its files again; an invalid file changes nothing")
+    func hangupAndCommand() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("workflows/vetted.yaml", Self.workflow(path: "first"))
+        let database = "sqlite:" + directory.file("switchboard.sqlite")
+        let made = try await Binary.run(["keys", "create", "--database", database, "--name", "reloader", "--scopes", "workflows:read,workflows:write"])
+        try #require(made.status == 0, "\(made.stderr)")
+        let key = try #require(made.stdout.split(separator: "\n").last.map(String.init))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let server = try ServerProcess(config: directory.path, database: database)
+        try await server.waitUntilListening()
+        let api = LiveClient(client: http, base: "http://127.0.0.1:\(server.port)", apiKey: key)
+        func version() async throws -> JSON? { try await api.request(.GET, "/v1/workflows/vetted").body["version"] }
+        #expect(try await version() == "v1")
+
+        try directory.write("workflows/vetted.yaml", Self.workflow(path: "second"))
+        server.kill(signal: SIGHUP)
+        var seen: JSON?
+        for _ in 0 ..< 100 {
+            seen = try await version()
+            if seen == "v2" { break }
+            try await Sleep.for(.milliseconds(50))
+        }
+        #expect(seen == "v2", "SIGHUP reloaded the file")
+
+        try directory.write("workflows/vetted.yaml", Self.workflow(path: "third"))
+        let environment = ["SWITCHBOARD_API_KEY": key]
+        let reloaded = try await Binary.run(["reload", "--url", api.base], environment: environment)
+        #expect(reloaded.status == 0, "\(reloaded.stderr)")
+        #expect(reloaded.stdout.contains("vetted\tv3"), "\(reloaded.stdout)")
+
+        try directory.write("workflows/vetted.yaml", "id: vetted\ntrigger: { event: case.opened }\nsteps:\n  - { id: a, if: 'data.x ==', then: [] }\n")
+        let refused = try await Binary.run(["reload", "--url", api.base], environment: environment)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("vetted.yaml:4:"), "the problem's place: \(refused.stderr)")
+        #expect(try await version() == "v3", "nothing changed")
+        server.kill(signal: SIGTERM)
+        #expect(await server.waitForExit() == 0)
+    }
 }

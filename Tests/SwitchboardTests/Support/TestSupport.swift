@@ -67,12 +67,13 @@ struct TestGateway {
         directory = try TemporaryDirectory()
         store = try SQLiteStore(path: directory.file("switchboard.sqlite"))
         try await store.migrate()
-        let (configuration, _) = try Configuration.loadValid(
-            directory: configurationDirectory,
-            environment: EnvironmentInterpolator(environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }))
+        let interpolator = EnvironmentInterpolator(environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+        let (configuration, _) = try Configuration.loadValid(directory: configurationDirectory, environment: interpolator)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         gateway = Gateway(store: store, configuration: configuration, clock: clock, pollInterval: .milliseconds(20),
+                          loader: ConfigurationLoader(directory: configurationDirectory, environment: interpolator,
+                                                      context: ConnectorBuildContext(secretKey: configuration.secretKey)),
                           logger: logger)
         try await gateway.recordWorkflowVersions()
         apiKey = APIKeys.generate()
