@@ -5,6 +5,7 @@
 //   switchboard-bench load URL RATE SECONDS   # POST CloudEvents at a fixed rate (key in SWITCHBOARD_API_KEY)
 //   swift run -c release --scratch-path .build-release switchboard-bench runs   # the run interpreter, one core
 //   swift run -c release --scratch-path .build-release switchboard-bench store  # the store's work per forwarded event
+//   swift run -c release --scratch-path .build-release switchboard-bench backtest [COUNT]  # replaying recorded runs
 //
 // `cel` measures evaluations per second on one core and allocations per evaluation for the
 // four expressions of the CEL issue; each figure is the median of five one-second runs.
@@ -246,6 +247,53 @@ func benchmarkStore(count: Int) async throws {
 }
 
 /// User and system CPU seconds of this process so far.
+/// Records COUNT runs of example 1 (decline-blocked-ip) through the gateway on a new SQLite
+/// database, a fifth of them from blocked addresses, then backtests a changed condition: the time
+/// to read the recorded runs, and to replay them.
+func benchmarkBacktest(count: Int) async throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-backtest-bench-\(getpid())")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let store = try SQLiteStore(path: directory.appendingPathComponent("bench.sqlite").path)
+    try await store.migrate()
+    try await store.putList(ListRecord(name: "blocked-ips", kind: .ip, items: ["203.0.113.7", "198.51.100.0/24"]))
+    let (configuration, _) = try Configuration.loadValid(directory: root.path)
+    let lists = ListIndexSnapshot(lists: try await store.lists())
+    guard let workflow = configuration.workflow("decline-blocked-ip") else { fatalError("no example 1") }
+    // Recorded as the engine records them: each run taken to its end in memory, then stored.
+    var batch: [RunCheckpoint] = []
+    for n in 0 ..< count {
+        let ip = n % 5 == 0 ? "198.51.100.\(n % 250)" : "192.0.2.\(n % 250)"
+        let event: JSON = ["specversion": "1.0", "id": .string("bt-\(n)"), "source": "bench", "type": "inquiry.completed",
+                           "data": ["inquiry": ["id": .string("inq_\(n)"), "ip_address": .string(ip), "birthdate": "1990-04-12"]]]
+        let result = try DryRun.execute(workflow, event: event, input: nil, lists: lists)
+        batch.append(RunCheckpoint(run: result.run, steps: result.steps))
+        if batch.count == 100 || n == count - 1 {
+            try await store.createRuns(batch)
+            batch = []
+        }
+    }
+    let source = try String(contentsOf: root.appendingPathComponent("workflows/decline-blocked-ip.yaml"), encoding: .utf8)
+        .replacingOccurrences(of: "inList('blocked-ips', data.inquiry.ip_address)",
+                              with: "inList('blocked-ips', data.inquiry.ip_address) && !data.inquiry.ip_address.startsWith('198.51.100.1')")
+    guard case let .success(candidate) = configuration.workflow(source: source, file: "candidate.yaml") else { fatalError("candidate") }
+    print("backtest of decline-blocked-ip over \(count) recorded runs (a fifth declined), SQLite, median of 5")
+    var reads: [Double] = [], replays: [Double] = []
+    var report: Backtest.Report?
+    for _ in 0 ..< 5 {
+        let started = Date()
+        let runs = try await Backtest.recordedRuns(of: "decline-blocked-ip", since: .distantPast, limit: count, store: store)
+        let read = Date()
+        report = Backtest.run(candidate, on: runs, lists: lists, connectors: configuration.connectorInstances)
+        replays.append(Date().timeIntervalSince(read))
+        reads.append(read.timeIntervalSince(started))
+    }
+    print(String(format: "read %.3f s, replay %.3f s, total %.3f s; %d replayed, %d changed, %d unchanged",
+                 median(reads), median(replays), median(reads) + median(replays), report?.replayed ?? 0, report?.changed ?? 0,
+                 report?.unchanged ?? 0))
+}
+
 func processCPUSeconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -264,6 +312,8 @@ case "sign":
     let body = Array(String(repeating: "x", count: 1024).utf8)
     let rate = medianRate(batch: 100) { _ = signer.headers(id: "dlv_01", timestamp: 1_764_201_600, body: body) }
     print(String(format: "Standard Webhooks signatures of a 1 KiB body: %.0f/s (median of 5 runs of 1 s)", rate))
+case "backtest":
+    try await benchmarkBacktest(count: arguments.count > 1 ? Int(arguments[1]) ?? 1000 : 1000)
 case "store":
     try await benchmarkStore(count: arguments.count > 1 ? Int(arguments[1]) ?? 20000 : 20000)
 case "fuzz":
@@ -273,6 +323,6 @@ case "load" where arguments.count >= 4:
     try await load(url: arguments[1], rate: Int(arguments[2]) ?? 1000, seconds: Int(arguments[3]) ?? 10,
                    eventType: arguments.count > 4 ? arguments[4] : "bench.forward")
 default:
-    print("usage: switchboard-bench cel | runs | sign | store [COUNT] | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
+    print("usage: switchboard-bench cel | runs | sign | store [COUNT] | backtest [COUNT] | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
     exit(2)
 }

@@ -386,6 +386,17 @@ extension Gateway {
         return items
     }
 
+    /// A backtest's answer (``Backtest/Report/json``).
+    static let backtestSchema = APISchema.object([
+        "workflow": .string, "replayed": .integer(minimum: 0), "changed": .integer(minimum: 0), "unchanged": .integer(minimum: 0),
+        "matrix": .array(.object(["from": APISchema.oneOf(Decision.allCases.map(\.rawValue)).orNull,
+                                  "to": APISchema.oneOf(Decision.allCases.map(\.rawValue)).orNull,
+                                  "count": .integer(minimum: 1), "runs": .array(.string)])),
+        "failed": .array(.object(["run_id": .string, "error": .ref("StepError")])),
+        "unknown": .array(.object(["run_id": .string, "step": .string])),
+        "not_started": .array(.string),
+    ])
+
     /// `{"workflows": [{"id", "version"}], "connectors": [...]}`: what a reload put in place.
     public static func reloadAnswer(_ configuration: Configuration) -> JSON {
         ["workflows": .array(configuration.workflows.map { ["id": .string($0.id), "version": .string("v\($0.version ?? 0)")] }),
@@ -423,6 +434,47 @@ extension Gateway {
                     ["version": .string(record.label), "sha256": .string(record.sha256), "created_at": .string(record.createdAt.rfc3339),
                      "current": .bool(record.version == current)]
                 })])
+            },
+            Route(.post, "/v1/workflows/{id}/backtest",
+                  "Replay the workflow's recorded runs through a changed definition (the YAML body); nothing is sent or written",
+                  .scope("workflows:write"),
+                  query: [QueryParameter("since", .string(pattern: "^[0-9]+(ms|s|m|h|d)$"), "How far back runs are replayed (default 30d)."),
+                          QueryParameter("limit", .integer(minimum: 1, maximum: 100_000), "At most this many runs (default 10000).")],
+                  body: RequestBody(content: [("application/yaml", APISchema.string.described("The candidate workflow file."))]),
+                  answers: [.json(200, Self.backtestSchema)], problems: [422]) { [self] request, context in
+                let id = try context.parameters.require("id")
+                let parameters = request.uri.queryParameters
+                var window = ConfigDuration.parse("30d")!
+                if let text = parameters["since"] {
+                    guard let parsed = ConfigDuration.parse(String(text)), parsed > .zero else {
+                        throw Problem.badRequest("since must be a duration such as 7d or 24h")
+                    }
+                    window = parsed
+                }
+                var limit = 10_000
+                if let text = parameters["limit"] {
+                    guard let parsed = Int(String(text)), (1 ... 100_000).contains(parsed) else {
+                        throw Problem.badRequest("limit must be a whole number from 1 to 100000")
+                    }
+                    limit = parsed
+                }
+                let source = String(decoding: try await Self.rawBody(request), as: UTF8.self)
+                guard !source.isEmpty else { throw Problem.badRequest("the body is empty; send the candidate workflow's YAML") }
+                let outcome = try await Backtest.run(source: source, file: "candidate.yaml", configuration: configuration, store: store,
+                                                     since: clock.now().addingTimeInterval(-window.timeInterval), limit: limit)
+                switch outcome {
+                case let .success(report):
+                    guard report.workflow == id else {
+                        throw Problem(.unprocessableContent, "the candidate's id is '\(report.workflow)', not '\(id)'",
+                                      errors: [.init(path: "id", message: "must be \(id)")])
+                    }
+                    return Response.json(report.json)
+                case let .failure(error):
+                    let problems = error.problems.filter { $0.severity == .error }
+                    throw Problem(.unprocessableContent, "the candidate is not a valid workflow: \(problems.count) error(s)",
+                                  errors: problems.map { Problem.FieldError(path: "", message: $0.message, file: $0.file, line: $0.line,
+                                                                            column: $0.column) })
+                }
             },
             Route(.post, "/v1/admin/reload", "Read the configuration again and use it, if it is valid in full",
                   .scope("workflows:write"),

@@ -23,6 +23,10 @@ struct RunInterpreter {
         /// They complete with the request they would send, and nothing is sent (`switchboard run`);
         /// a step with an assumed output (`--outputs`) completes with it as well.
         case dryRun(outputs: [String: JSON])
+        /// They end as the step with the same id ended in a recorded run (its output or its
+        /// error), and nothing is sent (a backtest); a step the recorded run never finished waits
+        /// for ever, and the backtest reports it as unknown.
+        case replay(recorded: [String: StepRecord])
 
         var delivers: Bool { if case .deliver = self { true } else { false } }
     }
@@ -228,6 +232,11 @@ struct RunInterpreter {
     private mutating func connectorStep(_ step: Step, _ connectorID: String, _ operation: String,
                                         _ with: [String: ValueTemplate], _ current: inout StepRecord) -> Flow
     {
+        if case let .replay(recorded) = connectorMode {
+            guard let original = recorded[step.id], original.endedAt != nil else { return suspend(&current, until: nil) }
+            if let error = original.error, original.status == .failed { return finish(&current, .failed(error)) }
+            return finish(&current, .done, output: original.output ?? .null)
+        }
         // A delivery already exists: its result, written into the step from outside, decides.
         if current.deliveryID != nil {
             if let error = current.error { return finish(&current, .failed(error)) }
