@@ -11,8 +11,8 @@ struct WorkflowLoader {
     /// `steps.<id>` references, checked once every step id is known.
     private var stepReferences: [(id: String, at: YAMLNode)] = []
 
-    static let stepKinds = ["if", "switch", "action", "connector", "parallel", "wait"]
-    static let stepKeys = ["id", "description", "if", "then", "else", "switch", "action", "with", "connector", "operation",
+    static let stepKinds = ["if", "switch", "action", "connector", "parallel", "wait", "output"]
+    static let stepKeys = ["id", "description", "if", "then", "else", "switch", "action", "with", "connector", "operation", "output",
                            "parallel", "wait", "correlation", "timeout", "retry", "on_error"]
 
     init(connectors: [String: ConnectorConfig], instances: [String: any Connector] = [:]) {
@@ -173,6 +173,7 @@ struct WorkflowLoader {
         case "action": kind = loadAction(node, id: id)
         case "connector": kind = loadConnectorStep(node, id: id)
         case "parallel": kind = .parallel(loadSteps(node["parallel"]!, context: "parallel"))
+        case "output": kind = loadOutput(node["output"]!)
         default: kind = loadWait(node, id: id)
         }
         let misplaced: [(String, String)] = [("then", "if"), ("else", "if"), ("with", "action or connector"),
@@ -258,10 +259,38 @@ struct WorkflowLoader {
             }
             collector.checkKeys(with, allowed: ["tag"], context: "with (action tag)")
             return loadTemplate(tag).map { .action(.tag($0)) }
+        case "add_to_list", "remove_from_list":
+            guard let with = node["with"], let list = with["list"], let items = with["items"] else {
+                collector.error(node, "action '\(name)' needs with: { list: NAME, items: [...] }")
+                return nil
+            }
+            collector.checkKeys(with, allowed: ["list", "items"], context: "with (action \(name))")
+            guard let listName = list.scalar, !listName.isEmpty else {
+                collector.error(list, "with.list must be the name of a list")
+                return nil
+            }
+            let operation: ListChange.Operation = name == "add_to_list" ? .add : .remove
+            return loadTemplate(items).map { .action(.changeList(operation, list: listName, items: $0)) }
         default:
-            collector.error(node["action"]!, "unknown action '\(name)'; expected one of: approve, decline, mark_for_review, tag")
+            collector.error(node["action"]!, "unknown action '\(name)'; expected one of: \(Self.actions.joined(separator: ", "))")
             return nil
         }
+    }
+
+    static let actions = ["approve", "decline", "mark_for_review", "tag", "add_to_list", "remove_from_list"]
+
+    /// `output: {key: value, ...}`: values as in `with:` (`= expr` evaluated, inside arrays and objects too).
+    private mutating func loadOutput(_ node: YAMLNode) -> Step.Kind? {
+        guard let entries = node.mapping else {
+            collector.error(node, "output must map keys to values, such as output: { decision_reason: \"= steps.check.output\" }")
+            return nil
+        }
+        var fields: [String: ValueTemplate] = [:]
+        for entry in entries {
+            guard let template = loadTemplate(entry.value) else { continue }
+            fields[entry.key] = template
+        }
+        return .output(fields)
     }
 
     private mutating func loadConnectorStep(_ node: YAMLNode, id: String) -> Step.Kind? {

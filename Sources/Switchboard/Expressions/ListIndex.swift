@@ -84,6 +84,16 @@ public struct ListIndexSnapshot: Sendable {
 
     public func hasList(_ name: String) -> Bool { entries[name] != nil }
 
+    /// The kind of a list, nil when there is no such list.
+    public func kind(of name: String) -> ListKind? {
+        switch entries[name] {
+        case nil: nil
+        case .strings: .string
+        case .email: .email
+        case .ip: .ip
+        }
+    }
+
     public func contains(list name: String, _ value: String) -> Bool {
         switch entries[name] {
         case nil: return false

@@ -16,6 +16,7 @@ extension RunRecord {
         if let wakeAt, status == .waiting { object["wake_at"] = .string(wakeAt.rfc3339) }
         if let input { object["input"] = input }
         if let workflowVersion { object["workflow_version"] = .string("v\(workflowVersion)") }
+        object["output"] = output ?? .object([:])
         if let steps { object["steps"] = .array(steps.map(\.json)) }
         return .object(object)
     }
@@ -32,6 +33,7 @@ extension RunRecord {
         "wake_at": APISchema.time.described("When a waiting run wakes by itself."),
         "input": APISchema.any.described("The input of an API-triggered run."),
         "workflow_version": APISchema.string(pattern: "^v[0-9]+$").described("The version of its workflow the run is interpreted by."),
+        "output": APISchema.anyObject.described("What its output steps set; {} when none ran."),
         "steps": APISchema.array(.ref("Step")).described("Every step that has started, in start order (one run only)."),
     ])
 }

@@ -80,6 +80,8 @@ public struct RunRecord: Sendable, Equatable {
     /// Incremented by every checkpoint; a checkpoint made from an older version is refused, so
     /// two advances of one run can never overwrite each other.
     public var version: Int = 0
+    /// What its `output` steps set (merged, later keys win); nil when none ran.
+    public var output: JSON?
     /// The version of its workflow the run was started on (``WorkflowVersionRecord``), which
     /// interprets it until it ends; nil for a run started before versions were kept.
     public var workflowVersion: Int?
@@ -87,10 +89,11 @@ public struct RunRecord: Sendable, Equatable {
     public init(id: RunID, workflow: String, status: RunStatus = .pending, decision: Decision? = nil, tags: [String] = [],
                 trigger: RunTrigger, event: JSON? = nil, eventText: String? = nil, input: JSON? = nil,
                 error: StepError? = nil, createdAt: Date, updatedAt: Date? = nil, wakeAt: Date? = nil, version: Int = 0,
-                workflowVersion: Int? = nil)
+                workflowVersion: Int? = nil, output: JSON? = nil)
     {
         self.version = version
         self.workflowVersion = workflowVersion
+        self.output = output
         self.eventText = eventText
         self.id = id
         self.workflow = workflow
@@ -229,6 +232,8 @@ public struct RunQuery: Sendable {
 public struct RunCheckpoint: Sendable {
     public var run: RunRecord
     public var steps: [StepRecord]
+    /// Items its `add_to_list` and `remove_from_list` steps add and remove, written with it.
+    public var listChanges: [ListChange] = []
     /// Outbound calls created by this progress, persisted in the same transaction before any is sent.
     public var deliveries: [Delivery] = []
 
@@ -293,5 +298,36 @@ public struct APIKeyRecord: Sendable, Equatable {
     /// Whether the key authenticates a request at `now`: not revoked, not expired.
     public func isValid(at now: Date) -> Bool {
         revokedAt == nil && (expiresAt.map { now < $0 } ?? true)
+    }
+}
+
+/// Items a run adds to or removes from a list (`add_to_list`, `remove_from_list`), written in the
+/// transaction of the checkpoint that made them, with an audit entry naming the run.
+public struct ListChange: Sendable, Equatable {
+    public enum Operation: String, Sendable { case add, remove }
+
+    public var list: String
+    public var operation: Operation
+    public var items: [String]
+    /// The run whose step made the change.
+    public var run: RunID
+    public var step: String
+    /// When the step made it.
+    public var at: Date
+
+    public init(list: String, operation: Operation, items: [String], run: RunID, step: String, at: Date) {
+        self.list = list
+        self.operation = operation
+        self.items = items
+        self.run = run
+        self.step = step
+        self.at = at
+    }
+
+    /// The audit entry written with it.
+    public var audit: AuditEntry {
+        AuditEntry(at: at, actor: .system, name: "run:\(run.rawValue)",
+                   action: operation == .add ? "list.items_added" : "list.items_removed", target: "list:\(list)",
+                   details: ["items": .array(items.map(JSON.string)), "step": .string(step)])
     }
 }

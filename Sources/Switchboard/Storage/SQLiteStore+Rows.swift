@@ -10,6 +10,25 @@ extension SQLiteStore {
             throw StoreError.conflict("run \(checkpoint.run.id) changed since version \(checkpoint.run.version)")
         }
         try write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
+        try write(listChanges: checkpoint.listChanges, db)
+    }
+
+    /// Adds and removes the items a checkpoint's list steps decided, each with its audit entry; a
+    /// list deleted since the step looked at it is left deleted.
+    static func write(listChanges: [ListChange], _ db: Database) throws {
+        for change in listChanges {
+            try db.cached(sql: "UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = ?", arguments: [change.list])
+            guard db.changesCount == 1 else { continue }
+            for item in change.items {
+                switch change.operation {
+                case .add:
+                    try db.cached(sql: "INSERT OR IGNORE INTO list_items (list_name, item) VALUES (?, ?)", arguments: [change.list, item])
+                case .remove:
+                    try db.cached(sql: "DELETE FROM list_items WHERE list_name = ? AND item = ?", arguments: [change.list, item])
+                }
+            }
+            try insert(change.audit, db)
+        }
     }
 
     /// Writes a run's row and moves its version, if the store still has it at `run.version`;
@@ -18,11 +37,12 @@ extension SQLiteStore {
         try db.execute(
             cached: """
             UPDATE runs SET status = ?, decision = ?, tags = ?, error = ?, updated_at = ?, wake_at = ?, version = version + 1,
-              lease_owner = NULL, lease_expires_at = NULL
+              lease_owner = NULL, lease_expires_at = NULL, output = ?
             WHERE id = ? AND version = ?
             """,
             [.text(run.status.rawValue), .text(run.decision?.rawValue), .text(encode(run.tags)), .text(try run.error.map(encode)),
-             .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds), .text(run.id.rawValue), .integer(run.version)])
+             .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds), .text(run.output?.text), .text(run.id.rawValue),
+             .integer(run.version)])
         return db.changesCount == 1
     }
 
@@ -42,6 +62,7 @@ extension SQLiteStore {
             run.error = checkpoint.run.error
             run.updatedAt = checkpoint.run.updatedAt.storedPrecision
             run.wakeAt = checkpoint.run.wakeAt?.storedPrecision
+            run.output = checkpoint.run.output
             run.version = checkpoint.run.version + 1
             for step in base.steps { steps[step.id] = step }
         } else {
@@ -101,14 +122,14 @@ extension SQLiteStore {
         try db.execute(
             cached: """
             INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at,
-              updated_at, wake_at, workflow_version)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              updated_at, wake_at, workflow_version, output)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [.text(run.id.rawValue), .text(run.workflow), .text(run.status.rawValue), .text(run.decision?.rawValue),
              .text(encode(run.tags)), .text(encode(run.trigger)), .text(eventStored ? nil : run.event?.text),
              .text(eventStored ? run.trigger.eventID?.rawValue : nil), .text(run.input?.text), .text(try run.error.map(encode)),
              .integer(run.createdAt.microseconds), .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds),
-             .integer(run.workflowVersion.map(Int64.init))])
+             .integer(run.workflowVersion.map(Int64.init)), .text(run.output?.text)])
     }
 
     // Rows are read by position, from explicit column lists: GRDB's lookup by name lowercases
@@ -117,9 +138,9 @@ extension SQLiteStore {
     /// The columns of a run, in the order ``run(from:)`` reads them.
     enum RunColumn: Int, CaseIterable {
         case id, workflow, status, decision, tags, trigger, event, input, error, createdAt, updatedAt, wakeAt, version, eventID,
-             workflowVersion
+             workflowVersion, output
         static let list = "id, workflow, status, decision, tags, trigger, event, input, error, created_at, updated_at, wake_at, "
-            + "version, event_id, workflow_version"
+            + "version, event_id, workflow_version, output"
     }
 
     /// A run from a row of ``RunColumn/list``; its `event` is the run's own copy, if it has one.
@@ -135,7 +156,7 @@ extension SQLiteStore {
             error: try decode(StepError.self, row[C.error.rawValue]),
             createdAt: Date(microseconds: row[C.createdAt.rawValue]), updatedAt: Date(microseconds: row[C.updatedAt.rawValue]),
             wakeAt: (row[C.wakeAt.rawValue] as Int64?).map(Date.init(microseconds:)), version: row[C.version.rawValue] ?? 0,
-            workflowVersion: row[C.workflowVersion.rawValue])
+            workflowVersion: row[C.workflowVersion.rawValue], output: try json(row[C.output.rawValue]))
     }
 
     /// The columns of a step, in the order ``step(from:)`` reads them.

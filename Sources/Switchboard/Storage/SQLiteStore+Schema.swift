@@ -178,6 +178,9 @@ extension SQLiteStore {
                 ALTER TABLE runs ADD COLUMN workflow_version INTEGER;
                 """)
         }
+        migrator.registerMigration("v15: run outputs") { db in
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN output TEXT")
+        }
         return migrator
     }
 }

@@ -37,6 +37,8 @@ struct RunInterpreter {
     /// The configured connectors; a connector step needs its instance.
     var connectors: [String: any Connector] = [:]
     private var newDeliveries: [Delivery] = []
+    private var listChanges: [ListChange] = []
+    private let lists: ListIndexSnapshot
     private(set) var run: RunRecord
     private var records: [String: StepRecord]
     private var changed: [String] = []
@@ -48,6 +50,7 @@ struct RunInterpreter {
     init(workflow: Workflow, snapshot: RunSnapshot, now: Date, lists: ListIndexSnapshot) {
         self.workflow = workflow
         self.now = now
+        self.lists = lists
         run = snapshot.run
         records = Dictionary(uniqueKeysWithValues: snapshot.steps.map { ($0.id, $0) })
         nextSequence = (snapshot.steps.map(\.sequence).max() ?? 0) + 1
@@ -73,7 +76,9 @@ struct RunInterpreter {
         run.updatedAt = now
         var seen = Set<String>()
         let steps = changed.filter { seen.insert($0).inserted }.compactMap { records[$0] }
-        return RunCheckpoint(run: run, steps: steps, deliveries: newDeliveries)
+        var checkpoint = RunCheckpoint(run: run, steps: steps, deliveries: newDeliveries)
+        checkpoint.listChanges = listChanges
+        return checkpoint
     }
 
     private mutating func block(_ steps: [Step], parent: String?) -> Flow {
@@ -200,7 +205,23 @@ struct RunInterpreter {
                     return finish(&current, .failed(error))
                 }
             }
+            if case let .changeList(operation, list, template) = action {
+                return changeList(operation, list: list, template, step: step, &current)
+            }
             return finish(&current, .done)
+
+        case let .output(fields):
+            var values: [String: JSON] = [:]
+            do {
+                for (key, template) in fields { values[key] = try template.evaluate(in: context) }
+            } catch {
+                return finish(&current, .failed(error))
+            }
+            var merged: [String: JSON] = [:]
+            if case let .object(existing)? = run.output { merged = existing }
+            merged.merge(values) { _, new in new }
+            run.output = .object(merged)
+            return finish(&current, .done, output: .object(values))
 
         case let .parallel(branches):
             var anySuspended = false
@@ -227,6 +248,33 @@ struct RunInterpreter {
         case let .connector(connectorID, operation, with):
             return connectorStep(step, connectorID, operation, with, &current)
         }
+    }
+
+    /// `add_to_list` / `remove_from_list`: the items, checked against the list's kind, become a
+    /// ``ListChange`` that the checkpoint carries into the store.
+    private mutating func changeList(_ operation: ListChange.Operation, list: String, _ template: ValueTemplate, step: Step,
+                                     _ current: inout StepRecord) -> Flow {
+        guard let kind = lists.kind(of: list) else {
+            return finish(&current, .failed(StepError(errorClass: "list_not_found", message: "there is no list '\(list)'")))
+        }
+        let value: JSON
+        do { value = try template.evaluate(in: context) } catch { return finish(&current, .failed(error)) }
+        let values: [JSON] = if case let .array(array) = value { array } else { [value] }
+        var items: [String] = []
+        for value in values {
+            guard case let .string(item) = value else {
+                return finish(&current, .failed(StepError(errorClass: "invalid_item", message: "list items are strings, got \(value.text)")))
+            }
+            if let problem = ListIndexSnapshot.problem(with: item, kind: kind) {
+                return finish(&current, .failed(StepError(errorClass: "invalid_item",
+                                                          message: "list '\(list)' (\(kind.rawValue)) refuses \(problem)")))
+            }
+            items.append(item)
+        }
+        if !items.isEmpty {
+            listChanges.append(ListChange(list: list, operation: operation, items: items, run: run.id, step: step.id, at: now))
+        }
+        return finish(&current, .done, output: ["list": .string(list), operation == .add ? "added" : "removed": .array(items.map(JSON.string))])
     }
 
     private mutating func connectorStep(_ step: Step, _ connectorID: String, _ operation: String,

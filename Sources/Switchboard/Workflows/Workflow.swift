@@ -102,6 +102,8 @@ public struct Step: Sendable {
         /// Steps that run concurrently; the step ends when all have ended.
         case parallel([Step])
         case wait(WaitSpec)
+        /// `output: {key: value}`: fields of the run's output.
+        case output([String: ValueTemplate])
     }
 
     /// The steps nested directly in this one (branches, routes, parallel branches, error handlers).
@@ -111,7 +113,7 @@ public struct Step: Sendable {
         case let .condition(_, then, otherwise): nested = then + otherwise
         case let .switch(routes): nested = routes.flatMap(\.steps)
         case let .parallel(branches): nested = branches
-        case .action, .connector, .wait: nested = []
+        case .action, .connector, .wait, .output: nested = []
         }
         if case let .steps(handlers) = onError { nested += handlers }
         return nested
@@ -126,6 +128,7 @@ public struct Step: Sendable {
         case .connector: "connector"
         case .parallel: "parallel"
         case .wait: "wait"
+        case .output: "output"
         }
     }
 }
@@ -141,13 +144,15 @@ public struct SwitchRoute: Sendable {
 public enum BuiltinAction: Sendable {
     case approve, decline, markForReview
     case tag(ValueTemplate)
+    /// `add_to_list` / `remove_from_list` with `with: {list: NAME, items: [...]}`.
+    case changeList(ListChange.Operation, list: String, items: ValueTemplate)
 
     var decision: Decision? {
         switch self {
         case .approve: .approved
         case .decline: .declined
         case .markForReview: .needsReview
-        case .tag: nil
+        case .tag, .changeList: nil
         }
     }
 }

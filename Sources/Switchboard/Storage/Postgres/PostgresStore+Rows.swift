@@ -5,7 +5,7 @@ import PostgresNIO
 /// Row mapping of ``PostgresStore``: records to rows and back, checkpoints and step changes written.
 extension PostgresStore {
     static let runColumns = "id, workflow, status, decision, tags, trigger, event, input, error, created_at, updated_at, wake_at, "
-        + "version, event_id, workflow_version"
+        + "version, event_id, workflow_version, output"
     static let stepColumns = "step_id, parent, sequence, status, attempts, output, error, started_at, ended_at, wake_at, "
         + "delivery_id, callback_connector, correlation"
     /// A delivery's body is its own or, when it names its event (`body_event`), the event's payload.
@@ -16,11 +16,12 @@ extension PostgresStore {
     func insert(_ run: RunRecord, eventStored: Bool = false, on connection: PostgresConnection) async throws {
         try await connection.query("""
             INSERT INTO runs (id, workflow, status, decision, tags, trigger, event, event_id, input, error, created_at, updated_at,
-              wake_at, workflow_version)
+              wake_at, workflow_version, output)
             VALUES (\(run.id.rawValue), \(run.workflow), \(run.status.rawValue), \(run.decision?.rawValue), \(Self.encode(run.tags)),
               \(Self.encode(run.trigger)), \(eventStored ? nil : run.event?.text),
               \(eventStored ? run.trigger.eventID?.rawValue : nil), \(run.input?.text), \(try run.error.map(Self.encode)),
-              \(run.createdAt.microseconds), \(run.updatedAt.microseconds), \(run.wakeAt?.microseconds), \(run.workflowVersion))
+              \(run.createdAt.microseconds), \(run.updatedAt.microseconds), \(run.wakeAt?.microseconds), \(run.workflowVersion),
+              \(run.output?.text))
             """, logger: logger)
     }
 
@@ -30,10 +31,38 @@ extension PostgresStore {
         try await !rows("""
             UPDATE runs SET status = \(run.status.rawValue), decision = \(run.decision?.rawValue), tags = \(Self.encode(run.tags)),
               error = \(try run.error.map(Self.encode)), updated_at = \(run.updatedAt.microseconds),
-              wake_at = \(run.wakeAt?.microseconds), version = version + 1, lease_owner = NULL, lease_expires_at = NULL
+              wake_at = \(run.wakeAt?.microseconds), version = version + 1, lease_owner = NULL, lease_expires_at = NULL,
+              output = \(run.output?.text)
             WHERE id = \(run.id.rawValue) AND version = \(run.version)
             RETURNING id
             """, on: connection).isEmpty
+    }
+
+    /// Adds and removes the items a checkpoint's list steps decided, each with its audit entry; a
+    /// list deleted since the step looked at it is left deleted.
+    func write(listChanges: [ListChange], on connection: PostgresConnection) async throws {
+        guard !listChanges.isEmpty else { return }
+        try await connection.query("LOCK TABLE lists IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+        for change in listChanges {
+            let updated = try await rows("""
+                UPDATE lists SET revision = (SELECT MAX(revision) + 1 FROM lists) WHERE name = \(change.list) RETURNING name
+                """, on: connection)
+            guard !updated.isEmpty else { continue }
+            for item in change.items {
+                switch change.operation {
+                case .add:
+                    try await connection.query("""
+                        INSERT INTO list_items (list_name, item, position)
+                        VALUES (\(change.list), \(item),
+                                (SELECT COALESCE(MAX(position), -1) + 1 FROM list_items WHERE list_name = \(change.list)))
+                        ON CONFLICT DO NOTHING
+                        """, logger: logger)
+                case .remove:
+                    try await connection.query("DELETE FROM list_items WHERE list_name = \(change.list) AND item = \(item)", logger: logger)
+                }
+            }
+            try await insert(change.audit, on: connection)
+        }
     }
 
     /// Upserts step records and inserts new deliveries of one run, with the rules of
@@ -144,7 +173,8 @@ extension PostgresStore {
             updatedAt: Date(microseconds: try r["updated_at"].decode(Int64.self)),
             wakeAt: try r["wake_at"].decode(Int64?.self).map(Date.init(microseconds:)),
             version: Int(try r["version"].decode(Int64.self)),
-            workflowVersion: try r["workflow_version"].decode(Int32?.self).map(Int.init))
+            workflowVersion: try r["workflow_version"].decode(Int32?.self).map(Int.init),
+            output: try json(try r["output"].decode(String?.self)))
     }
 
     static func step(from row: PostgresRow) throws -> StepRecord {

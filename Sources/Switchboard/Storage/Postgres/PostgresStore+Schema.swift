@@ -108,6 +108,7 @@ extension PostgresStore {
             """,
             "ALTER TABLE runs ADD COLUMN workflow_version INTEGER",
         ]),
+        (7, "run outputs", ["ALTER TABLE runs ADD COLUMN output TEXT"]),
         (4, "keys that expire; reviews need their own scope", [
             "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT",
             // Reviews needed runs:write before they had a scope of their own: a key keeps what it could do.
