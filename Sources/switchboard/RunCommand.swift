@@ -20,7 +20,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print the run as JSON instead of a trace") var json = false
 
     func validate() throws {
-        if (event == nil) == (input == nil) { throw ValidationError("give exactly one of --event FILE or --input FILE") }
+        if event != nil && input != nil { throw ValidationError("give one of --event FILE or --input FILE, not both") }
     }
 
     func run() async throws {
@@ -28,10 +28,11 @@ struct RunCommand: AsyncParsableCommand {
         guard let definition = configuration.workflow(workflow) else {
             throw UserError("no workflow '\(workflow)'; loaded: \(configuration.workflows.map(\.id).joined(separator: ", "))")
         }
-        let file = event ?? input!
-        guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
-        let payload: JSON
-        do { payload = try JSON.parse(data) } catch { throw UserError("\(file) is not valid JSON: \(error)") }
+        var payload: JSON = .null
+        if let file = event ?? input {
+            guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
+            do { payload = try JSON.parse(data) } catch { throw UserError("\(file) is not valid JSON: \(error)") }
+        }
         var lists = ListIndexSnapshot()
         if let database {
             var logger = Logger(label: "switchboard")

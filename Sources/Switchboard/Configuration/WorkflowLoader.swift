@@ -55,7 +55,14 @@ struct WorkflowLoader {
     // MARK: Trigger
 
     private mutating func loadTrigger(_ node: YAMLNode) -> Trigger? {
-        collector.checkKeys(node, allowed: ["event", "api", "if"], context: "trigger")
+        collector.checkKeys(node, allowed: ["event", "api", "if", "schedule"], context: "trigger")
+        if let schedule = node["schedule"] {
+            if node["event"] != nil || node["api"] != nil {
+                collector.error(node, "trigger has a schedule and another trigger; a workflow has one trigger")
+                return nil
+            }
+            return loadSchedule(schedule).map { .schedule($0) }
+        }
         let event = node["event"]
         let api = node["api"]
         switch (event, api) {
@@ -68,7 +75,7 @@ struct WorkflowLoader {
         case let (nil, api?):
             return .api(loadInputSchema(api))
         case (nil, nil):
-            collector.error(node, "trigger needs 'event: TYPE' or 'api: { input: {...} }'")
+            collector.error(node, "trigger needs 'event: TYPE', 'api: { input: {...} }' or 'schedule: { cron: ..., timezone: ... }'")
             return nil
         default:
             collector.error(node, "trigger has both 'event' and 'api'; a workflow has one trigger")
@@ -76,11 +83,48 @@ struct WorkflowLoader {
         }
     }
 
+    /// `schedule: { cron: "0 9 * * 1", timezone: America/New_York }` or `schedule: { every: 10m }`.
+    private mutating func loadSchedule(_ node: YAMLNode) -> Schedule? {
+        collector.checkKeys(node, allowed: ["cron", "timezone", "every"], context: "trigger.schedule")
+        switch (node["cron"], node["every"]) {
+        case let (cron?, nil):
+            var zone = TimeZone(identifier: "UTC")!
+            if let zoneNode = node["timezone"] {
+                guard let name = zoneNode.scalar, let found = TimeZone(identifier: name) else {
+                    collector.error(zoneNode, "unknown time zone '\(zoneNode.scalar ?? "")'; write an IANA name such as Europe/Berlin")
+                    return nil
+                }
+                zone = found
+            }
+            do {
+                return .cron(try CronSchedule(cron.scalar ?? "", timeZone: zone))
+            } catch {
+                collector.error(cron, "schedule.cron: \(error.description)")
+                return nil
+            }
+        case let (nil, every?):
+            if let zone = node["timezone"] { collector.error(zone, "timezone goes with cron; every: counts from the Unix epoch") }
+            guard let period = ConfigDuration.parse(every.scalar ?? ""), period >= .seconds(1) else {
+                collector.error(every, "schedule.every must be a duration of at least 1s, such as 10m or 24h")
+                return nil
+            }
+            return .every(period)
+        default:
+            collector.error(node, "trigger.schedule needs cron: \"EXPR\" (with an optional timezone) or every: DURATION, not both")
+            return nil
+        }
+    }
+
     /// `trigger.if`: compiled, and seeing only what an event has (`event`, `data`, `now` and the lists).
     private mutating func loadTriggerFilter(_ node: YAMLNode, trigger: Trigger?) -> Expression? {
-        if case .api? = trigger {
+        switch trigger {
+        case .api?:
             collector.error(node, "trigger.if filters events; an API trigger checks its input with trigger.api.input")
             return nil
+        case .schedule?:
+            collector.error(node, "trigger.if filters events; a schedule has none (test the time in a step instead)")
+            return nil
+        default: break
         }
         let references = stepReferences.count
         guard let filter = compile(node, context: "trigger.if") else { return nil }

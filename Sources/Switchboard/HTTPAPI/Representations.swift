@@ -7,6 +7,7 @@ extension RunRecord {
         var trigger: [String: JSON] = [:]
         if let eventID = self.trigger.eventID { trigger["event_id"] = .string(eventID.rawValue) }
         if self.trigger.api { trigger["api"] = true }
+        if let scheduledAt = self.trigger.scheduledAt { trigger["scheduled_at"] = .string(scheduledAt.rfc3339) }
         var object: [String: JSON] = [
             "id": .string(id.rawValue), "workflow": .string(workflow), "status": .string(status.rawValue),
             "decision": decision.map { .string($0.rawValue) } ?? .null, "tags": .array(tags.map(JSON.string)),
@@ -95,7 +96,7 @@ extension Workflow {
     /// The schema of ``json``.
     static let schema = APISchema.object([
         "id": .string, "description": APISchema.string.orNull,
-        "trigger": APISchema.object([:], optional: ["event": .string, "if": .string, "api": .anyObject]),
+        "trigger": APISchema.object([:], optional: ["event": .string, "if": .string, "api": .anyObject, "schedule": .anyObject]),
         "steps": .array(.object(["id": .string, "kind": .string, "parent": APISchema.string.orNull])),
         "file": .string, "version": APISchema.string(pattern: "^v[0-9]+$").orNull.described("The version new runs start on."),
     ])
@@ -115,6 +116,12 @@ extension Workflow {
                 fields[field.name] = .object(spec)
             }
             trigger = ["api": ["input": .object(fields)]]
+        case let .schedule(schedule):
+            switch schedule {
+            case let .every(period): trigger = ["schedule": ["every": .string(ConfigDuration.format(period))]]
+            case let .cron(cron):
+                trigger = ["schedule": ["cron": .string(cron.expression), "timezone": .string(cron.timeZone.identifier)]]
+            }
         }
         func steps(_ list: [Step], parent: String?) -> [JSON] {
             list.flatMap { step -> [JSON] in

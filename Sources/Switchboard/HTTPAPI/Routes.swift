@@ -210,7 +210,7 @@ extension Gateway {
                 let id = try context.parameters.require("id")
                 guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
                 guard case let .api(schema) = workflow.trigger else {
-                    throw Problem(.conflict, "workflow '\(id)' is triggered by events, not by the API")
+                    throw Problem(.conflict, "workflow '\(id)' is triggered by \(workflow.trigger.kindName), not by the API")
                 }
                 var request = request
                 let input = try await request.jsonBody()

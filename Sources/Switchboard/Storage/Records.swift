@@ -46,14 +46,17 @@ public struct StepError: Codable, Hashable, Sendable, Error {
 public struct RunTrigger: Codable, Hashable, Sendable {
     public var eventID: EventID?
     public var api: Bool
+    /// The tick of a `schedule` trigger the run is for.
+    public var scheduledAt: Date?
 
-    public init(eventID: EventID? = nil, api: Bool = false) {
+    public init(eventID: EventID? = nil, api: Bool = false, scheduledAt: Date? = nil) {
         self.eventID = eventID
         self.api = api
+        self.scheduledAt = scheduledAt
     }
 
     enum CodingKeys: String, CodingKey {
-        case eventID = "event_id", api
+        case eventID = "event_id", api, scheduledAt = "scheduled_at"
     }
 }
 

@@ -19,6 +19,7 @@ extension Store {
         var writer = JSONObjectWriter(capacity: 64)
         writer.member("api", trigger.api)
         if let eventID = trigger.eventID { writer.member("event_id", eventID.rawValue) }
+        if let scheduledAt = trigger.scheduledAt { writer.member("scheduled_at", scheduledAt.rfc3339) }
         return writer.text
     }
     static func encode(_ runs: [RunReference]) -> String {
@@ -37,7 +38,8 @@ extension Store {
     static func trigger(_ text: String?) throws -> RunTrigger {
         guard let text else { return RunTrigger() }
         let json = try JSON.parse(Data(text.utf8))
-        return RunTrigger(eventID: json["event_id"]?.stringValue.map(EventID.init), api: json["api"] == .bool(true))
+        return RunTrigger(eventID: json["event_id"]?.stringValue.map(EventID.init), api: json["api"] == .bool(true),
+                          scheduledAt: json["scheduled_at"]?.stringValue.flatMap { Date(rfc3339: $0) })
     }
 
     /// A request as stored: its body goes in a column of its own (a column of its own).

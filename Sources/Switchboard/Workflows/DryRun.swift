@@ -84,9 +84,18 @@ public enum DryRun {
             if !violations.isEmpty {
                 throw InvalidTrigger(message: "the input is invalid: " + violations.map { "\($0.path) \($0.message)" }.joined(separator: "; "))
             }
+        case .schedule:
+            guard event == nil else { throw InvalidTrigger(message: "workflow '\(workflow.id)' runs on a schedule: give no event") }
+        }
+        var trigger = RunTrigger(api: input != nil)
+        var input = input
+        if case .schedule = workflow.trigger {
+            // A tick now, unless the input names one.
+            trigger = RunTrigger(scheduledAt: start)
+            input = input ?? ["scheduled_at": .string(start.rfc3339)]
         }
         var snapshot = RunSnapshot(
-            run: RunRecord(id: .generate(at: start), workflow: workflow.id, trigger: RunTrigger(api: input != nil),
+            run: RunRecord(id: .generate(at: start), workflow: workflow.id, trigger: trigger,
                            event: event, input: input, createdAt: start),
             steps: [])
         var now = start

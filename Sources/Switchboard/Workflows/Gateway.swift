@@ -122,7 +122,7 @@ public final class Gateway: Sendable {
 
     /// The services that run beside the HTTP server, in start order (they stop in reverse).
     public var services: [any Service] {
-        [HTTPClientService(client: httpClient), heartbeat, scheduler, deliveryWorker, callbacks,
+        [HTTPClientService(client: httpClient), heartbeat, scheduler, deliveryWorker, callbacks, ScheduleRunner(gateway: self),
          WorkHintListener(store: store, wake: [scheduler.doorbell.ring, engine.deliveries.ring])]
     }
 
@@ -160,8 +160,34 @@ public final class Gateway: Sendable {
             RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID), event: event.raw,
                       eventText: text, createdAt: now, workflowVersion: workflow.version)
         }
+        return try await record(event, id: eventID, text: text, dedupeKey: idempotencyKey ?? event.id, receipt: receipt, runs: runs,
+                                at: now)
+    }
+
+    /// Starts the run of a schedule's tick: once per workflow and tick, however many instances
+    /// ask, because the tick is recorded as an event whose id is `schedule:<workflow>:<tick>`,
+    /// deduplicated as every event is. The run's input is `{scheduled_at}`.
+    public func startScheduled(_ workflow: Workflow, tick: Date) async throws -> IngestAnswer {
+        let now = clock.now()
+        let eventID = EventID.generate(at: now)
+        let key = "schedule:\(workflow.id):\(tick.rfc3339)"
+        let raw: JSON = ["specversion": "1.0", "id": .string(key), "source": .string("switchboard:schedule/\(workflow.id)"),
+                         "type": "switchboard.schedule.tick", "time": .string(tick.rfc3339),
+                         "data": ["workflow": .string(workflow.id), "scheduled_at": .string(tick.rfc3339)]]
+        let event = CloudEvent(id: key, source: "switchboard:schedule/\(workflow.id)", type: "switchboard.schedule.tick", raw: raw,
+                               text: raw.text)
+        let run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID, scheduledAt: tick),
+                            event: raw, eventText: raw.text, input: ["scheduled_at": .string(tick.rfc3339)], createdAt: now,
+                            workflowVersion: workflow.version)
+        return try await record(event, id: eventID, text: raw.text, dedupeKey: key, receipt: nil, runs: [run], at: now)
+    }
+
+    /// Persists an event with the runs made for it, in one transaction, then hands the runs to
+    /// the scheduler; or answers with the original when the event was seen before.
+    private func record(_ event: CloudEvent, id eventID: EventID, text: String, dedupeKey: String, receipt: InboundCallback?,
+                        runs: [RunRecord], at now: Date) async throws -> IngestAnswer {
         let references = runs.map { RunReference(id: $0.id, workflow: $0.workflow) }
-        var record = EventRecord(id: eventID, dedupeKey: idempotencyKey ?? event.id, type: event.type, source: event.source,
+        var record = EventRecord(id: eventID, dedupeKey: dedupeKey, type: event.type, source: event.source,
                                  payload: event.raw, receivedAt: now, runs: references)
         record.payloadText = text
         record.receipt = receipt

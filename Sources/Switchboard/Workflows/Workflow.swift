@@ -79,6 +79,19 @@ public enum Trigger: Sendable {
     case event(type: String)
     /// `POST /v1/workflows/{id}/runs` with an input that matches the schema.
     case api(InputSchema)
+    /// A run per tick, with the input `{scheduled_at}` (``ScheduleRunner``).
+    case schedule(Schedule)
+}
+
+extension Trigger {
+    /// As a sentence names it: "events", "the API", "a schedule".
+    public var kindName: String {
+        switch self {
+        case .event: "events"
+        case .api: "the API"
+        case .schedule: "a schedule"
+        }
+    }
 }
 
 /// A step of a workflow. Step ids are unique within the workflow, nested steps included.

@@ -17,7 +17,8 @@ struct ValidationTests {
     func shipped() {
         let (configuration, problems) = Configuration.load(directory: Repository.root.path, environment: EnvironmentInterpolator(environment: [:]))
         #expect(problems.filter { $0.severity == .error }.isEmpty, "\(problems)")
-        #expect(configuration.workflows.map(\.id).sorted() == ["block-declined-ips", "decline-blocked-ip", "kyb-onboarding", "review-minors"])
+        #expect(configuration.workflows.map(\.id).sorted() == ["block-declined-ips", "decline-blocked-ip", "kyb-onboarding", "review-minors",
+                                                                  "weekly-review-digest"])
         #expect(configuration.connectorInstances.keys.sorted() == ["kyb", "persona", "slack-reviews"])
     }
 
