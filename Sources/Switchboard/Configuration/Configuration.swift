@@ -93,6 +93,7 @@ public struct Configuration: Sendable {
 
         configuration.environment = environment
         var seenWorkflows: [String: String] = [:]
+        var started: [(id: String, at: YAMLNode)] = []
         for file in workflowFiles {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 problems.append(ConfigurationProblem(file: relativePath(file), line: 1, column: 1, "cannot read the file"))
@@ -109,8 +110,14 @@ public struct Configuration: Sendable {
                     configuration.workflows.append(workflow)
                 }
             }
+            started += loader.startedWorkflows
             problems += loader.collector.problems
         }
+        var collector = ProblemCollector()
+        for (id, node) in started where seenWorkflows[id] == nil {
+            collector.error(node, "start_workflow names no workflow '\(id)'; loaded: \(seenWorkflows.keys.sorted().joined(separator: ", "))")
+        }
+        problems += collector.problems
         return (configuration, problems)
     }
 

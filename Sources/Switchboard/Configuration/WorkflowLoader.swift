@@ -10,9 +10,12 @@ struct WorkflowLoader {
     private var stepIDs: [String: YAMLNode] = [:]
     /// `steps.<id>` references, checked once every step id is known.
     private var stepReferences: [(id: String, at: YAMLNode)] = []
+    /// The workflows `start_workflow` steps name, checked once every workflow is known.
+    private(set) var startedWorkflows: [(id: String, at: YAMLNode)] = []
 
-    static let stepKinds = ["if", "switch", "action", "connector", "parallel", "wait", "output"]
+    static let stepKinds = ["if", "switch", "action", "connector", "parallel", "wait", "output", "start_workflow"]
     static let stepKeys = ["id", "description", "if", "then", "else", "switch", "action", "with", "connector", "operation", "output",
+                           "start_workflow", "input", "after", "at",
                            "parallel", "wait", "correlation", "timeout", "retry", "on_error"]
 
     init(connectors: [String: ConnectorConfig], instances: [String: any Connector] = [:]) {
@@ -201,7 +204,9 @@ struct WorkflowLoader {
         } else {
             stepIDs[id] = idNode
         }
-        let kinds = Self.stepKinds.filter { node[$0] != nil && !($0 == "connector" && node["wait"] != nil) }
+        // `wait:` is also a key of start_workflow (wait for the child) and goes with a callback's connector.
+        let kinds = Self.stepKinds.filter { node[$0] != nil && !($0 == "connector" && node["wait"] != nil)
+            && !($0 == "wait" && node["start_workflow"] != nil) }
         guard kinds.count == 1 else {
             if kinds.isEmpty {
                 collector.error(node, "step '\(id)' has no kind; expected one of: \(Self.stepKinds.joined(separator: ", "))")
@@ -218,6 +223,7 @@ struct WorkflowLoader {
         case "connector": kind = loadConnectorStep(node, id: id)
         case "parallel": kind = .parallel(loadSteps(node["parallel"]!, context: "parallel"))
         case "output": kind = loadOutput(node["output"]!)
+        case "start_workflow": kind = loadStartWorkflow(node)
         default: kind = loadWait(node, id: id)
         }
         let misplaced: [(String, String)] = [("then", "if"), ("else", "if"), ("with", "action or connector"),
@@ -371,6 +377,36 @@ struct WorkflowLoader {
             for problem in spec.problems(with: given) { collector.error(node["with"] ?? node, "step '\(id)': \(problem)") }
         }
         return .connector(connector: connector, operation: operation, with: with)
+    }
+
+    /// `start_workflow: ID` with `input:`, `after:` or `at:`, and `wait:`. Whether the workflow
+    /// exists is checked once every file is read (``Configuration/load``).
+    private mutating func loadStartWorkflow(_ node: YAMLNode) -> Step.Kind? {
+        guard let target = node["start_workflow"]?.scalar, Self.isIdentifier(target) else {
+            collector.error(node["start_workflow"]!, "start_workflow must name a workflow id")
+            return nil
+        }
+        var spec = StartWorkflow(workflow: target, wait: false)
+        if let input = node["input"] { spec.input = loadTemplate(input) }
+        if let after = node["after"] {
+            guard let duration = ConfigDuration.parse(after.scalar ?? ""), duration > .zero else {
+                collector.error(after, "after '\(after.scalar ?? "")' is not a duration; write it like 10m, 72h or 365d")
+                return nil
+            }
+            spec.after = duration
+        }
+        if let at = node["at"] {
+            if node["after"] != nil { collector.error(at, "give after: or at:, not both") }
+            spec.at = compile(at, context: "at")
+        }
+        if let wait = node["wait"] {
+            switch wait.json {
+            case .bool(let flag): spec.wait = flag
+            default: collector.error(wait, "wait on a start_workflow step is true or false")
+            }
+        }
+        startedWorkflows.append((target, node["start_workflow"]!))
+        return .startWorkflow(spec)
     }
 
     private mutating func loadWait(_ node: YAMLNode, id: String) -> Step.Kind? {

@@ -8,6 +8,9 @@ extension RunRecord {
         if let eventID = self.trigger.eventID { trigger["event_id"] = .string(eventID.rawValue) }
         if self.trigger.api { trigger["api"] = true }
         if let scheduledAt = self.trigger.scheduledAt { trigger["scheduled_at"] = .string(scheduledAt.rfc3339) }
+        if let parent = self.trigger.parent {
+            trigger["parent"] = ["run_id": .string(parent.run.rawValue), "step": .string(parent.step), "depth": .number(Double(parent.depth))]
+        }
         var object: [String: JSON] = [
             "id": .string(id.rawValue), "workflow": .string(workflow), "status": .string(status.rawValue),
             "decision": decision.map { .string($0.rawValue) } ?? .null, "tags": .array(tags.map(JSON.string)),
@@ -19,6 +22,8 @@ extension RunRecord {
         if let workflowVersion { object["workflow_version"] = .string("v\(workflowVersion)") }
         object["output"] = output ?? .object([:])
         if let steps { object["steps"] = .array(steps.map(\.json)) }
+        // A child run started for later has no steps until its start.
+        if let steps, steps.isEmpty, status == .waiting, let wakeAt { object["starts_at"] = .string(wakeAt.rfc3339) }
         return .object(object)
     }
 }
@@ -34,6 +39,7 @@ extension RunRecord {
         "wake_at": APISchema.time.described("When a waiting run wakes by itself."),
         "input": APISchema.any.described("The input of an API-triggered run."),
         "workflow_version": APISchema.string(pattern: "^v[0-9]+$").described("The version of its workflow the run is interpreted by."),
+        "starts_at": APISchema.time.described("When a run a start_workflow step started for later begins."),
         "output": APISchema.anyObject.described("What its output steps set; {} when none ran."),
         "steps": APISchema.array(.ref("Step")).described("Every step that has started, in start order (one run only)."),
     ])

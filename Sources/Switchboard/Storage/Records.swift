@@ -48,15 +48,42 @@ public struct RunTrigger: Codable, Hashable, Sendable {
     public var api: Bool
     /// The tick of a `schedule` trigger the run is for.
     public var scheduledAt: Date?
+    /// The run whose `start_workflow` step started this one.
+    public var parent: ParentRun?
 
-    public init(eventID: EventID? = nil, api: Bool = false, scheduledAt: Date? = nil) {
+    public init(eventID: EventID? = nil, api: Bool = false, scheduledAt: Date? = nil, parent: ParentRun? = nil) {
         self.eventID = eventID
         self.api = api
         self.scheduledAt = scheduledAt
+        self.parent = parent
     }
 
     enum CodingKeys: String, CodingKey {
-        case eventID = "event_id", api, scheduledAt = "scheduled_at"
+        case eventID = "event_id", api, scheduledAt = "scheduled_at", parent
+    }
+
+    /// How many runs started this one in a chain: 0 for a run its own trigger started.
+    public var depth: Int { parent?.depth ?? 0 }
+}
+
+/// The run and step that started a run (`start_workflow`).
+public struct ParentRun: Codable, Hashable, Sendable {
+    public var run: RunID
+    public var step: String
+    /// The child's depth: its parent's plus one.
+    public var depth: Int
+    /// Whether the parent's step waits for this run to end.
+    public var wait: Bool
+
+    public init(run: RunID, step: String, depth: Int, wait: Bool) {
+        self.run = run
+        self.step = step
+        self.depth = depth
+        self.wait = wait
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case run = "run_id", step, depth, wait
     }
 }
 
@@ -237,6 +264,10 @@ public struct RunCheckpoint: Sendable {
     public var steps: [StepRecord]
     /// Items its `add_to_list` and `remove_from_list` steps add and remove, written with it.
     public var listChanges: [ListChange] = []
+    /// Runs its `start_workflow` steps started, inserted with it.
+    public var newRuns: [RunRecord] = []
+    /// When it ends a run whose parent waits for it: the parent step's answer, written with it.
+    public var parentChange: StepChange?
     /// Outbound calls created by this progress, persisted in the same transaction before any is sent.
     public var deliveries: [Delivery] = []
 

@@ -35,7 +35,7 @@ extension SQLiteStore {
             if let checkpoint {
                 try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id,
                                existingSteps: base?.steps ?? [], db)
-                try Self.write(listChanges: checkpoint.listChanges, db)
+                try Self.writeEffects(of: checkpoint, db)
                 #if DEBUG
                     if let base, let actual = try Self.snapshot(checkpoint.run.id, db, events: recentEvents) {
                         let expected = Self.stored(checkpoint, over: base)

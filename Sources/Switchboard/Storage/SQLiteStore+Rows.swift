@@ -10,7 +10,15 @@ extension SQLiteStore {
             throw StoreError.conflict("run \(checkpoint.run.id) changed since version \(checkpoint.run.version)")
         }
         try write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
+        try writeEffects(of: checkpoint, db)
+    }
+
+    /// What a checkpoint does beyond its run: list changes, the runs its steps started, and its
+    /// parent step's answer when it ends a run its parent waits for.
+    static func writeEffects(of checkpoint: RunCheckpoint, _ db: Database) throws {
         try write(listChanges: checkpoint.listChanges, db)
+        for child in checkpoint.newRuns { try insert(child, db) }
+        if let change = checkpoint.parentChange { try record(change, at: checkpoint.run.updatedAt, db) }
     }
 
     /// Adds and removes the items a checkpoint's list steps decided, each with its audit entry; a

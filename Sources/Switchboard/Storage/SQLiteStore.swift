@@ -84,7 +84,7 @@ public final class SQLiteStore: Store {
                 try Self.insert(checkpoint.run, db, eventStored: refers)
                 try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id,
                                storedEvent: refers ? (event.id, payload) : nil, db)
-                try Self.write(listChanges: checkpoint.listChanges, db)
+                try Self.writeEffects(of: checkpoint, db)
             }
             return .accepted
         }
@@ -104,7 +104,7 @@ public final class SQLiteStore: Store {
             for checkpoint in runs {
                 try Self.insert(checkpoint.run, db)
                 try Self.write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, db)
-                try Self.write(listChanges: checkpoint.listChanges, db)
+                try Self.writeEffects(of: checkpoint, db)
             }
         }
         for checkpoint in runs { recentRuns.remember(Self.stored(checkpoint, over: nil)) }

@@ -20,6 +20,14 @@ extension Store {
         writer.member("api", trigger.api)
         if let eventID = trigger.eventID { writer.member("event_id", eventID.rawValue) }
         if let scheduledAt = trigger.scheduledAt { writer.member("scheduled_at", scheduledAt.rfc3339) }
+        if let parent = trigger.parent {
+            writer.member("parent", object: { object in
+                object.member("run_id", parent.run.rawValue)
+                object.member("step", parent.step)
+                object.member("depth", parent.depth)
+                object.member("wait", parent.wait)
+            })
+        }
         return writer.text
     }
     static func encode(_ runs: [RunReference]) -> String {
@@ -39,7 +47,12 @@ extension Store {
         guard let text else { return RunTrigger() }
         let json = try JSON.parse(Data(text.utf8))
         return RunTrigger(eventID: json["event_id"]?.stringValue.map(EventID.init), api: json["api"] == .bool(true),
-                          scheduledAt: json["scheduled_at"]?.stringValue.flatMap { Date(rfc3339: $0) })
+                          scheduledAt: json["scheduled_at"]?.stringValue.flatMap { Date(rfc3339: $0) },
+                          parent: json["parent"].flatMap { parent -> ParentRun? in
+                              guard let run = parent["run_id"]?.stringValue, let step = parent["step"]?.stringValue else { return nil }
+                              return ParentRun(run: RunID(run), step: step, depth: Int(parent["depth"]?.numberValue ?? 1),
+                                               wait: parent["wait"] == .bool(true))
+                          })
     }
 
     /// A request as stored: its body goes in a column of its own (a column of its own).

@@ -8,6 +8,10 @@ enum CELTimestampBridge {
         return Date(microseconds: Microseconds(timestamp.nanosecondsSinceEpoch / 1000))
     }
 
+    static func date(_ timestamp: CELTimestamp) -> Date {
+        Date(microseconds: Microseconds(timestamp.nanosecondsSinceEpoch / 1000))
+    }
+
     static func timestamp(_ date: Date) -> CELTimestamp {
         CELTimestamp(nanosecondsSinceEpoch: Int128(date.microseconds) * 1000) ?? CELTimestamp(secondsSinceEpoch: 0)!
     }

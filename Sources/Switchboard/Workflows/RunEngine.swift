@@ -23,6 +23,9 @@ public final class RunEngine: Sendable {
     let deliveries = DeliveryQueue()
     /// Rung when a checkpoint made a step wait for a callback, which may already have arrived.
     let callbacksAwaited = Doorbell()
+    /// Rung when a checkpoint made runs due (a child run started, a waiting parent answered):
+    /// the scheduler looks for due runs at once.
+    let runsDue = Doorbell()
 
     public init(store: any Store, live: LiveConfiguration, lists: ListIndex, clock: any WallClock = SystemWallClock(),
                 instance: InstanceID = .local(withProcess: false), metrics: GatewayMetrics, logger: Logger)
@@ -65,6 +68,8 @@ public final class RunEngine: Sendable {
     /// The next checkpoint of a run, computed without I/O; nil when there is nothing to do.
     func step(_ snapshot: RunSnapshot) -> RunCheckpoint? {
         guard !snapshot.run.status.isFinished else { return nil }
+        // A child run started for later (`start_workflow ... after:`) has not begun.
+        if snapshot.steps.isEmpty, snapshot.run.status == .waiting, let start = snapshot.run.wakeAt, start > clock.now() { return nil }
         let workflow: Workflow
         switch live.workflow(for: snapshot.run) {
         case let .success(found): workflow = found
@@ -76,7 +81,9 @@ public final class RunEngine: Sendable {
             return RunCheckpoint(run: run, steps: [])
         }
         var interpreter = RunInterpreter(workflow: workflow, snapshot: snapshot, now: clock.now(), lists: lists.snapshot)
+        let configuration = configuration
         interpreter.connectors = configuration.connectorInstances
+        interpreter.workflows = Dictionary(configuration.workflows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         return interpreter.advance()
     }
 
@@ -94,6 +101,7 @@ public final class RunEngine: Sendable {
             if claimed.count < checkpoint.deliveries.count { deliveries.ring() }
         }
         if checkpoint.steps.contains(where: { $0.awaitedCallback != nil && $0.status == .waiting }) { callbacksAwaited.ring() }
+        if checkpoint.parentChange != nil || checkpoint.newRuns.contains(where: { $0.status == .pending }) { runsDue.ring() }
     }
 
     /// Commits `checkpoints` through `write` and hands their due deliveries to this instance's

@@ -36,6 +36,9 @@ struct RunInterpreter {
     var connectorMode: ConnectorMode = .deliver
     /// The configured connectors; a connector step needs its instance.
     var connectors: [String: any Connector] = [:]
+    /// The loaded workflows by id: what a `start_workflow` step may start.
+    var workflows: [String: Workflow] = [:]
+    private var newRuns: [RunRecord] = []
     private var newDeliveries: [Delivery] = []
     private var listChanges: [ListChange] = []
     private let lists: ListIndexSnapshot
@@ -78,6 +81,20 @@ struct RunInterpreter {
         let steps = changed.filter { seen.insert($0).inserted }.compactMap { records[$0] }
         var checkpoint = RunCheckpoint(run: run, steps: steps, deliveries: newDeliveries)
         checkpoint.listChanges = listChanges
+        checkpoint.newRuns = newRuns
+        // A run whose parent waits for it answers the parent's step as it ends.
+        if run.status.isFinished, let parent = run.trigger.parent, parent.wait {
+            let patch: StepChange.Patch = if run.status == .completed {
+                .answered(["run_id": .string(run.id.rawValue), "workflow": .string(run.workflow), "status": .string(run.status.rawValue),
+                           "decision": run.decision.map { .string($0.rawValue) } ?? .null, "output": run.output ?? .object([:])],
+                          attempts: nil)
+            } else {
+                .failed(StepError(errorClass: "child_failed",
+                                  message: "run \(run.id.rawValue) of workflow '\(run.workflow)' \(run.status.rawValue)"
+                                      + (run.error.map { ": [\($0.errorClass)] \($0.message)" } ?? "")), attempts: nil)
+            }
+            checkpoint.parentChange = StepChange(runID: parent.run, stepID: parent.step, deliveryID: nil, patch: patch)
+        }
         return checkpoint
     }
 
@@ -210,6 +227,9 @@ struct RunInterpreter {
             }
             return finish(&current, .done)
 
+        case let .startWorkflow(spec):
+            return startWorkflow(spec, step: step, &current)
+
         case let .output(fields):
             var values: [String: JSON] = [:]
             do {
@@ -248,6 +268,66 @@ struct RunInterpreter {
         case let .connector(connectorID, operation, with):
             return connectorStep(step, connectorID, operation, with, &current)
         }
+    }
+
+    /// `start_workflow`: a child run, created in this checkpoint (now, or waiting for its start
+    /// time); with `wait: true` the step waits until the child's end answers it.
+    private mutating func startWorkflow(_ spec: StartWorkflow, step: Step, _ current: inout StepRecord) -> Flow {
+        if let error = current.error { return finish(&current, .failed(error)) }
+        if current.output != nil { return finish(&current, .done) }
+        if current.status == .waiting { return suspend(&current, until: nil) }  // the child has not ended yet
+        if case let .replay(recorded) = connectorMode {
+            guard let original = recorded[step.id], original.endedAt != nil else { return suspend(&current, until: nil) }
+            if let error = original.error, original.status == .failed { return finish(&current, .failed(error)) }
+            return finish(&current, .done, output: original.output ?? .null)
+        }
+        guard let child = workflows[spec.workflow] else {
+            return finish(&current, .failed(StepError(errorClass: "unknown_workflow", message: "there is no workflow '\(spec.workflow)'")))
+        }
+        let depth = run.trigger.depth + 1
+        guard depth <= StartWorkflow.depthLimit else {
+            return finish(&current, .failed(StepError(
+                errorClass: "depth_limit",
+                message: "starting '\(spec.workflow)' would be run number \(depth + 1) of a chain of runs that start runs; the limit is \(StartWorkflow.depthLimit + 1)")))
+        }
+        let input: JSON
+        var startsAt = now
+        do throws(StepError) {
+            input = try spec.input?.evaluate(in: context) ?? .object([:])
+            if let after = spec.after { startsAt = now.addingTimeInterval(after.timeInterval) }
+            if let at = spec.at {
+                let value = try context.evaluate(at)
+                switch value {
+                case let .timestamp(timestamp): startsAt = CELTimestampBridge.date(timestamp)
+                case let .string(text) where Date(rfc3339: text) != nil: startsAt = Date(rfc3339: text)!
+                default:
+                    throw StepError(errorClass: "invalid_value", message: "at: must be a timestamp, got \(value.json.text)",
+                                    expression: at.source, line: at.location.line, column: at.location.column)
+                }
+            }
+        } catch {
+            return finish(&current, .failed(error))
+        }
+        if case let .api(schema) = child.trigger {
+            let violations = schema.validate(input)
+            if !violations.isEmpty {
+                return finish(&current, .failed(StepError(
+                    errorClass: "invalid_input",
+                    message: "the input of '\(spec.workflow)' is invalid: " + violations.map { "\($0.path) \($0.message)" }.joined(separator: "; "))))
+            }
+        }
+        guard connectorMode.delivers else {
+            return finish(&current, .done, output: ["dry_run": true, "workflow": .string(spec.workflow), "input": input,
+                                                    "starts_at": .string(startsAt.rfc3339)])
+        }
+        let later = startsAt > now
+        let childRun = RunRecord(
+            id: .generate(at: now), workflow: child.id, status: later ? .waiting : .pending,
+            trigger: RunTrigger(parent: ParentRun(run: run.id, step: step.id, depth: depth, wait: spec.wait)), input: input,
+            createdAt: now, wakeAt: later ? startsAt : nil, workflowVersion: child.version)
+        newRuns.append(childRun)
+        guard spec.wait else { return finish(&current, .done, output: ["run_id": .string(childRun.id.rawValue)]) }
+        return suspend(&current, until: nil)
     }
 
     /// `add_to_list` / `remove_from_list`: the items, checked against the list's kind, become a

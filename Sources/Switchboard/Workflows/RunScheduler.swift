@@ -16,7 +16,9 @@ public final class RunScheduler: Service {
     let pollInterval: Duration
     let logger: Logger
     /// Rung when another instance hints that it left work: claim now rather than at the next poll.
-    let doorbell = Doorbell()
+    /// Rung when runs may be due: the engine's (``RunEngine/runsDue``), rung by its checkpoints
+    /// and by other instances' hints.
+    var doorbell: Doorbell { engine.runsDue }
 
     public init(engine: RunEngine, concurrency: Int = 32, pollInterval: Duration = .milliseconds(200), logger: Logger) {
         self.engine = engine

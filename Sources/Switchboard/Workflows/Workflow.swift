@@ -117,6 +117,8 @@ public struct Step: Sendable {
         case wait(WaitSpec)
         /// `output: {key: value}`: fields of the run's output.
         case output([String: ValueTemplate])
+        /// `start_workflow: ID`: a child run of another workflow (or this one).
+        case startWorkflow(StartWorkflow)
     }
 
     /// The steps nested directly in this one (branches, routes, parallel branches, error handlers).
@@ -126,7 +128,7 @@ public struct Step: Sendable {
         case let .condition(_, then, otherwise): nested = then + otherwise
         case let .switch(routes): nested = routes.flatMap(\.steps)
         case let .parallel(branches): nested = branches
-        case .action, .connector, .wait, .output: nested = []
+        case .action, .connector, .wait, .output, .startWorkflow: nested = []
         }
         if case let .steps(handlers) = onError { nested += handlers }
         return nested
@@ -142,8 +144,25 @@ public struct Step: Sendable {
         case .parallel: "parallel"
         case .wait: "wait"
         case .output: "output"
+        case .startWorkflow: "start_workflow"
         }
     }
+}
+
+/// A `start_workflow` step: which workflow, with what input, when, and whether to wait for it.
+public struct StartWorkflow: Sendable {
+    public var workflow: String
+    /// The child's input; `{}` when absent.
+    public var input: ValueTemplate?
+    /// Start the child this long after the step runs (`after: 365d`)...
+    public var after: Duration?
+    /// ...or at this time (`at:`, a CEL timestamp or RFC 3339 string).
+    public var at: Expression?
+    /// Whether the step waits for the child to end and takes its result as its output.
+    public var wait: Bool
+
+    /// The deepest a chain of runs started by runs may go (the root run is depth 0).
+    public static let depthLimit = 16
 }
 
 /// One route of a `switch`.

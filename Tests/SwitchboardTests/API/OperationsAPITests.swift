@@ -13,7 +13,7 @@ struct OperationsAPITests {
             #expect(try await api.request(.get, "/health", authenticated: false).json["status"] == "ok")
             let ready = try await api.request(.get, "/ready", authenticated: false)
             #expect(ready.status == .ok)
-            #expect(ready.json["workflows"]?.number == 5)
+            #expect(ready.json["workflows"]?.number == 7)
 
             try await api.request(.post, "/v1/events", json: try Repository.fixture("events/inquiry-adult.json"))
             let metrics = try await api.request(.get, "/metrics", authenticated: false)

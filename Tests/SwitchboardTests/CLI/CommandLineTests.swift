@@ -27,7 +27,7 @@ struct CommandLineTests {
     func validate() async throws {
         let good = try await Binary.run(["validate", "--config", Repository.root.path, "--database", "sqlite:/nonexistent/x.sqlite"])
         #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
-        #expect(good.stdout.contains("configuration is valid: 5 workflow(s), 3 connector(s)"))
+        #expect(good.stdout.contains("configuration is valid: 7 workflow(s), 3 connector(s)"))
 
         let directory = try TemporaryDirectory()
         try directory.write("workflows/bad.yaml", "id: bad\ntrigger: { event: e }\nsteps:\n  - id: a\n    if: x ==\n  - id: a\n    action: nap\n")

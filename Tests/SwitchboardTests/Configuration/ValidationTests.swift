@@ -17,8 +17,8 @@ struct ValidationTests {
     func shipped() {
         let (configuration, problems) = Configuration.load(directory: Repository.root.path, environment: EnvironmentInterpolator(environment: [:]))
         #expect(problems.filter { $0.severity == .error }.isEmpty, "\(problems)")
-        #expect(configuration.workflows.map(\.id).sorted() == ["block-declined-ips", "decline-blocked-ip", "kyb-onboarding", "review-minors",
-                                                                  "weekly-review-digest"])
+        #expect(configuration.workflows.map(\.id).sorted() == ["block-declined-ips", "decline-blocked-ip", "kyb-onboarding", "reverify-approved",
+                                                                  "review-minors", "weekly-review-digest", "yearly-reverification"])
         #expect(configuration.connectorInstances.keys.sorted() == ["kyb", "persona", "slack-reviews"])
     }
 
@@ -47,7 +47,7 @@ struct ValidationTests {
         #expect(found.contains { $0.hasPrefix("w.yaml:6:") && $0.contains("in if expression 'data.inquiry.age >'") })
         #expect(found.contains("w.yaml:8:9: duplicate step id 'first' (first used at line 5); step ids are unique within a workflow"))
         #expect(found.contains("w.yaml:11:5: unknown key 'frobnicate' in step; expected one of: \(WorkflowLoader.stepKeys.joined(separator: ", "))"))
-        #expect(found.contains("w.yaml:10:5: step 'second' has no kind; expected one of: if, switch, action, connector, parallel, wait, output"))
+        #expect(found.contains("w.yaml:10:5: step 'second' has no kind; expected one of: if, switch, action, connector, parallel, wait, output, start_workflow"))
         #expect(found.contains("w.yaml:13:16: reference to unknown connector 'crm'; no connectors are configured"))
         #expect(found.filter { $0.hasPrefix("w.yaml:16:9: reference to unknown step 'steps.nope'") }.count == 1)
         #expect(found.contains("w.yaml:6:27: in if expression 'data.inquiry.age >': unexpected end of the expression, expected a value, an identifier or '('"))

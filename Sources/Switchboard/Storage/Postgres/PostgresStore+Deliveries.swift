@@ -44,7 +44,7 @@ extension PostgresStore {
                 if let followUp = commit.followUp { try await insert(followUp, on: connection) }
                 if let checkpoint {
                     try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, on: connection)
-                    try await write(listChanges: checkpoint.listChanges, on: connection)
+                    try await writeEffects(of: checkpoint, on: connection)
                 } else if let change = commit.step {
                     try await record(change, at: delivery.updatedAt, on: connection)
                 }

@@ -38,6 +38,14 @@ extension PostgresStore {
             """, on: connection).isEmpty
     }
 
+    /// What a checkpoint does beyond its run: list changes, the runs its steps started, and its
+    /// parent step's answer when it ends a run its parent waits for.
+    func writeEffects(of checkpoint: RunCheckpoint, on connection: PostgresConnection) async throws {
+        try await write(listChanges: checkpoint.listChanges, on: connection)
+        for child in checkpoint.newRuns { try await insert(child, on: connection) }
+        if let change = checkpoint.parentChange { try await record(change, at: checkpoint.run.updatedAt, on: connection) }
+    }
+
     /// Adds and removes the items a checkpoint's list steps decided, each with its audit entry; a
     /// list deleted since the step looked at it is left deleted.
     func write(listChanges: [ListChange], on connection: PostgresConnection) async throws {

@@ -145,7 +145,7 @@ public final class PostgresStore: Store {
                     try await insert(checkpoint.run, eventStored: refers, on: connection)
                     try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id,
                                     storedEvent: refers ? (event.id, payload) : nil, on: connection)
-                    try await write(listChanges: checkpoint.listChanges, on: connection)
+                    try await writeEffects(of: checkpoint, on: connection)
                 }
                 return .accepted
             }
@@ -169,7 +169,7 @@ public final class PostgresStore: Store {
             for checkpoint in runs {
                 try await insert(checkpoint.run, on: connection)
                 try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, on: connection)
-                try await write(listChanges: checkpoint.listChanges, on: connection)
+                try await writeEffects(of: checkpoint, on: connection)
             }
         }
     }
@@ -193,7 +193,7 @@ public final class PostgresStore: Store {
                 throw StoreError.conflict("run \(checkpoint.run.id) changed since version \(checkpoint.run.version)")
             }
             try await write(steps: checkpoint.steps, deliveries: checkpoint.deliveries, run: checkpoint.run.id, on: connection)
-            try await write(listChanges: checkpoint.listChanges, on: connection)
+            try await writeEffects(of: checkpoint, on: connection)
         }
     }
 
