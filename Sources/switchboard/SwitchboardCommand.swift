@@ -10,7 +10,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
         commandName: "switchboard",
         abstract: "An integration gateway: events in, workflows with CEL conditions, connector actions out.",
         subcommands: [ServeCommand.self, SandboxCommand.self, ValidateCommand.self, RunCommand.self, EvalCommand.self, KeysCommand.self, AuditCommand.self,
-                      ListsCommand.self, DeliveriesCommand.self, ConnectorsCommand.self, MigrateCommand.self, ReloadCommand.self, BacktestCommand.self])
+                      ListsCommand.self, DeliveriesCommand.self, ConnectorsCommand.self, MigrateCommand.self, ReloadCommand.self, BacktestCommand.self, GraphCommand.self])
 
     /// Exit status 0 on success, 1 on a user error (message on stderr), 2 on a usage error.
     static func main() async {

@@ -421,6 +421,15 @@ extension Gateway {
                 guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
                 return Response.json(workflow.json)
             },
+            Route(.get, "/v1/workflows/{id}/graph.svg", "The workflow drawn as SVG: its steps, branches and lanes",
+                  .scope("workflows:read"), answers: [Answer(status: 200, mediaType: "image/svg+xml", schema: .string)],
+                  problems: [404]) { [self] _, context in
+                let id = try context.parameters.require("id")
+                guard let workflow = configuration.workflow(id) else { throw Problem.notFound("no workflow '\(id)'") }
+                var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: WorkflowGraph(workflow: workflow).svg)))
+                response.headers[.contentType] = "image/svg+xml"
+                return response
+            },
             Route(.get, "/v1/workflows/{id}/versions", "Every version of a workflow, oldest first", .scope("workflows:read"),
                   answers: [.json(200, .object(["versions": .array(.object([
                       "version": .string(pattern: "^v[0-9]+$"), "sha256": .string, "created_at": .time, "current": .boolean,
@@ -438,7 +447,7 @@ extension Gateway {
             Route(.post, "/v1/workflows/{id}/backtest",
                   "Replay the workflow's recorded runs through a changed definition (the YAML body); nothing is sent or written",
                   .scope("workflows:write"),
-                  query: [QueryParameter("since", .string(pattern: "^[0-9]+(ms|s|m|h|d)$"), "How far back runs are replayed (default 30d)."),
+                  query: [QueryParameter("since", .string(pattern: "^[1-9][0-9]{0,5}(ms|s|m|h|d)$"), "How far back runs are replayed (default 30d)."),
                           QueryParameter("limit", .integer(minimum: 1, maximum: 100_000), "At most this many runs (default 10000).")],
                   body: RequestBody(content: [("application/yaml", APISchema.string.described("The candidate workflow file."))]),
                   answers: [.json(200, Self.backtestSchema)], problems: [422]) { [self] request, context in

@@ -131,7 +131,9 @@ struct RunsAPITests {
         let gateway = try await TestGateway()
         try await gateway.test { api in
             let all = try await api.request(.get, "/v1/workflows").json
-            #expect(Set(all["data"]!.array.compactMap { $0["id"]?.stringValue }) == ["decline-blocked-ip", "kyb-onboarding", "review-minors"])
+            #expect(Set(all["data"]!.array.compactMap { $0["id"]?.stringValue })
+                == ["decline-blocked-ip", "kyb-onboarding", "review-minors", "block-declined-ips", "weekly-review-digest",
+                    "reverify-approved", "yearly-reverification"])
             let one = try await api.request(.get, "/v1/workflows/review-minors").json
             #expect(one["trigger"]?["event"] == "inquiry.completed")
             #expect(one["steps"]!.array.contains { $0["id"] == "review" && $0["kind"] == "wait" && $0["parent"] == "ask" })

@@ -249,7 +249,8 @@ struct EventSourceTests {
             #expect(outcomes["inquiry-completed-adult.json"]?["decline-blocked-ip"] == "completed/none")
             #expect(outcomes["inquiry-completed-adult.json"]?["review-minors"] == "completed/none")
             #expect(outcomes["inquiry-completed-no-session.json"]?["decline-blocked-ip"] == "completed/none")
-            #expect(outcomes["inquiry-approved.json"] == nil, "no workflow listens to inquiry.approved")
+            #expect(outcomes["inquiry-approved.json"] == ["reverify-approved": "completed/none"],
+                    "an approval schedules its yearly reverification")
 
             // The mapped event: Persona's names in snake case, the session's IP address, no nulls.
             let runs = try await api.request(.get, "/v1/runs?workflow=review-minors").json["data"]?.array ?? []

@@ -160,7 +160,7 @@ struct StartWorkflowTests {
             let reverified = try await api.waitUntilFinished(child)
             #expect(reverified["decision"] == "approved")
             #expect(reverified["output"] == ["reverified": "inq_approved_1", "decision": "approve"])
-            #expect(slack.received.count == 1, "the review alert went to Slack")
+            #expect(slack.received.count >= 1, "the review alert went to Slack (and the decision updated it)")
         }
         }
     }
