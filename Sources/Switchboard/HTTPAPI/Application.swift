@@ -93,6 +93,7 @@ public func buildApplication(
     if let limiter { router.add(middleware: AddressRateLimitMiddleware(limiter: limiter)) }
     router.add(middleware: MethodNotAllowedMiddleware(routes: gateway.routes))
     gateway.addRoutes(to: router, limiter: limiter)
+    Console(gateway: gateway, secureCookies: settings.tls != nil).addRoutes(to: router)
     let limits = RequestDeadlineHandler.Limits(head: .nanoseconds(Int64(settings.headTimeout.timeInterval * 1e9)),
                                                body: .nanoseconds(Int64(settings.bodyTimeout.timeInterval * 1e9)))
     var decoder = HTTP1Channel.Configuration.DecoderConfiguration()

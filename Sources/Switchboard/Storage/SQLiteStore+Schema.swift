@@ -181,6 +181,13 @@ extension SQLiteStore {
         migrator.registerMigration("v15: run outputs") { db in
             try db.execute(sql: "ALTER TABLE runs ADD COLUMN output TEXT")
         }
+        migrator.registerMigration("v16: console sessions") { db in
+            try db.execute(sql: """
+                CREATE TABLE console_sessions (
+                  id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, csrf_token TEXT NOT NULL, created_at INTEGER NOT NULL,
+                  expires_at INTEGER NOT NULL, ended_at INTEGER) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -122,6 +122,13 @@ public protocol Store: Sendable {
     /// The versions of `workflow`, or of every workflow when nil, oldest first.
     func workflowVersions(_ workflow: String?) async throws -> [WorkflowVersionRecord]
 
+    /// Opens a console session, with `audit` (the sign-in) in the same transaction.
+    func createSession(_ session: ConsoleSession, audit: AuditEntry?) async throws
+    /// A console session by its id, ended or not.
+    func session(_ id: String) async throws -> ConsoleSession?
+    /// Ends a console session (signing out); false when there is no open one with that id.
+    func endSession(_ id: String, at now: Date) async throws -> Bool
+
     /// Records an entry that goes with no other write: an attempt that was refused (a failed
     /// sign-in), or a change made outside the store (a configuration reloaded).
     func recordAudit(_ entry: AuditEntry) async throws

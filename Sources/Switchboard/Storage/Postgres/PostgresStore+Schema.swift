@@ -109,6 +109,13 @@ extension PostgresStore {
             "ALTER TABLE runs ADD COLUMN workflow_version INTEGER",
         ]),
         (7, "run outputs", ["ALTER TABLE runs ADD COLUMN output TEXT"]),
+        (8, "console sessions", [
+            """
+            CREATE TABLE console_sessions (
+              id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, csrf_token TEXT NOT NULL, created_at BIGINT NOT NULL,
+              expires_at BIGINT NOT NULL, ended_at BIGINT)
+            """,
+        ]),
         (4, "keys that expire; reviews need their own scope", [
             "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT",
             // Reviews needed runs:write before they had a scope of their own: a key keeps what it could do.

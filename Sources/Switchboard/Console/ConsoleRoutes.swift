@@ -1,0 +1,335 @@
+import CEL
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The operator's console at `/console/`: pages rendered on the server, a session cookie opened by
+/// signing in with an API key, and a CSRF token in every form. Each page and action needs the
+/// scope of the API route it mirrors.
+struct Console: Sendable {
+    let gateway: Gateway
+    /// Whether cookies are marked `Secure` (the gateway serves HTTPS).
+    let secureCookies: Bool
+
+    static let cookie = "switchboard_session"
+    static let sessionLifetime: TimeInterval = 12 * 3600
+
+    /// Who a request is: its open session and the key that opened it.
+    struct User: Sendable {
+        let session: ConsoleSession
+        let key: APIKeyRecord
+        func can(_ scope: String) -> Bool { key.scopes.contains(scope) || key.scopes.contains("*") }
+    }
+
+    func addRoutes(to router: Router<GatewayRequestContext>) {
+        router.get("/") { _, _ in Self.redirect("/console/runs") }
+        router.get("/console") { _, _ in Self.redirect("/console/runs") }
+        router.get("/console/assets/console.css") { _, _ in
+            var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: ConsoleTemplates.css)))
+            response.headers[.contentType] = "text/css; charset=utf-8"
+            response.headers[.cacheControl] = "max-age=3600"
+            return response
+        }
+        router.get("/console/login") { request, _ in
+            if try await user(request) != nil { return Self.redirect("/console/runs") }
+            return page("Sign in", "login", [:], user: nil)
+        }
+        router.post("/console/login") { request, context in try await signIn(request, context) }
+        router.post("/console/logout") { request, _ in
+            guard let (user, _) = try await formUser(request) else { return Self.redirect("/console/login") }
+            _ = try await gateway.store.endSession(user.session.id, at: gateway.clock.now())
+            var response = Self.redirect("/console/login")
+            response.headers[.setCookie] = "\(Self.cookie)=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0\(secureCookies ? "; Secure" : "")"
+            return response
+        }
+        router.get("/console/runs") { request, _ in
+            try await signedIn(request, scope: "runs:read") { user in try await runsPage(request, user) }
+        }
+        router.get("/console/runs/:id") { request, context in
+            let id = RunID(try context.parameters.require("id"))
+            return try await signedIn(request, scope: "runs:read") { user in try await runPage(id, user) }
+        }
+        router.post("/console/runs/:id/review") { request, context in
+            let id = RunID(try context.parameters.require("id"))
+            return try await review(id, request, context)
+        }
+        router.get("/console/reviews") { request, _ in
+            try await signedIn(request, scope: "runs:read") { user in try await reviewsPage(user) }
+        }
+    }
+
+    // MARK: Sessions
+
+    /// The open session a request's cookie names, with a key that is still valid.
+    func user(_ request: Request) async throws -> User? {
+        guard let token = Self.cookieValue(request.headers[.cookie], named: Self.cookie), !token.isEmpty else { return nil }
+        let now = gateway.clock.now()
+        guard let session = try await gateway.store.session(Self.digest(token)), session.isOpen(at: now),
+              let key = try await gateway.store.apiKey(hash: session.keyHash), key.isValid(at: now)
+        else { return nil }
+        return User(session: session, key: key)
+    }
+
+    /// The user of a POSTed form and its fields, if the form carries the session's CSRF token;
+    /// nil without a session. A form without the token (or with another session's) is refused.
+    func formUser(_ request: Request) async throws -> (User, [String: String])? {
+        guard let user = try await user(request) else { return nil }
+        let fields = try await Self.form(request)
+        guard let token = fields["csrf_token"],
+              Self.constantTimeEqual(Array(token.utf8), Array(user.session.csrfToken.utf8))
+        else {
+            throw Problem(.forbidden, "the form's CSRF token is missing or not this session's; reload the page and try again")
+        }
+        return (user, fields)
+    }
+
+    func signIn(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        let fields = try await Self.form(request)
+        let now = gateway.clock.now()
+        let given = fields["key"] ?? ""
+        guard !given.isEmpty, let key = try await gateway.authenticate(token: given) else {
+            try await gateway.store.recordAudit(AuditEntry(at: now, actor: .console, name: "unknown", action: "console.sign_in",
+                                                           target: "console", outcome: "refused", requestID: context.requestID,
+                                                           sourceIP: context.sourceIP))
+            var response = page("Sign in", "login", ["error": "That key is not valid: unknown, revoked or expired."], user: nil)
+            response.status = .unauthorized
+            return response
+        }
+        let token = Self.randomToken()
+        let session = ConsoleSession(id: Self.digest(token), keyHash: key.hash, csrfToken: Self.randomToken(), createdAt: now,
+                                     expiresAt: now.addingTimeInterval(Self.sessionLifetime))
+        try await gateway.store.createSession(session, audit: AuditEntry(
+            at: now, actor: .console, name: key.name, action: "console.sign_in", target: "console", requestID: context.requestID,
+            sourceIP: context.sourceIP))
+        var response = Self.redirect("/console/runs")
+        response.headers[.setCookie] = "\(Self.cookie)=\(token); Path=/console; HttpOnly; SameSite=Strict; Max-Age=\(Int(Self.sessionLifetime))"
+            + (secureCookies ? "; Secure" : "")
+        return response
+    }
+
+    /// Runs `body` for a signed-in user with `scope`; otherwise the sign-in page or a 403 page.
+    func signedIn(_ request: Request, scope: String, _ body: (User) async throws -> Response) async throws -> Response {
+        guard let user = try await user(request) else { return Self.redirect("/console/login") }
+        guard user.can(scope) else {
+            var response = page("Not allowed", "problem", ["title": "Not allowed",
+                                                          "detail": "The key '\(user.key.name)' lacks the scope \(scope)."], user: user)
+            response.status = .forbidden
+            return response
+        }
+        return try await body(user)
+    }
+
+    // MARK: Pages
+
+    func runsPage(_ request: Request, _ user: User) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        var query = RunQuery(limit: 100)
+        let workflow = parameters["workflow"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let status = parameters["status"].map(String.init).flatMap(RunStatus.init(rawValue:))
+        query.workflow = workflow
+        query.status = status
+        if let cursor = parameters["cursor"] { query.before = RunID(String(cursor)) }
+        var notice: String?
+        if let q = parameters["q"].map({ String($0).trimmingCharacters(in: .whitespaces) }), !q.isEmpty {
+            if q.hasPrefix("run_") {
+                if try await gateway.store.loadRun(RunID(q)) != nil { return Self.redirect("/console/runs/\(Self.pathEscape(q))") }
+                notice = "No run \(q)."
+            } else {
+                notice = "Search takes a run id (run_...)."
+            }
+        }
+        let runs = try await gateway.store.listRuns(query)
+        var next: String?
+        if runs.count == query.limit, let last = runs.last {
+            var items = [("cursor", last.id.rawValue)]
+            if let workflow { items.append(("workflow", workflow)) }
+            if let status { items.append(("status", status.rawValue)) }
+            next = "/console/runs?" + FormEncoding.encode(items)
+        }
+        let object: [String: Any] = [
+            "q": parameters["q"].map(String.init) ?? "",
+            "notice": notice as Any,
+            "workflows": gateway.configuration.workflows.map { ["id": $0.id, "selected": $0.id == workflow] },
+            "statuses": RunStatus.allCases.map { ["name": $0.rawValue, "selected": $0 == status] },
+            "runs": runs.map { run -> [String: Any] in
+                ["id": run.id.rawValue, "workflow": run.workflow, "status": run.status.rawValue,
+                 "decision": run.decision?.rawValue ?? "", "tags": run.tags.joined(separator: ", "), "created": run.createdAt.rfc3339]
+            },
+            "next": next as Any,
+            "nav_runs": true,
+        ]
+        return page("Runs", "runs", object, user: user)
+    }
+
+    func runPage(_ id: RunID, _ user: User) async throws -> Response {
+        guard let snapshot = try await gateway.store.loadRun(id) else {
+            var response = page("Not found", "problem", ["title": "Not found", "detail": "There is no run \(id.rawValue)."], user: user)
+            response.status = .notFound
+            return response
+        }
+        let run = snapshot.run
+        try await gateway.live.prepare(for: run, store: gateway.store)
+        let workflow = try? gateway.live.workflow(for: run).get()
+        let statuses = Dictionary(snapshot.steps.map { ($0.id, $0.status) }, uniquingKeysWith: { $1 })
+        let depth = Dictionary(snapshot.steps.map { ($0.id, $0.parent) }, uniquingKeysWith: { $1 })
+        func indent(_ step: String) -> Int {
+            var level = 0
+            var parent = depth[step] ?? nil
+            while let current = parent, level < 20 { level += 1; parent = depth[current] ?? nil }
+            return level
+        }
+        let waitingReview = workflow.map { Self.waitsForReview(snapshot, $0) } ?? false
+        let deliveries = user.can("deliveries:read") ? try await gateway.store.listDeliveries(DeliveryQuery(run: id, limit: 100)) : []
+        var trigger = run.json()["trigger"]?.text ?? "{}"
+        if trigger == "{}" { trigger = "none" }
+        let object: [String: Any] = [
+            "id": run.id.rawValue, "workflow": run.workflow, "status": run.status.rawValue,
+            "decision": run.decision?.rawValue as Any, "version": run.workflowVersion.map { "v\($0)" } ?? "—",
+            "created": run.createdAt.rfc3339, "updated": run.updatedAt.rfc3339, "trigger": trigger,
+            "tags": (run.tags.isEmpty ? nil : run.tags.joined(separator: ", ")) as Any,
+            "error": run.error.map { "[\($0.errorClass)] \($0.message)" } as Any,
+            "review": waitingReview && user.can("reviews:write"),
+            "reviewNotAllowed": waitingReview && !user.can("reviews:write"),
+            "graph": workflow.map { WorkflowGraph(workflow: $0, statuses: statuses).svg } ?? "<p class=\"hint\">The workflow is not loaded.</p>",
+            "steps": snapshot.steps.map { step -> [String: Any] in
+                [
+                    "id": step.id, "kind": workflow?.stepsByID[step.id]?.kindName ?? "", "status": step.status.rawValue,
+                    "indent": indent(step.id), "started": step.startedAt.rfc3339, "ended": step.endedAt?.rfc3339 as Any,
+                    "duration": step.endedAt.map { Self.duration($0.timeIntervalSince(step.startedAt)) } ?? "",
+                    "output": step.output.map(Self.pretty) as Any,
+                    "error": step.error.map { "[\($0.errorClass)] \($0.message)" } as Any,
+                ]
+            },
+            "input": Self.pretty(run.input ?? .object([:])),
+            "output": Self.pretty(run.output ?? .object([:])),
+            "deliveries": deliveries.map { delivery -> [String: Any] in
+                ["id": delivery.id.rawValue, "step": delivery.stepID, "connector": delivery.connector, "operation": delivery.operation,
+                 "status": delivery.status.rawValue, "attempts": delivery.attemptCount]
+            },
+            "nav_runs": true,
+        ]
+        return page(run.workflow, "run", object, user: user)
+    }
+
+    func reviewsPage(_ user: User) async throws -> Response {
+        var waiting: [[String: Any]] = []
+        for run in try await gateway.store.listRuns(RunQuery(status: .waiting, limit: 500)).reversed() {
+            guard let snapshot = try await gateway.store.loadRun(run.id) else { continue }
+            try await gateway.live.prepare(for: run, store: gateway.store)
+            guard let workflow = try? gateway.live.workflow(for: run).get(), Self.waitsForReview(snapshot, workflow) else { continue }
+            let review = snapshot.steps.last { step in
+                if case .wait(.review)? = workflow.stepsByID[step.id]?.kind { return step.status == .waiting }
+                return false
+            }
+            // What the run started with: the event's data, or the API input.
+            let facts = snapshot.run.event?["data"] ?? snapshot.run.input ?? .object([:])
+            waiting.append(["id": run.id.rawValue, "workflow": run.workflow, "since": (review?.startedAt ?? run.createdAt).rfc3339,
+                            "facts": Self.pretty(facts), "canReview": user.can("reviews:write")])
+        }
+        return page("Reviews", "reviews", ["reviews": waiting, "nav_reviews": true], user: user)
+    }
+
+    // MARK: Actions
+
+    func review(_ id: RunID, _ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        guard let (user, fields) = try await formUser(request) else { return Self.redirect("/console/login") }
+        guard user.can("reviews:write") else {
+            throw Problem(.forbidden, "the key '\(user.key.name)' lacks the scope reviews:write")
+        }
+        guard let decision = fields["decision"], decision == "approve" || decision == "decline" else {
+            throw Problem(.unprocessableContent, "decision must be approve or decline")
+        }
+        let audit = AuditEntry(at: gateway.clock.now(), actor: .console, name: user.key.name, action: "review.decided",
+                               target: "run:\(id.rawValue)", requestID: context.requestID, sourceIP: context.sourceIP,
+                               details: ["decision": .string(decision)])
+        do {
+            _ = try await gateway.review(run: id, decision: decision, reviewer: user.key.name, audit: audit)
+        } catch Gateway.ReviewError.runNotFound {
+            throw Problem.notFound("no run '\(id)'")
+        } catch Gateway.ReviewError.noReviewWaiting {
+            throw Problem(.conflict, "run '\(id)' is not waiting for a review (already decided?)")
+        }
+        return Self.redirect("/console/runs/\(Self.pathEscape(id.rawValue))")
+    }
+
+    // MARK: Rendering
+
+    func page(_ title: String, _ template: String, _ object: [String: Any], user: User?) -> Response {
+        var context = object
+        context["csrf"] = user?.session.csrfToken ?? ""
+        let body = ConsoleTemplates.render(template, context)
+        var layout = context
+        layout["title"] = title
+        layout["body"] = body
+        layout["signedIn"] = user != nil
+        layout["keyName"] = user?.key.name ?? ""
+        var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: ConsoleTemplates.render("layout", layout))))
+        response.headers[.contentType] = "text/html; charset=utf-8"
+        response.headers[.cacheControl] = "no-store"
+        response.headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+        response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        return response
+    }
+
+    static func waitsForReview(_ snapshot: RunSnapshot, _ workflow: Workflow) -> Bool {
+        snapshot.run.status == .waiting && snapshot.steps.contains { step in
+            guard step.status == .waiting, step.output == nil, case .wait(.review)? = workflow.stepsByID[step.id]?.kind else { return false }
+            return true
+        }
+    }
+
+    static func redirect(_ location: String) -> Response {
+        var response = Response(status: .seeOther)
+        response.headers[.location] = location
+        return response
+    }
+
+    static func pretty(_ json: JSON) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: json.foundationObject, options: [.prettyPrinted, .sortedKeys,
+                                                                                                      .fragmentsAllowed, .withoutEscapingSlashes]),
+              let text = String(data: data, encoding: .utf8) else { return json.text }
+        return text
+    }
+
+    static func duration(_ seconds: TimeInterval) -> String {
+        if seconds < 1 { return "\(Int(seconds * 1000)) ms" }
+        if seconds < 120 { return String(format: "%.1f s", seconds) }
+        if seconds < 7200 { return "\(Int(seconds / 60)) min" }
+        return String(format: "%.1f h", seconds / 3600)
+    }
+
+    static func pathEscape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: FormEncoding.unreserved) ?? text
+    }
+
+    static func form(_ request: Request) async throws -> [String: String] {
+        var request = request
+        let buffer = try await request.collectBody(upTo: 64 << 10)
+        return FormEncoding.decode(Array(buffer.readableBytesView))
+    }
+
+    static func cookieValue(_ header: String?, named name: String) -> String? {
+        guard let header else { return nil }
+        for part in header.split(separator: ";") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if pair.count == 2, pair[0] == name { return pair[1] }
+        }
+        return nil
+    }
+
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Hex.encode((0 ..< 32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) })
+    }
+
+    static func digest(_ token: String) -> String { Hex.encode(SHA256.hash(data: Data(token.utf8))) }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
+        return difference == 0
+    }
+}

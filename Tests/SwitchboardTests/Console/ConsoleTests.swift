@@ -1,0 +1,163 @@
+import CEL
+import Foundation
+import HTTPTypes
+import Testing
+@testable import Switchboard
+
+/// The console through the HTTP application: sign-in with an API key, a session cookie the server
+/// can end, CSRF tokens on every form, pages and actions held to the scopes of their API routes,
+/// and run data shown as text.
+@Suite("Console", .timeLimit(.minutes(2)))
+struct ConsoleTests {
+    /// A browser of the console: its cookie, and the CSRF token of the last page it read.
+    struct Browser {
+        let api: APIClient
+        var cookie: String?
+
+        func get(_ path: String) async throws -> APIClient.Reply {
+            var headers: HTTPFields = [:]
+            if let cookie { headers[.cookie] = cookie }
+            return try await api.request(.get, path, headers: headers, authenticated: false)
+        }
+
+        func post(_ path: String, _ fields: [(String, String)]) async throws -> APIClient.Reply {
+            var headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            if let cookie { headers[.cookie] = cookie }
+            return try await api.request(.post, path, body: FormEncoding.encode(fields), headers: headers, authenticated: false)
+        }
+
+        mutating func signIn(_ key: String) async throws {
+            let reply = try await post("/console/login", [("key", key)])
+            #expect(reply.status == .seeOther, "\(reply.body)")
+            let setCookie = try #require(reply.headers[.setCookie])
+            cookie = String(setCookie.split(separator: ";")[0])
+        }
+
+        static func csrf(_ html: String) -> String? {
+            html.firstMatch(of: /name="csrf_token" value="([0-9a-f]+)"/).map { String($0.1) }
+        }
+    }
+
+    /// A gateway whose Slack alerts go to a loopback receiver that answers 200.
+    static func withGateway(_ body: @escaping @Sendable (TestGateway, APIClient) async throws -> Void) async throws {
+        let slack = TestReceiver(script: [TestReceiver.Answer(body: "ok")])
+        try await slack.serve {
+            let gateway = try await TestGateway(environment: ["SLACK_WEBHOOK_URL": slack.url + "/webhook"])
+            try await gateway.test { api in try await body(gateway, api) }
+        }
+    }
+
+    static func minor(_ api: APIClient, name: String = "Tim") async throws -> String {
+        let event: JSON = ["specversion": "1.0", "id": .string("evt-\(UUID().uuidString)"), "source": "/persona", "type": "inquiry.completed",
+                           "data": ["inquiry": ["id": "inq_console_1", "birthdate": "2012-06-01", "name_first": .string(name)]]]
+        let answer = try await api.request(.post, "/v1/events", json: event).json
+        let run = try #require(answer["runs"]?.array.first { $0["workflow"] == "review-minors" }?["id"]?.stringValue)
+        _ = try await api.waitForRun(run) { $0.status == .waiting }
+        return run
+    }
+
+    @Test("signing in: a wrong key gets 401 and an alert; a key opens a session cookie; pages without one lead to the sign-in")
+    func signIn() async throws {
+        try await Self.withGateway { gateway, api in
+            var browser = Browser(api: api)
+            #expect(try await browser.get("/").headers[.location] == "/console/runs")
+            let closed = try await browser.get("/console/runs")
+            #expect(closed.status == .seeOther && closed.headers[.location] == "/console/login")
+            let form = try await browser.get("/console/login")
+            #expect(form.status == .ok && form.body.contains(#"type="password""#) && form.body.contains(#"name="key""#))
+
+            let wrong = try await browser.post("/console/login", [("key", "sk_wrong")])
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.body.contains(#"role="alert""#))
+            #expect(wrong.headers[.setCookie] == nil)
+
+            let reply = try await browser.post("/console/login", [("key", gateway.apiKey)])
+            let cookie = try #require(reply.headers[.setCookie])
+            #expect(cookie.hasPrefix("switchboard_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict")
+                && cookie.contains("Max-Age=43200"))
+            try await browser.signIn(gateway.apiKey)
+            let runs = try await browser.get("/console/runs")
+            #expect(runs.status == .ok && runs.body.contains("<h1>Runs</h1>"))
+            #expect(try await browser.get("/console/assets/console.css").headers[.contentType] == "text/css; charset=utf-8")
+
+            let audit = try await api.request(.get, "/v1/audit?action=console.sign_in").json["data"]?.array ?? []
+            #expect(Set(audit.compactMap { $0["outcome"]?.stringValue }) == ["ok", "refused"])
+            #expect(audit.contains { $0["actor"]?["kind"] == "console" && $0["actor"]?["name"] == "test" })
+        }
+    }
+
+    @Test("a run's page shows its graph and steps and, while it waits, Approve and Decline; the decision needs the session's CSRF token")
+    func reviewFromTheRunPage() async throws {
+        try await Self.withGateway { gateway, api in
+            let run = try await Self.minor(api)
+            var browser = Browser(api: api)
+            try await browser.signIn(gateway.apiKey)
+            let page = try await browser.get("/console/runs/\(run)")
+            #expect(page.status == .ok)
+            #expect(page.body.contains(#"data-step="minor" data-status="completed""#), "the graph marks the run's path")
+            #expect(page.body.contains(#"data-step="approve""#), "and shows the steps it did not reach")
+            #expect(page.body.contains(">Approve</button>") && page.body.contains(">Decline</button>"))
+            let csrf = try #require(Browser.csrf(page.body))
+
+            // No token, or another session's: refused, nothing changes.
+            #expect(try await browser.post("/console/runs/\(run)/review", [("decision", "approve")]).status == .forbidden)
+            var other = Browser(api: api)
+            try await other.signIn(gateway.apiKey)
+            let otherToken = try #require(Browser.csrf(try await other.get("/console/runs").body))
+            #expect(try await browser.post("/console/runs/\(run)/review", [("decision", "approve"), ("csrf_token", otherToken)]).status == .forbidden)
+            #expect(try await api.request(.get, "/v1/runs/\(run)").json["status"] == "waiting")
+
+            let decided = try await browser.post("/console/runs/\(run)/review", [("decision", "approve"), ("csrf_token", csrf)])
+            #expect(decided.status == .seeOther && decided.headers[.location] == "/console/runs/\(run)")
+            let done = try await api.waitUntilFinished(run)
+            #expect(done["decision"] == "approved")
+            let audit = try await api.request(.get, "/v1/audit?action=review.decided").json["data"]?.array ?? []
+            #expect(audit.first?["actor"]?["kind"] == "console")
+
+            // Signing out ends the session on the server.
+            #expect(try await browser.post("/console/logout", [("csrf_token", csrf)]).headers[.location] == "/console/login")
+            #expect(try await browser.get("/console/runs").headers[.location] == "/console/login")
+        }
+    }
+
+    @Test("a key without reviews:write sees no Approve button and its posted decision is refused")
+    func scopes() async throws {
+        try await Self.withGateway { gateway, api in
+            let run = try await Self.minor(api)
+            let reader = APIKeys.generate()
+            try await gateway.store.createAPIKey(APIKeyRecord(name: "reader", hash: APIKeys.hash(reader), scopes: ["runs:read"], createdAt: Date()))
+            var browser = Browser(api: api)
+            try await browser.signIn(reader)
+            let page = try await browser.get("/console/runs/\(run)")
+            #expect(page.status == .ok)
+            #expect(!page.body.contains(">Approve</button>"))
+            #expect(page.body.contains("lacks the scope reviews:write"))
+            let csrf = try #require(Browser.csrf(page.body))
+            #expect(try await browser.post("/console/runs/\(run)/review", [("decision", "approve"), ("csrf_token", csrf)]).status == .forbidden)
+            #expect(try await api.request(.get, "/v1/runs/\(run)").json["status"] == "waiting")
+
+            let nothing = APIKeys.generate()
+            try await gateway.store.createAPIKey(APIKeyRecord(name: "lists-only", hash: APIKeys.hash(nothing), scopes: ["lists:read"], createdAt: Date()))
+            var other = Browser(api: api)
+            try await other.signIn(nothing)
+            #expect(try await other.get("/console/runs").status == .forbidden)
+        }
+    }
+
+    @Test("run and event data are shown as text: a name that is a script stays text")
+    func escaping() async throws {
+        try await Self.withGateway { gateway, api in
+            let run = try await Self.minor(api, name: "<script>alert(1)</script>")
+            var browser = Browser(api: api)
+            try await browser.signIn(gateway.apiKey)
+            for path in ["/console/reviews", "/console/runs/\(run)"] {
+                let page = try await browser.get(path)
+                #expect(page.status == .ok, "\(path)")
+                #expect(!page.body.contains("<script>alert(1)</script>"), "\(path) shows the name as text")
+            }
+            let reviews = try await browser.get("/console/reviews")
+            #expect(reviews.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+            #expect(reviews.body.contains(run))
+        }
+    }
+}
