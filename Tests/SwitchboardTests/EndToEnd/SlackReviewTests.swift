@@ -61,7 +61,7 @@ struct SlackReviewTests {
             #expect(blocks.map { $0["type"]?.stringValue ?? "" } == ["header", "section", "context", "actions"])
             let fields = blocks[1]["fields"]?.arrayValue?.compactMap { $0["text"]?.stringValue } ?? []
             #expect(fields.contains("*Reason*\nunder 18"))
-            #expect(blocks[2]["elements"]?.arrayValue?.first?["text"]?.stringValue?.contains("/v1/runs/\(run)") == true)
+            #expect(blocks[2]["elements"]?.arrayValue?.first?["text"]?.stringValue?.contains("/console/runs/\(run)") == true)
 
             let click = try await harness.sandboxPost("/slack/messages/\(ts)/click", ["action_id": "approve", "user": "ana"])
             #expect(click["gateway_status"] == 200, "\(click)")

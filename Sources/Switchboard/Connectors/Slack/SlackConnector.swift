@@ -91,7 +91,7 @@ public struct SlackConnector: Connector {
         case Self.reviewRequest.name:
             try Self.reviewRequest.check(input, connector: id)
             let review = try input.decode(ReviewRequest.self, for: "\(id).review_request")
-            let link = review.link ?? "\(publicURL)/v1/runs/\(run.runID)"
+            let link = review.link ?? "\(publicURL)/console/runs/\(run.runID)"
             payload = ["text": .string(review.text ?? review.title),
                        "blocks": SlackReviewMessage.blocks(title: review.title, facts: input["facts"] ?? .null, link: link,
                                                            reference: SlackReviewMessage.Reference(run: run.runID, step: run.stepID),
