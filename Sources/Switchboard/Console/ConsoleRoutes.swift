@@ -55,6 +55,59 @@ struct Console: Sendable {
             let id = RunID(try context.parameters.require("id"))
             return try await review(id, request, context)
         }
+        router.get("/console/deliveries") { request, _ in
+            try await signedIn(request, scope: "deliveries:read") { user in try await deliveriesPage(request, user) }
+        }
+        router.get("/console/deliveries/:id") { request, context in
+            let id = DeliveryID(try context.parameters.require("id"))
+            return try await signedIn(request, scope: "deliveries:read") { user in try await deliveryPage(id, user) }
+        }
+        router.post("/console/deliveries/:id/retry") { request, context in
+            let id = DeliveryID(try context.parameters.require("id"))
+            guard let (user, _) = try await formUser(request) else { return Self.redirect("/console/login") }
+            guard user.can("deliveries:write") else { throw Problem(.forbidden, "the key '\(user.key.name)' lacks the scope deliveries:write") }
+            switch try await gateway.retryDelivery(id, audit: consoleAudit("delivery.retried", "delivery:\(id.rawValue)", user, context)) {
+            case .reopened: return Self.redirect("/console/deliveries/\(Self.pathEscape(id.rawValue))")
+            case .notFound: throw Problem.notFound("no delivery '\(id)'")
+            case let .notRetryable(status): throw Problem(.conflict, "delivery '\(id)' is \(status.rawValue); only failed and dead ones are sent again")
+            }
+        }
+        router.post("/console/deliveries/retry") { request, context in try await retryAll(request, context) }
+        router.get("/console/workflows") { request, _ in
+            try await signedIn(request, scope: "workflows:read") { user in workflowsPage(user) }
+        }
+        router.get("/console/workflows/:id") { request, context in
+            let id = try context.parameters.require("id")
+            return try await signedIn(request, scope: "workflows:read") { user in try await workflowPage(id, user) }
+        }
+        router.get("/console/lists") { request, _ in
+            try await signedIn(request, scope: "lists:read") { user in try await listsPage(user) }
+        }
+        router.get("/console/lists/:name") { request, context in
+            let name = try context.parameters.require("name")
+            return try await signedIn(request, scope: "lists:read") { user in try await listPage(name, user, error: nil) }
+        }
+        router.post("/console/lists/:name/items") { request, context in
+            try await changeList(try context.parameters.require("name"), add: true, request, context)
+        }
+        router.post("/console/lists/:name/remove") { request, context in
+            try await changeList(try context.parameters.require("name"), add: false, request, context)
+        }
+        router.get("/console/connectors") { request, _ in
+            try await signedIn(request, scope: "connectors:read") { user in connectorsPage(user, result: nil) }
+        }
+        router.post("/console/connectors/:id/test") { request, context in
+            let id = try context.parameters.require("id")
+            guard let (user, _) = try await formUser(request) else { return Self.redirect("/console/login") }
+            guard user.can("connectors:write") else { throw Problem(.forbidden, "the key '\(user.key.name)' lacks the scope connectors:write") }
+            guard gateway.configuration.connectors[id] != nil else { throw Problem.notFound("no connector '\(id)'") }
+            let result = await gateway.deliveryWorker.test(connector: id)
+            return connectorsPage(user, result: ["connector": id, "ok": result?.ok ?? false, "status": result?.status ?? "not_supported",
+                                                 "detail": result?.detail ?? "this build cannot run connectors of this kind"])
+        }
+        router.get("/console/audit") { request, _ in
+            try await signedIn(request, scope: "admin") { user in try await auditPage(request, user) }
+        }
         router.get("/console/reviews") { request, _ in
             try await signedIn(request, scope: "runs:read") { user in try await reviewsPage(user) }
         }
@@ -229,6 +282,261 @@ struct Console: Sendable {
                             "facts": Self.pretty(facts), "canReview": user.can("reviews:write")])
         }
         return page("Reviews", "reviews", ["reviews": waiting, "nav_reviews": true], user: user)
+    }
+
+    func deliveriesPage(_ request: Request, _ user: User) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        let notice = parameters["retried"].map { "\($0) deliveries sent again." }
+        let filter = Self.deliveryFilter(parameters.map { (String($0.key), String($0.value)) })
+        var query = filter.query
+        query.limit = 100
+        if let cursor = parameters["cursor"] { query.before = DeliveryID(String(cursor)) }
+        let deliveries = try await gateway.store.listDeliveries(query)
+        var next: String?
+        if deliveries.count == query.limit, let last = deliveries.last {
+            next = "/console/deliveries?" + FormEncoding.encode(filter.items + [("cursor", last.id.rawValue)])
+        }
+        let canRetry = user.can("deliveries:write")
+        let object: [String: Any] = [
+            "run": query.run?.rawValue ?? "", "connector": query.connector ?? "", "status": query.status?.rawValue ?? "",
+            "connectors": gateway.configuration.connectors.keys.sorted().map { ["id": $0, "selected": $0 == query.connector] },
+            "statuses": DeliveryStatus.allCases.map { ["name": $0.rawValue, "selected": $0 == query.status] },
+            "canRetry": canRetry, "notice": notice as Any,
+            "deliveries": deliveries.map { delivery -> [String: Any] in
+                ["id": delivery.id.rawValue, "run": delivery.runID.rawValue, "step": delivery.stepID, "connector": delivery.connector,
+                 "operation": delivery.operation, "status": delivery.status.rawValue, "attempts": delivery.attemptCount,
+                 "updated": delivery.updatedAt.rfc3339,
+                 "retryable": canRetry && (delivery.status == .failed || delivery.status == .dead)]
+            },
+            "next": next as Any, "nav_deliveries": true,
+        ]
+        return page("Deliveries", "deliveries", object, user: user)
+    }
+
+    func deliveryPage(_ id: DeliveryID, _ user: User) async throws -> Response {
+        guard let record = try await gateway.store.delivery(id) else {
+            var response = page("Not found", "problem", ["title": "Not found", "detail": "There is no delivery \(id.rawValue)."], user: user)
+            response.status = .notFound
+            return response
+        }
+        let delivery = record.delivery
+        let object: [String: Any] = [
+            "id": delivery.id.rawValue, "run": delivery.runID.rawValue, "step": delivery.stepID, "connector": delivery.connector,
+            "operation": delivery.operation, "status": delivery.status.rawValue, "attempts": delivery.attemptCount,
+            "next": (delivery.status == .pending ? delivery.nextAttemptAt?.rfc3339 : nil) as Any,
+            "lastError": delivery.lastError.map { "[\($0.errorClass)] \($0.message)" } as Any,
+            "retryable": user.can("deliveries:write") && (delivery.status == .failed || delivery.status == .dead),
+            "curl": Self.curl(delivery, lastAttempt: record.attempts.last),
+            "attemptList": record.attempts.reversed().enumerated().map { index, attempt -> [String: Any] in
+                let status = attempt.response?["status"]?.numberValue.map { String(Int($0)) } ?? (attempt.errorClass ?? "no answer")
+                let ok = attempt.response?["status"]?.numberValue.map { (200 ..< 300).contains(Int($0)) } ?? false
+                return ["number": attempt.number, "trigger": attempt.trigger.rawValue, "status": status,
+                        "outcome": ok ? "succeeded" : "failed", "duration": attempt.durationMilliseconds,
+                        "started": attempt.startedAt.rfc3339, "error": attempt.errorClass.map { "[\($0)] \(attempt.errorMessage ?? "")" } as Any,
+                        "request": Self.pretty(attempt.request), "response": attempt.response.map(Self.pretty) ?? "no response", "open": index == 0]
+            },
+            "nav_deliveries": true,
+        ]
+        return page("Delivery", "delivery", object, user: user)
+    }
+
+    /// "Retry all": the first POST shows how many failed and dead deliveries the filter selects
+    /// and asks to confirm; the second, carrying that count, sends them again (at most 1,000).
+    func retryAll(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        guard let (user, fields) = try await formUser(request) else { return Self.redirect("/console/login") }
+        guard user.can("deliveries:write") else { throw Problem(.forbidden, "the key '\(user.key.name)' lacks the scope deliveries:write") }
+        let filter = Self.deliveryFilter(fields.filter { ["run", "connector", "status"].contains($0.key) }.map { ($0.key, $0.value) })
+        var selected: [Delivery] = []
+        for status in [DeliveryStatus.failed, .dead] where filter.query.status == nil || filter.query.status == status {
+            var query = filter.query
+            query.status = status
+            query.limit = 500
+            while selected.count < 1000 {
+                let page = try await gateway.store.listDeliveries(query)
+                selected += page
+                guard page.count == query.limit, let last = page.last else { break }
+                query.before = last.id
+            }
+        }
+        selected = Array(selected.prefix(1000))
+        guard fields["confirm"] != nil else {
+            let described = filter.items.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
+            return page("Retry deliveries", "confirm-retry", [
+                "count": selected.count, "filter": described.isEmpty ? nil as String? : described as Any,
+                "run": filter.query.run?.rawValue ?? "", "connector": filter.query.connector ?? "", "status": filter.query.status?.rawValue ?? "",
+                "nav_deliveries": true,
+            ], user: user)
+        }
+        var retried = 0
+        for delivery in selected {
+            if case .reopened = try await gateway.retryDelivery(delivery.id, audit: consoleAudit("delivery.retried", "delivery:\(delivery.id.rawValue)",
+                                                                                              user, context)) { retried += 1 }
+        }
+        return Self.redirect("/console/deliveries?" + FormEncoding.encode(filter.items + [("retried", String(retried))]))
+    }
+
+    func consoleAudit(_ action: String, _ target: String, _ user: User, _ context: GatewayRequestContext) -> AuditEntry {
+        AuditEntry(at: gateway.clock.now(), actor: .console, name: user.key.name, action: action, target: target,
+                   requestID: context.requestID, sourceIP: context.sourceIP)
+    }
+
+    /// The delivery filter of a query string or form: `run`, `connector`, `status`; the items it
+    /// was made from, for links.
+    static func deliveryFilter(_ pairs: [(String, String)]) -> (query: DeliveryQuery, items: [(String, String)]) {
+        var query = DeliveryQuery()
+        var items: [(String, String)] = []
+        for (name, value) in pairs where !value.isEmpty {
+            switch name {
+            case "run": query.run = RunID(value); items.append((name, value))
+            case "connector": query.connector = value; items.append((name, value))
+            case "status": if let status = DeliveryStatus(rawValue: value) { query.status = status; items.append((name, value)) }
+            default: break
+            }
+        }
+        return (query, items.sorted { $0.0 < $1.0 })
+    }
+
+    /// The delivery's request as a curl command: the headers as the last attempt sent them (secrets
+    /// and credentials added at send time read `••••`), or as the connector made them.
+    static func curl(_ delivery: Delivery, lastAttempt: DeliveryAttempt?) -> String {
+        func quote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        var headers: [(String, String)] = delivery.request.headers.map { header in
+            (header[0], DeliveryWorker.alwaysSecret.contains(header[0].lowercased()) ? "••••" : header[1])
+        }
+        if let sent = lastAttempt?.request["headers"] {
+            switch sent {
+            case let .object(fields): headers = fields.keys.sorted().map { ($0, fields[$0]?.stringValue ?? "") }
+            case let .array(pairs): headers = pairs.compactMap { pair in
+                    guard case let .array(parts) = pair, parts.count == 2, let name = parts[0].stringValue,
+                          let value = parts[1].stringValue else { return nil }
+                    return (name, value)
+                }
+            default: break
+            }
+        }
+        var lines = ["curl -X \(delivery.request.method) \(quote(delivery.request.url))"]
+        for (name, value) in headers { lines.append("  -H \(quote("\(name): \(value)"))") }
+        if let body = delivery.request.body { lines.append("  --data-binary \(quote(body))") }
+        return lines.joined(separator: " \\\n")
+    }
+
+    func workflowsPage(_ user: User) -> Response {
+        let workflows = gateway.configuration.workflows.map { workflow -> [String: Any] in
+            let trigger: String = switch workflow.trigger {
+            case let .event(type): "event \(type)" + (workflow.triggerFilter.map { " if \($0.source)" } ?? "")
+            case .api: "API"
+            case let .schedule(schedule): schedule.description
+            }
+            return ["id": workflow.id, "trigger": trigger, "version": workflow.version.map { "v\($0)" } ?? "—",
+                    "steps": workflow.stepsByID.count, "description": workflow.description ?? ""]
+        }
+        return page("Workflows", "workflows", ["workflows": workflows, "nav_workflows": true], user: user)
+    }
+
+    func workflowPage(_ id: String, _ user: User) async throws -> Response {
+        guard let workflow = gateway.configuration.workflow(id) else {
+            var response = page("Not found", "problem", ["title": "Not found", "detail": "There is no workflow \(id)."], user: user)
+            response.status = .notFound
+            return response
+        }
+        let versions = try await gateway.store.workflowVersions(id)
+        // Decisions of the last 24 hours, from the newest runs (at most 500 read).
+        let since = gateway.clock.now().addingTimeInterval(-86_400)
+        var counts: [String: Int] = [:]
+        for run in try await gateway.store.listRuns(RunQuery(workflow: id, limit: 500)) where run.createdAt >= since && run.status.isFinished {
+            counts[run.decision?.rawValue ?? "none", default: 0] += 1
+        }
+        let object: [String: Any] = [
+            "id": workflow.id, "version": workflow.version.map { "v\($0)" } ?? "—", "description": workflow.description as Any,
+            "graph": WorkflowGraph(workflow: workflow).svg, "source": workflow.source, "file": workflow.file,
+            "decisions": counts.keys.sorted().map { ["name": $0, "count": counts[$0]!] },
+            "versions": versions.reversed().map { record -> [String: Any] in
+                ["version": record.label, "created": record.createdAt.rfc3339, "sha": String(record.sha256.prefix(16)),
+                 "current": record.version == workflow.version]
+            },
+            "nav_workflows": true,
+        ]
+        return page(workflow.id, "workflow", object, user: user)
+    }
+
+    func listsPage(_ user: User) async throws -> Response {
+        let lists = try await gateway.store.lists().map { ["name": $0.name, "kind": $0.kind.rawValue, "count": $0.items.count] as [String: Any] }
+        return page("Lists", "lists", ["lists": lists, "nav_lists": true], user: user)
+    }
+
+    func listPage(_ name: String, _ user: User, error: String?) async throws -> Response {
+        guard let list = try await gateway.store.list(name) else {
+            var response = page("Not found", "problem", ["title": "Not found", "detail": "There is no list \(name)."], user: user)
+            response.status = .notFound
+            return response
+        }
+        let placeholder = switch list.kind {
+        case .ip: "203.0.113.7 or 198.51.100.0/24"
+        case .email: "name@example.com or example.com"
+        case .string: "a value"
+        }
+        var response = page(name, "list", ["name": list.name, "kind": list.kind.rawValue, "items": list.items.map { ["item": $0] },
+                                           "canWrite": user.can("lists:write"), "placeholder": placeholder, "error": error as Any,
+                                           "nav_lists": true], user: user)
+        if error != nil { response.status = .unprocessableContent }
+        return response
+    }
+
+    /// "Add" and "Remove" on a list's page.
+    func changeList(_ name: String, add: Bool, _ request: Request, _ context: GatewayRequestContext) async throws -> Response {
+        guard let (user, fields) = try await formUser(request) else { return Self.redirect("/console/login") }
+        guard user.can("lists:write") else { throw Problem(.forbidden, "the key '\(user.key.name)' lacks the scope lists:write") }
+        guard let list = try await gateway.store.list(name) else { throw Problem.notFound("no list '\(name)'") }
+        let item = (fields["item"] ?? "").trimmingCharacters(in: .whitespaces)
+        if add {
+            if let problem = item.isEmpty ? "an empty item" : ListIndexSnapshot.problem(with: item, kind: list.kind) {
+                return try await listPage(name, user, error: "Not added: \(problem).")
+            }
+            var audit = consoleAudit("list.items_added", "list:\(name)", user, context)
+            audit.details = ["items": [.string(item)]]
+            _ = try await gateway.store.addListItems(name, items: [item], audit: audit)
+        } else {
+            var audit = consoleAudit("list.item_removed", "list:\(name)", user, context)
+            audit.details = ["item": .string(item)]
+            _ = try await gateway.store.removeListItem(name, item: item, audit: audit)
+        }
+        try await gateway.lists.refresh(from: gateway.store)
+        return Self.redirect("/console/lists/\(Self.pathEscape(name))")
+    }
+
+    func connectorsPage(_ user: User, result: [String: Any]?) -> Response {
+        let configuration = gateway.configuration
+        let connectors = configuration.connectors.values.sorted { $0.id < $1.id }.map { connector -> [String: Any] in
+            let instance = configuration.connectorInstances[connector.id]
+            let circuit = gateway.deliveryWorker.circuitState(connector.id)?["state"]?.stringValue ?? "—"
+            let limits = instance.map { instance in
+                "concurrency \(instance.delivery.concurrency)"
+                    + (instance.delivery.rateLimit.map { ", \($0.count)/\(ConfigDuration.format($0.per))" } ?? "")
+            } ?? "not available in this build"
+            return ["id": connector.id, "kind": connector.kind, "circuit": circuit, "limits": limits,
+                    "canTest": user.can("connectors:write") && instance != nil]
+        }
+        return page("Connectors", "connectors", ["connectors": connectors, "result": result as Any, "nav_connectors": true], user: user)
+    }
+
+    func auditPage(_ request: Request, _ user: User) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        var query = AuditQuery(limit: 100)
+        query.action = parameters["action"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        query.actor = parameters["actor"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        if let cursor = parameters["cursor"] { query.before = AuditID(String(cursor)) }
+        let entries = try await gateway.store.auditLog(query)
+        var next: String?
+        if entries.count == query.limit, let last = entries.last {
+            next = "/console/audit?" + FormEncoding.encode([("action", query.action ?? ""), ("actor", query.actor ?? ""),
+                                                            ("cursor", last.id.rawValue)].filter { !$0.1.isEmpty })
+        }
+        let rows = entries.map { entry -> [String: Any] in
+            ["at": entry.at.rfc3339, "actor": "\(entry.actorKind.rawValue):\(entry.actorName)", "action": entry.action,
+             "target": entry.target, "outcome": entry.outcome, "from": entry.sourceIP ?? ""]
+        }
+        return page("Audit", "audit", ["entries": rows, "action": query.action ?? "", "actor": query.actor ?? "", "next": next as Any,
+                                        "nav_audit": true], user: user)
     }
 
     // MARK: Actions

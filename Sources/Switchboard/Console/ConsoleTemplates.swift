@@ -30,6 +30,11 @@ enum ConsoleTemplates {
               <nav>
                 <a href="/console/runs"{{#nav_runs}} aria-current="page"{{/nav_runs}}>Runs</a>
                 <a href="/console/reviews"{{#nav_reviews}} aria-current="page"{{/nav_reviews}}>Reviews</a>
+                <a href="/console/deliveries"{{#nav_deliveries}} aria-current="page"{{/nav_deliveries}}>Deliveries</a>
+                <a href="/console/workflows"{{#nav_workflows}} aria-current="page"{{/nav_workflows}}>Workflows</a>
+                <a href="/console/lists"{{#nav_lists}} aria-current="page"{{/nav_lists}}>Lists</a>
+                <a href="/console/connectors"{{#nav_connectors}} aria-current="page"{{/nav_connectors}}>Connectors</a>
+                <a href="/console/audit"{{#nav_audit}} aria-current="page"{{/nav_audit}}>Audit</a>
               </nav>
               <form class="signout" method="post" action="/console/logout">
                 <input type="hidden" name="csrf_token" value="{{csrf}}">
@@ -154,6 +159,168 @@ enum ConsoleTemplates {
               </tbody>
             </table>
             """,
+        "deliveries": """
+            <h1>Deliveries</h1>
+            <form class="filters" method="get" action="/console/deliveries">
+              <input name="run" value="{{run}}" placeholder="run id" aria-label="Run">
+              <select name="connector" aria-label="Connector">
+                <option value="">all connectors</option>
+                {{#connectors}}<option value="{{id}}"{{#selected}} selected{{/selected}}>{{id}}</option>{{/connectors}}
+              </select>
+              <select name="status" aria-label="Status">
+                <option value="">any status</option>
+                {{#statuses}}<option value="{{name}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/statuses}}
+              </select>
+              <button type="submit">Filter</button>
+            </form>
+            {{#notice}}<p class="notice" role="status">{{notice}}</p>{{/notice}}
+            {{#canRetry}}
+            <form class="bulk" method="post" action="/console/deliveries/retry">
+              <input type="hidden" name="csrf_token" value="{{csrf}}">
+              <input type="hidden" name="run" value="{{run}}"><input type="hidden" name="connector" value="{{connector}}">
+              <input type="hidden" name="status" value="{{status}}">
+              <button type="submit">Retry all failed and dead that match</button>
+            </form>
+            {{/canRetry}}
+            <table class="grid">
+              <thead><tr><th>Delivery</th><th>Run</th><th>Step</th><th>Connector</th><th>Status</th><th>Attempts</th><th>Updated</th><th></th></tr></thead>
+              <tbody>
+              {{#deliveries}}
+              <tr><td><a href="/console/deliveries/{{id}}"><code>{{id}}</code></a></td><td><a href="/console/runs/{{run}}"><code>{{run}}</code></a></td>
+                <td>{{step}}</td><td>{{connector}} · {{operation}}</td><td><span class="badge status-{{status}}">{{status}}</span></td>
+                <td>{{attempts}}</td><td><time datetime="{{updated}}">{{updated}}</time></td>
+                <td>{{#retryable}}<form method="post" action="/console/deliveries/{{id}}/retry"><input type="hidden" name="csrf_token" value="{{csrf}}"><button type="submit">Retry</button></form>{{/retryable}}</td></tr>
+              {{/deliveries}}
+              {{^deliveries}}<tr><td colspan="8" class="empty">No deliveries match.</td></tr>{{/deliveries}}
+              </tbody>
+            </table>
+            {{#next}}<p class="pager"><a href="{{next}}">Older deliveries →</a></p>{{/next}}
+            """,
+        "confirm-retry": """
+            <h1>Retry {{count}} deliveries?</h1>
+            <p>{{count}} failed or dead deliveries match{{#filter}} ({{filter}}){{/filter}}. Each is sent again and its run resumes.</p>
+            <form method="post" action="/console/deliveries/retry">
+              <input type="hidden" name="csrf_token" value="{{csrf}}">
+              <input type="hidden" name="run" value="{{run}}"><input type="hidden" name="connector" value="{{connector}}">
+              <input type="hidden" name="status" value="{{status}}"><input type="hidden" name="confirm" value="{{count}}">
+              <button type="submit" class="approve">Retry {{count}}</button> <a href="/console/deliveries">Cancel</a>
+            </form>
+            """,
+        "delivery": """
+            <p class="crumbs"><a href="/console/deliveries">Deliveries</a> / <code>{{id}}</code></p>
+            <h1>{{connector}} · {{operation}} <span class="badge status-{{status}}">{{status}}</span></h1>
+            <dl class="facts">
+              <dt>Run</dt><dd><a href="/console/runs/{{run}}"><code>{{run}}</code></a> (step {{step}})</dd>
+              <dt>Attempts</dt><dd>{{attempts}}</dd>
+              {{#next}}<dt>Next attempt</dt><dd><time datetime="{{next}}">{{next}}</time></dd>{{/next}}
+              {{#lastError}}<dt>Last error</dt><dd class="error">{{lastError}}</dd>{{/lastError}}
+            </dl>
+            {{#retryable}}<form method="post" action="/console/deliveries/{{id}}/retry"><input type="hidden" name="csrf_token" value="{{csrf}}"><button type="submit">Retry</button></form>{{/retryable}}
+            <h2>As curl</h2>
+            <pre class="json curl">{{curl}}</pre>
+            <h2>Attempts</h2>
+            <ol class="steps attempts">
+            {{#attemptList}}
+              <li class="step" data-attempt="{{number}}" data-status="{{outcome}}">
+                <div><strong>#{{number}}</strong> <span class="kind">{{trigger}}</span> <span class="badge status-{{outcome}}">{{status}}</span>
+                  <span class="duration">{{duration}} ms</span> <time datetime="{{started}}">{{started}}</time></div>
+                {{#error}}<p class="error">{{error}}</p>{{/error}}
+                <details><summary>Request</summary><pre class="json">{{request}}</pre></details>
+                <details{{#open}} open{{/open}}><summary>Response</summary><pre class="json">{{response}}</pre></details>
+              </li>
+            {{/attemptList}}
+            {{^attemptList}}<li class="empty">No attempt yet.</li>{{/attemptList}}
+            </ol>
+            """,
+        "workflows": """
+            <h1>Workflows</h1>
+            <table class="grid">
+              <thead><tr><th>Workflow</th><th>Trigger</th><th>Version</th><th>Steps</th><th>Description</th></tr></thead>
+              <tbody>
+              {{#workflows}}<tr><td><a href="/console/workflows/{{id}}">{{id}}</a></td><td>{{trigger}}</td><td>{{version}}</td>
+                <td>{{steps}}</td><td>{{description}}</td></tr>{{/workflows}}
+              </tbody>
+            </table>
+            """,
+        "workflow": """
+            <p class="crumbs"><a href="/console/workflows">Workflows</a> / {{id}}</p>
+            <h1>{{id}} <span class="badge">{{version}}</span></h1>
+            {{#description}}<p>{{description}}</p>{{/description}}
+            <p class="hint">Decisions of the last 24 hours: {{#decisions}}<span class="badge">{{name}} {{count}}</span> {{/decisions}}{{^decisions}}none{{/decisions}}
+              · <a href="/console/runs?workflow={{id}}">its runs</a></p>
+            <div class="columns">
+              <section class="graph" aria-label="Workflow graph">{{{graph}}}</section>
+              <section>
+                <h2>Versions</h2>
+                <table class="grid"><thead><tr><th>Version</th><th>Recorded</th><th>SHA-256</th></tr></thead><tbody>
+                {{#versions}}<tr><td>{{version}}{{#current}} (current){{/current}}</td><td><time datetime="{{created}}">{{created}}</time></td>
+                  <td><code>{{sha}}</code></td></tr>{{/versions}}
+                </tbody></table>
+                <h2>Source <span class="hint">{{file}}</span></h2>
+                <pre class="json source">{{source}}</pre>
+              </section>
+            </div>
+            """,
+        "lists": """
+            <h1>Lists</h1>
+            <table class="grid">
+              <thead><tr><th>List</th><th>Kind</th><th>Items</th></tr></thead>
+              <tbody>
+              {{#lists}}<tr><td><a href="/console/lists/{{name}}">{{name}}</a></td><td>{{kind}}</td><td>{{count}}</td></tr>{{/lists}}
+              {{^lists}}<tr><td colspan="3" class="empty">No lists yet: PUT /v1/lists/NAME or switchboard lists add.</td></tr>{{/lists}}
+              </tbody>
+            </table>
+            """,
+        "list": """
+            <p class="crumbs"><a href="/console/lists">Lists</a> / {{name}}</p>
+            <h1>{{name}} <span class="badge">{{kind}}</span></h1>
+            {{#error}}<p class="error" role="alert">{{error}}</p>{{/error}}
+            {{#canWrite}}
+            <form class="filters" method="post" action="/console/lists/{{name}}/items">
+              <input type="hidden" name="csrf_token" value="{{csrf}}">
+              <input name="item" placeholder="{{placeholder}}" aria-label="Item" required>
+              <button type="submit">Add</button>
+            </form>
+            {{/canWrite}}
+            <table class="grid">
+              <thead><tr><th>Item</th><th></th></tr></thead>
+              <tbody>
+              {{#items}}<tr><td><code>{{item}}</code></td><td>{{#canWrite}}<form method="post" action="/console/lists/{{name}}/remove">
+                <input type="hidden" name="csrf_token" value="{{csrf}}"><input type="hidden" name="item" value="{{item}}">
+                <button type="submit">Remove</button></form>{{/canWrite}}</td></tr>{{/items}}
+              {{^items}}<tr><td colspan="2" class="empty">The list is empty.</td></tr>{{/items}}
+              </tbody>
+            </table>
+            """,
+        "connectors": """
+            <h1>Connectors</h1>
+            {{#result}}<p class="{{#ok}}notice{{/ok}}{{^ok}}error{{/ok}}" role="status">{{connector}}: {{status}}, {{detail}}</p>{{/result}}
+            <table class="grid">
+              <thead><tr><th>Connector</th><th>Kind</th><th>Circuit</th><th>Limits</th><th></th></tr></thead>
+              <tbody>
+              {{#connectors}}<tr><td>{{id}}</td><td>{{kind}}</td><td>{{circuit}}</td><td>{{limits}}</td>
+                <td>{{#canTest}}<form method="post" action="/console/connectors/{{id}}/test"><input type="hidden" name="csrf_token" value="{{csrf}}">
+                <button type="submit">Test</button></form>{{/canTest}}</td></tr>{{/connectors}}
+              </tbody>
+            </table>
+            """,
+        "audit": """
+            <h1>Audit log</h1>
+            <form class="filters" method="get" action="/console/audit">
+              <input name="action" value="{{action}}" placeholder="action, such as review.decided" aria-label="Action">
+              <input name="actor" value="{{actor}}" placeholder="actor name" aria-label="Actor">
+              <button type="submit">Filter</button>
+            </form>
+            <table class="grid">
+              <thead><tr><th>When</th><th>Actor</th><th>Action</th><th>Target</th><th>Outcome</th><th>From</th></tr></thead>
+              <tbody>
+              {{#entries}}<tr><td><time datetime="{{at}}">{{at}}</time></td><td>{{actor}}</td><td>{{action}}</td><td><code>{{target}}</code></td>
+                <td>{{outcome}}</td><td>{{from}}</td></tr>{{/entries}}
+              {{^entries}}<tr><td colspan="6" class="empty">No entries match.</td></tr>{{/entries}}
+              </tbody>
+            </table>
+            {{#next}}<p class="pager"><a href="{{next}}">Older entries →</a></p>{{/next}}
+            """,
         "problem": """
             <h1>{{title}}</h1>
             <p class="error" role="alert">{{detail}}</p>
@@ -188,6 +355,7 @@ enum ConsoleTemplates {
         .step[data-status=completed]{border-left-color:var(--ok)}.step[data-status=failed]{border-left-color:var(--bad)}.step[data-status=waiting]{border-left-color:var(--warn)}
         pre.json{background:#fbfcfd;border:1px solid var(--line);border-radius:4px;padding:6px 8px;margin:4px 0;white-space:pre-wrap;word-break:break-word;max-height:240px;overflow:auto}
         pre.small{max-height:90px}.review-actions{background:#fffaf0;border:1px solid #f6e0b5;border-radius:6px;padding:10px 14px;margin:0 0 14px}
-        .review-actions form{display:flex;gap:10px}.pager{margin-top:10px}
+        .review-actions form{display:flex;gap:10px}.pager{margin-top:10px}.bulk{margin:0 0 12px}
+        details summary{cursor:pointer;color:var(--muted)}.curl{white-space:pre-wrap}pre.source{max-height:600px}
         """
 }

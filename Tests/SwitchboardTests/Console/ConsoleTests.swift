@@ -161,3 +161,119 @@ struct ConsoleTests {
         }
     }
 }
+
+/// The console's deliveries: the log filtered, each attempt's request and response, a curl command
+/// without secrets, a retry of one, and "Retry all" that counts and asks first.
+@Suite("Console: deliveries", .timeLimit(.minutes(2)))
+struct ConsoleDeliveryTests {
+    @Test("a delivery that failed against a 500 is retried from the console after the receiver recovers; retry all counts first")
+    func retry() async throws {
+        let receiver = TestReceiver(script: [TestReceiver.Answer(status: 500), TestReceiver.Answer(status: 500), TestReceiver.Answer(status: 200)])
+        try await receiver.serve {
+            let directory = try TemporaryDirectory()
+            try directory.write("connectors/crm.yaml", """
+                id: crm
+                kind: http
+                base_url: \(receiver.url)
+                auth: { bearer: "crm-token-secret" }
+                signing: off
+                allow_networks: [ 127.0.0.0/8 ]
+                retry: { max_attempts: 1 }
+                operations:
+                  notify: { method: POST, path: /hook, body: "= input" }
+                """)
+            try directory.write("workflows/notify.yaml", """
+                id: notify
+                trigger: { api: { input: { ref: { type: string } } } }
+                steps:
+                  - { id: tell, connector: crm, operation: notify }
+                """)
+            let gateway = try await TestGateway(configurationDirectory: directory.path)
+            try await gateway.test { api in
+                var runs: [String] = []
+                for ref in ["a", "b"] {
+                    let run = try #require(try await api.request(.post, "/v1/workflows/notify/runs", json: ["ref": .string(ref)]).json["id"]?.stringValue)
+                    #expect(try await api.waitUntilFinished(run)["status"] == "failed")
+                    runs.append(run)
+                }
+                var browser = ConsoleTests.Browser(api: api)
+                try await browser.signIn(gateway.apiKey)
+                let list = try await browser.get("/console/deliveries?status=dead")
+                #expect(list.status == .ok)
+                let ids = list.body.matches(of: /href="\/console\/deliveries\/(dlv_[0-9A-Z]+)"/).map { String($0.1) }
+                #expect(ids.count == 2, "\(list.body)")
+                let csrf = try #require(ConsoleTests.Browser.csrf(list.body))
+
+                let detail = try await browser.get("/console/deliveries/\(ids[0])")
+                #expect(detail.body.contains("curl -X POST"))
+                #expect(detail.body.contains("••••") && !detail.body.contains("crm-token-secret"), "no secret in the curl command")
+                #expect(detail.body.contains(#"data-attempt="1""#))
+
+                // The receiver answers 200 from now on (its script's last answer): retry one.
+                receiver.setScript([TestReceiver.Answer(status: 200)])
+                let retried = try await browser.post("/console/deliveries/\(ids[0])/retry", [("csrf_token", csrf)])
+                #expect(retried.status == .seeOther)
+                let done = try await api.waitUntilFinished(runs.first { run in detail.body.contains(run) } ?? runs[1])
+                #expect(done["status"] == "completed")
+                let after = try await browser.get("/console/deliveries/\(ids[0])")
+                #expect(after.body.contains(#"data-attempt="2""#), "the new attempt is shown")
+
+                // Retry all: the count first, nothing sent; then sent on confirming.
+                let asked = try await browser.post("/console/deliveries/retry", [("csrf_token", csrf), ("status", "dead")])
+                #expect(asked.status == .ok && asked.body.contains("Retry 1 deliveries?"), "\(asked.body)")
+                #expect(try await api.request(.get, "/v1/deliveries?status=dead").json["data"]?.array.count == 1)
+                let confirmed = try await browser.post("/console/deliveries/retry", [("csrf_token", csrf), ("status", "dead"), ("confirm", "1")])
+                #expect(confirmed.status == .seeOther)
+                for run in runs { #expect(try await api.waitUntilFinished(run)["status"] == "completed") }
+                #expect(try await browser.post("/console/deliveries/retry", [("status", "dead")]).status == .forbidden, "no CSRF token")
+            }
+        }
+    }
+}
+
+/// The console's other pages: workflows (graph, source, versions), lists (add and remove),
+/// connectors and the audit log.
+@Suite("Console: workflows, lists, connectors, audit", .timeLimit(.minutes(2)))
+struct ConsolePagesTests {
+    @Test("every page answers for a key with every scope; a list's item is added and removed; a bad item is refused with a message")
+    func pages() async throws {
+        try await ConsoleTests.withGateway { gateway, api in
+            try await gateway.seedBlockedIPs()
+            var browser = ConsoleTests.Browser(api: api)
+            try await browser.signIn(gateway.apiKey)
+            for path in ["/console/runs", "/console/reviews", "/console/deliveries", "/console/workflows", "/console/workflows/review-minors",
+                         "/console/lists", "/console/lists/blocked-ips", "/console/connectors", "/console/audit"] {
+                let page = try await browser.get(path)
+                #expect(page.status == .ok, "\(path): \(page.status)")
+                #expect(page.body.contains("<main>") && page.body.contains("Sign out"), "\(path)")
+            }
+            let workflow = try await browser.get("/console/workflows/review-minors").body
+            #expect(workflow.contains(#"data-step="review""#) && workflow.contains("v1 (current)") && workflow.contains("wait: review"))
+
+            let listPage = try await browser.get("/console/lists/blocked-ips").body
+            let csrf = try #require(ConsoleTests.Browser.csrf(listPage))
+            #expect(listPage.contains(">Add</button>") && listPage.contains(">Remove</button>"))
+            #expect(try await browser.post("/console/lists/blocked-ips/items", [("csrf_token", csrf), ("item", "192.0.2.77")]).status == .seeOther)
+            #expect(try await api.request(.get, "/v1/lists/blocked-ips").json["items"]?.array.contains("192.0.2.77") == true)
+            let refused = try await browser.post("/console/lists/blocked-ips/items", [("csrf_token", csrf), ("item", "<b>not an ip</b>")])
+            #expect(refused.status == .unprocessableContent && refused.body.contains(#"role="alert""#))
+            #expect(refused.body.contains("&lt;b&gt;not an ip&lt;/b&gt;"))
+            #expect(try await browser.post("/console/lists/blocked-ips/remove", [("csrf_token", csrf), ("item", "192.0.2.77")]).status == .seeOther)
+            #expect(try await api.request(.get, "/v1/lists/blocked-ips").json["items"]?.array.contains("192.0.2.77") == false)
+            let audit = try await browser.get("/console/audit?action=list.items_added").body
+            #expect(audit.contains("console:test") && audit.contains("list:blocked-ips"))
+
+            let tested = try await browser.post("/console/connectors/kyb/test", [("csrf_token", csrf)])
+            #expect(tested.status == .ok && tested.body.contains(#"role="status""#))
+
+            // A key without admin is kept out of the audit log.
+            let reader = APIKeys.generate()
+            try await gateway.store.createAPIKey(APIKeyRecord(name: "reader", hash: APIKeys.hash(reader), scopes: ["runs:read", "lists:read"],
+                                                              createdAt: Date()))
+            var other = ConsoleTests.Browser(api: api)
+            try await other.signIn(reader)
+            #expect(try await other.get("/console/audit").status == .forbidden)
+            #expect(!(try await other.get("/console/lists/blocked-ips").body.contains(">Add</button>")))
+        }
+    }
+}

