@@ -184,13 +184,22 @@ struct Console: Sendable {
         query.workflow = workflow
         query.status = status
         if let cursor = parameters["cursor"] { query.before = RunID(String(cursor)) }
+        let decision = parameters["decision"].map(String.init).flatMap(Decision.init(rawValue:))
+        query.decision = decision
         var notice: String?
-        if let q = parameters["q"].map({ String($0).trimmingCharacters(in: .whitespaces) }), !q.isEmpty {
+        let q = parameters["q"].map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+        if !q.isEmpty {
             if q.hasPrefix("run_") {
                 if try await gateway.store.loadRun(RunID(q)) != nil { return Self.redirect("/console/runs/\(Self.pathEscape(q))") }
                 notice = "No run \(q)."
+            } else if q.hasPrefix("evt_") {
+                query.eventID = EventID(q)
+            } else if let equals = q.firstIndex(of: "="), equals != q.startIndex {
+                // A field of the event: data.inquiry.id=inq_123
+                let path = q[..<equals].split(separator: ".").map(String.init)
+                query.eventField = (path, String(q[q.index(after: equals)...]))
             } else {
-                notice = "Search takes a run id (run_...)."
+                notice = "Search takes a run id (run_...), an event id (evt_...) or a field of the event (data.inquiry.id=inq_123)."
             }
         }
         let runs = try await gateway.store.listRuns(query)
@@ -199,6 +208,8 @@ struct Console: Sendable {
             var items = [("cursor", last.id.rawValue)]
             if let workflow { items.append(("workflow", workflow)) }
             if let status { items.append(("status", status.rawValue)) }
+            if let decision { items.append(("decision", decision.rawValue)) }
+            if !q.isEmpty { items.append(("q", q)) }
             next = "/console/runs?" + FormEncoding.encode(items)
         }
         let object: [String: Any] = [
@@ -206,6 +217,7 @@ struct Console: Sendable {
             "notice": notice as Any,
             "workflows": gateway.configuration.workflows.map { ["id": $0.id, "selected": $0.id == workflow] },
             "statuses": RunStatus.allCases.map { ["name": $0.rawValue, "selected": $0 == status] },
+            "decisions": Decision.allCases.map { ["name": $0.rawValue, "selected": $0 == decision] },
             "runs": runs.map { run -> [String: Any] in
                 ["id": run.id.rawValue, "workflow": run.workflow, "status": run.status.rawValue,
                  "decision": run.decision?.rawValue ?? "", "tags": run.tags.joined(separator: ", "), "created": run.createdAt.rfc3339]

@@ -64,7 +64,7 @@ enum ConsoleTemplates {
         "runs": """
             <h1>Runs</h1>
             <form class="filters" method="get" action="/console/runs">
-              <input name="q" value="{{q}}" placeholder="run id or event id" aria-label="Search">
+              <input name="q" value="{{q}}" placeholder="run id, event id, or data.inquiry.id=inq_123" aria-label="Search" size="36">
               <select name="workflow" aria-label="Workflow">
                 <option value="">all workflows</option>
                 {{#workflows}}<option value="{{id}}"{{#selected}} selected{{/selected}}>{{id}}</option>{{/workflows}}
@@ -72,6 +72,10 @@ enum ConsoleTemplates {
               <select name="status" aria-label="Status">
                 <option value="">any status</option>
                 {{#statuses}}<option value="{{name}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/statuses}}
+              </select>
+              <select name="decision" aria-label="Decision">
+                <option value="">any decision</option>
+                {{#decisions}}<option value="{{name}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/decisions}}
               </select>
               <button type="submit">Filter</button>
             </form>

@@ -227,6 +227,7 @@ extension Gateway {
                   .scope("runs:read"),
                   query: [QueryParameter("workflow", .string, "Only runs of this workflow."),
                           QueryParameter("status", .oneOf(RunStatus.allCases.map(\.rawValue)), "Only runs with this status."),
+                          QueryParameter("decision", .oneOf(Decision.allCases.map(\.rawValue)), "Only runs with this decision."),
                           .cursor, .limit],
                   answers: [.json(200, .page(.ref("Run")))
                       .link("run", to: "get_v1_runs_id", ["id": "$response.body#/data/0/id"])
@@ -240,6 +241,12 @@ extension Gateway {
                         throw Problem.badRequest("status must be one of: " + RunStatus.allCases.map(\.rawValue).joined(separator: ", "))
                     }
                     query.status = parsed
+                }
+                if let decision = parameters["decision"] {
+                    guard let parsed = Decision(rawValue: String(decision)) else {
+                        throw Problem.badRequest("decision must be one of: " + Decision.allCases.map(\.rawValue).joined(separator: ", "))
+                    }
+                    query.decision = parsed
                 }
                 if let cursor = parameters["cursor"] { query.before = RunID(String(cursor)) }
                 if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }

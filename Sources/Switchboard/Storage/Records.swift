@@ -246,13 +246,19 @@ public enum IngestOutcome: Sendable {
 public struct RunQuery: Sendable {
     public var workflow: String?
     public var status: RunStatus?
+    public var decision: Decision?
+    /// Only the runs of this event.
+    public var eventID: EventID?
+    /// Only runs whose event has this value at this path (`["data", "inquiry", "id"]`), compared as text.
+    public var eventField: (path: [String], value: String)?
     /// Only runs older than this id (the previous page's last id).
     public var before: RunID?
     public var limit: Int
 
-    public init(workflow: String? = nil, status: RunStatus? = nil, before: RunID? = nil, limit: Int = 50) {
+    public init(workflow: String? = nil, status: RunStatus? = nil, decision: Decision? = nil, before: RunID? = nil, limit: Int = 50) {
         self.workflow = workflow
         self.status = status
+        self.decision = decision
         self.before = before
         self.limit = limit
     }

@@ -122,10 +122,24 @@ public final class SQLiteStore: Store {
             var filter = SQLFilter()
             filter.add("workflow = ?", query.workflow)
             filter.add("status = ?", query.status?.rawValue)
+            filter.add("decision = ?", query.decision?.rawValue)
+            filter.add("event_id = ?", query.eventID?.rawValue)
             filter.add("id < ?", query.before?.rawValue)
+            if let field = query.eventField {
+                // The run's event is in the events table (event_id) or, for a run that keeps its own, in `event`.
+                filter.add("""
+                    CAST(json_extract(COALESCE((SELECT payload FROM events WHERE events.id = runs.event_id), runs.event), ?) AS TEXT) = ?
+                    """, Self.jsonPath(field.path))
+                filter.arguments += [field.value]
+            }
             return try Row.fetchAll(db, sql: "SELECT \(RunColumn.list) FROM runs \(filter.whereClause) ORDER BY id DESC LIMIT ?",
                                     arguments: filter.arguments + [query.limit]).map(Self.run(from:))
         }
+    }
+
+    /// `$."data"."inquiry"."id"`: a JSON path for SQLite's json_extract, each key quoted.
+    static func jsonPath(_ path: [String]) -> String {
+        "$" + path.map { ".\"" + $0.replacingOccurrences(of: "\"", with: "") + "\"" }.joined()
     }
 
     public func save(_ checkpoint: RunCheckpoint) async throws {

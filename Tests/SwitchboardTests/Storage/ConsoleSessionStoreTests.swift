@@ -72,3 +72,42 @@ struct CheckpointEffectsStoreTests {
         }
     }
 }
+
+/// Finding runs by what their event holds, in every store.
+@Suite("Store contract: run search", .timeLimit(.minutes(2)))
+struct RunSearchStoreTests {
+    @Test("runs by decision, by event, and by a field of their event (stored with the event or with the run)", arguments: StoreKind.available)
+    func search(_ kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let now = Date()
+            func event(_ inquiry: String) -> EventRecord {
+                EventRecord(id: .generate(at: now), dedupeKey: "e-\(inquiry)", type: "t", source: "s",
+                            payload: ["id": .string(inquiry), "data": ["inquiry": ["id": .string(inquiry), "n": 7]]], receivedAt: now, runs: [])
+            }
+            var ids: [String: RunID] = [:]
+            for inquiry in ["inq_1", "inq_2"] {
+                let record = event(inquiry)
+                var run = RunRecord(id: .generate(at: now), workflow: "w", trigger: RunTrigger(eventID: record.id), event: record.payload,
+                                    createdAt: now)
+                run.decision = inquiry == "inq_1" ? .declined : nil
+                run.status = .completed
+                _ = try await store.ingest(record, runs: [RunCheckpoint(run: run, steps: [])])
+                ids[inquiry] = run.id
+            }
+            // A run that keeps its own copy of its event (an API-started run with one, say).
+            let own = RunRecord(id: .generate(at: now), workflow: "w", trigger: RunTrigger(api: true), event: event("inq_3").payload, createdAt: now)
+            try await store.createRuns([own])
+
+            var query = RunQuery()
+            query.eventField = (["data", "inquiry", "id"], "inq_2")
+            #expect(try await store.listRuns(query).map(\.id) == [ids["inq_2"]!])
+            query.eventField = (["data", "inquiry", "id"], "inq_3")
+            #expect(try await store.listRuns(query).map(\.id) == [own.id])
+            query.eventField = (["data", "inquiry", "n"], "7")
+            #expect(try await store.listRuns(query).count == 3, "numbers compare as their text")
+            query.eventField = (["data", "nothing"], "x")
+            #expect(try await store.listRuns(query).isEmpty)
+            #expect(try await store.listRuns(RunQuery(decision: .declined)).map(\.id) == [ids["inq_1"]!])
+        }
+    }
+}

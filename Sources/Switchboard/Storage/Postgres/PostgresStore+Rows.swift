@@ -270,6 +270,16 @@ struct PostgresFilter {
         clauses.append("\(column) \(op) $\(bindings.count)")
     }
 
+    /// A run whose event (in the events table, or its own) has `value` at `path`, compared as text.
+    mutating func add(eventField path: [String], equals value: String) {
+        bindings.append("{" + path.map { $0.replacingOccurrences(of: ",", with: "").replacingOccurrences(of: "}", with: "") }
+            .joined(separator: ",") + "}")
+        let pathBinding = bindings.count
+        bindings.append(value)
+        clauses.append("(COALESCE((SELECT payload FROM events WHERE events.id = runs.event_id), runs.event)::jsonb "
+            + "#>> $\(pathBinding)::text[]) = $\(bindings.count)")
+    }
+
     func query(_ select: String, order: String, limit: Int) -> PostgresQuery {
         var bindings = bindings
         bindings.append(Int64(limit))

@@ -182,7 +182,12 @@ public final class PostgresStore: Store {
         var filter = PostgresFilter()
         filter.add("workflow", query.workflow)
         filter.add("status", query.status?.rawValue)
+        filter.add("decision", query.decision?.rawValue)
+        filter.add("event_id", query.eventID?.rawValue)
         filter.add("id", query.before?.rawValue, op: "<")
+        if let field = query.eventField {
+            filter.add(eventField: field.path, equals: field.value)
+        }
         return try await rows(filter.query("SELECT \(Self.runColumns) FROM runs", order: "ORDER BY id DESC", limit: query.limit))
             .map(Self.run(from:))
     }
