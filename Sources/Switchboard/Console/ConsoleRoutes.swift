@@ -577,7 +577,7 @@ struct Console: Sendable {
     // MARK: Rendering
 
     func page(_ title: String, _ template: String, _ object: [String: Any], user: User?) -> Response {
-        var context = object
+        var context = Self.present(object)
         context["csrf"] = user?.session.csrfToken ?? ""
         let body = ConsoleTemplates.render(template, context)
         var layout = context
@@ -591,6 +591,24 @@ struct Console: Sendable {
         response.headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
         response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
         return response
+    }
+
+    /// The page's values with absent ones (nil optionals) left out, in nested lists too, so that a
+    /// section for a missing value is skipped rather than showing "nil".
+    static func present(_ object: [String: Any]) -> [String: Any] {
+        var cleaned: [String: Any] = [:]
+        for (key, value) in object {
+            let mirror = Mirror(reflecting: value)
+            if mirror.displayStyle == .optional {
+                guard let unwrapped = mirror.children.first?.value else { continue }
+                cleaned[key] = unwrapped
+            } else if let list = value as? [[String: Any]] {
+                cleaned[key] = list.map(present)
+            } else {
+                cleaned[key] = value
+            }
+        }
+        return cleaned
     }
 
     static func waitsForReview(_ snapshot: RunSnapshot, _ workflow: Workflow) -> Bool {

@@ -356,7 +356,7 @@ enum ConsoleTemplates {
         .columns{display:grid;grid-template-columns:minmax(280px,auto) 1fr;gap:24px;align-items:start}
         .graph{background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px;overflow:auto}
         .steps{list-style:none;padding:0;margin:0}.step{background:#fff;border:1px solid var(--line);border-left:3px solid #cbd2d9;border-radius:4px;padding:6px 10px;margin:0 0 6px}
-        .step[data-status=completed]{border-left-color:var(--ok)}.step[data-status=failed]{border-left-color:var(--bad)}.step[data-status=waiting]{border-left-color:var(--warn)}
+        .step[data-status=completed],.step[data-status=succeeded]{border-left-color:var(--ok)}.step[data-status=failed]{border-left-color:var(--bad)}.step[data-status=waiting]{border-left-color:var(--warn)}
         pre.json{background:#fbfcfd;border:1px solid var(--line);border-radius:4px;padding:6px 8px;margin:4px 0;white-space:pre-wrap;word-break:break-word;max-height:240px;overflow:auto}
         pre.small{max-height:90px}.review-actions{background:#fffaf0;border:1px solid #f6e0b5;border-radius:6px;padding:10px 14px;margin:0 0 14px}
         .review-actions form{display:flex;gap:10px}.pager{margin-top:10px}.bulk{margin:0 0 12px}
