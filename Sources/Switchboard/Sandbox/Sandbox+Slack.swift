@@ -158,17 +158,17 @@ extension Sandbox {
             let ts = message["ts"]?.stringValue ?? ""
             html += "<div class=\"m\"><div class=\"meta\">#\(escape(message["channel"]?.stringValue ?? "")) · \(escape(message["received_at"]?.stringValue ?? "")) · via \(escape(message["via"]?.stringValue ?? ""))</div>"
             let blocks = message["blocks"]?.arrayValue ?? []
-            if blocks.isEmpty { html += "<p>\(escape(message["text"]?.stringValue ?? ""))</p>" }
+            if blocks.isEmpty { html += "<p>\(SlackMarkdown.html(message["text"]?.stringValue ?? ""))</p>" }
             for block in blocks {
                 switch block["type"]?.stringValue {
                 case "header": html += "<h3>\(escape(block["text"]?["text"]?.stringValue ?? ""))</h3>"
                 case "section":
-                    if let text = block["text"]?["text"]?.stringValue { html += "<p>\(escape(text))</p>" }
+                    if let text = block["text"]?["text"]?.stringValue { html += "<p>\(SlackMarkdown.html(text))</p>" }
                     for field in block["fields"]?.arrayValue ?? [] {
-                        html += "<span class=\"f\">\(escape(field["text"]?.stringValue ?? "").replacingOccurrences(of: "\n", with: ": "))</span>"
+                        html += "<span class=\"f\">\(SlackMarkdown.html(field["text"]?.stringValue ?? ""))</span>"
                     }
                 case "context":
-                    for element in block["elements"]?.arrayValue ?? [] { html += "<p class=\"meta\">\(escape(element["text"]?.stringValue ?? ""))</p>" }
+                    for element in block["elements"]?.arrayValue ?? [] { html += "<p class=\"meta\">\(SlackMarkdown.html(element["text"]?.stringValue ?? ""))</p>" }
                 case "actions":
                     html += "<form method=\"post\" action=\"/sandbox/slack/messages/\(escape(ts))/click\"><input type=\"hidden\" name=\"user\" value=\"reviewer\">"
                     for button in block["elements"]?.arrayValue ?? [] {
@@ -179,7 +179,7 @@ extension Sandbox {
                 default: break
                 }
             }
-            for notice in message["notices"]?.arrayValue ?? [] { html += "<p class=\"n\">\(escape(notice.stringValue ?? ""))</p>" }
+            for notice in message["notices"]?.arrayValue ?? [] { html += "<p class=\"n\">\(SlackMarkdown.html(notice.stringValue ?? ""))</p>" }
             html += "</div>"
         }
         return html + "</body></html>"
