@@ -144,9 +144,7 @@ public enum Backtest {
             interpreter.connectorMode = .replay(recorded: recorded)
             interpreter.connectors = connectors
             let checkpoint = interpreter.advance()
-            var byID = Dictionary(uniqueKeysWithValues: snapshot.steps.map { ($0.id, $0) })
-            for step in checkpoint.steps { byID[step.id] = step }
-            snapshot = RunSnapshot(run: checkpoint.run, steps: byID.values.sorted { $0.sequence < $1.sequence })
+            snapshot = snapshot.applying(checkpoint)
             if snapshot.run.status.isFinished {
                 return .decided(snapshot.run.decision, failed: snapshot.run.status == .failed ? snapshot.run.error : nil)
             }

@@ -104,9 +104,7 @@ public enum DryRun {
             interpreter.connectorMode = .dryRun(outputs: outputs)
             interpreter.connectors = connectors
             let checkpoint = interpreter.advance()
-            var byID = Dictionary(uniqueKeysWithValues: snapshot.steps.map { ($0.id, $0) })
-            for step in checkpoint.steps { byID[step.id] = step }
-            snapshot = RunSnapshot(run: checkpoint.run, steps: byID.values.sorted { $0.sequence < $1.sequence })
+            snapshot = snapshot.applying(checkpoint)
             // Skip over timers; a wait for a review or a callback ends the dry run.
             let kinds = workflow.stepsByID
             let waitsForAnswer = snapshot.steps.contains { step in
@@ -118,6 +116,16 @@ public enum DryRun {
             now = wake
         }
         return Result(run: snapshot.run, steps: snapshot.steps, workflow: workflow)
+    }
+}
+
+extension RunSnapshot {
+    /// The run as it is once `checkpoint` is applied in memory (a dry run, a backtest): the
+    /// checkpoint's run, and its steps over the ones before.
+    func applying(_ checkpoint: RunCheckpoint) -> RunSnapshot {
+        var byID = Dictionary(uniqueKeysWithValues: steps.map { ($0.id, $0) })
+        for step in checkpoint.steps { byID[step.id] = step }
+        return RunSnapshot(run: checkpoint.run, steps: byID.values.sorted { $0.sequence < $1.sequence })
     }
 }
 
