@@ -45,9 +45,10 @@ struct CallbackInboxTests {
 
     @Test("a callback that arrives before its step recorded the report id is kept, then matched; a replay and a bad signature get 401")
     func earlyReplayAndSignature() async throws {
-        // The vendor answers the order slowly, so its callback comes first: 2 s leaves room for a
-        // machine loaded by the rest of the suite between the order and the callback.
-        let vendor = TestReceiver(script: [.init(status: 201, body: #"{"id": "rep_early", "status": "pending"}"#, delay: .seconds(2))])
+        // The vendor answers the order slowly, so its callback comes first: 6 s leaves room for a
+        // machine loaded by the rest of the suite between the order and the callback (2 s did not,
+        // once the suite ran browser, process and cluster tests side by side).
+        let vendor = TestReceiver(script: [.init(status: 201, body: #"{"id": "rep_early", "status": "pending"}"#, delay: .seconds(6))])
         try await vendor.serve {
             let (gateway, directory) = try await Self.gateway(vendor: vendor)
             try await gateway.test { api in
@@ -63,7 +64,7 @@ struct CallbackInboxTests {
                 #expect(early.status == .accepted, "\(early.body)")
                 #expect(early.json["status"] == "pending")
 
-                let done = try await api.waitForRun(run) { $0.status == .completed }
+                let done = try await api.waitForRun(run, timeout: .seconds(30)) { $0.status == .completed }
                 let step = done["steps"]?.arrayValue?.first { $0["id"] == "tin" }
                 #expect(step?["output"]?["result"] == "match")
                 #expect(step?["output"]?["match"] == true)

@@ -8,14 +8,14 @@ import Testing
 struct ServerProcessTests {
     static let slowWorkflow = """
         id: slow
-        description: A run that is mid-flight for three seconds.
+        description: A run that is mid-flight for thirty seconds.
         trigger: { event: test.slow }
         steps:
           - id: before
             action: tag
             with: { tag: before }
           - id: pause
-            wait: 8s
+            wait: 30s
           - id: after
             action: approve
         """
@@ -58,7 +58,8 @@ struct ServerProcessTests {
                 }
             }
 
-            // Runs mid-flight: each waits eight seconds, time enough to see them all waiting on a loaded machine.
+            // Runs mid-flight: each waits thirty seconds, time enough to see them all waiting while the
+            // rest of the suite (other serve processes among them) loads the machine.
             var slowRuns: [String] = []
             for n in 0 ..< 20 {
                 let event: JSON = ["specversion": "1.0", "id": .string("slow-\(n)"), "source": "test", "type": "test.slow", "data": [:]]
@@ -78,7 +79,7 @@ struct ServerProcessTests {
             try await server.waitUntilListening()
             api = LiveClient(client: http, base: "http://127.0.0.1:\(server.port)", apiKey: apiKey)
             for id in slowRuns {
-                let state = try await api.poll(run: id) { $0["status"] == "completed" }
+                let state = try await api.poll(run: id, timeout: 60) { $0["status"] == "completed" }
                 #expect(state["status"] == "completed")
                 #expect(state["decision"] == "approved")
                 #expect(state["tags"]?.stringList == ["before"], "the tag step ran once")
