@@ -6,6 +6,7 @@
 //   swift run -c release --scratch-path .build-release switchboard-bench runs   # the run interpreter, one core
 //   swift run -c release --scratch-path .build-release switchboard-bench store  # the store's work per forwarded event
 //   swift run -c release --scratch-path .build-release switchboard-bench backtest [COUNT]  # replaying recorded runs
+//   swift run -c release --scratch-path .build-release switchboard-bench console [COUNT] [DATABASE]  # console pages, many runs
 //
 // `cel` measures evaluations per second on one core and allocations per evaluation for the
 // four expressions of the CEL issue; each figure is the median of five one-second runs.
@@ -316,6 +317,9 @@ case "backtest":
     try await benchmarkBacktest(count: arguments.count > 1 ? Int(arguments[1]) ?? 1000 : 1000)
 case "store":
     try await benchmarkStore(count: arguments.count > 1 ? Int(arguments[1]) ?? 20000 : 20000)
+case "console":
+    try await benchmarkConsole(count: arguments.count > 1 ? Int(arguments[1]) ?? 1_000_000 : 1_000_000,
+                               databasePath: arguments.count > 2 ? arguments[2] : nil)
 case "fuzz":
     fuzz(count: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000,
          seed: arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 20_261_126)
@@ -323,6 +327,6 @@ case "load" where arguments.count >= 4:
     try await load(url: arguments[1], rate: Int(arguments[2]) ?? 1000, seconds: Int(arguments[3]) ?? 10,
                    eventType: arguments.count > 4 ? arguments[4] : "bench.forward")
 default:
-    print("usage: switchboard-bench cel | runs | sign | store [COUNT] | backtest [COUNT] | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
+    print("usage: switchboard-bench cel | runs | sign | store [COUNT] | backtest [COUNT] | console [COUNT] [DATABASE] | fuzz [COUNT] [SEED] | load URL RATE SECONDS [TYPE]")
     exit(2)
 }

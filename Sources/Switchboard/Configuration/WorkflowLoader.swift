@@ -24,7 +24,7 @@ struct WorkflowLoader {
     }
 
     mutating func load(_ node: YAMLNode) -> Workflow? {
-        collector.checkKeys(node, allowed: ["id", "description", "trigger", "steps"], required: ["id", "trigger", "steps"],
+        collector.checkKeys(node, allowed: ["id", "description", "trigger", "search", "steps"], required: ["id", "trigger", "steps"],
                             context: "workflow")
         guard node.mapping != nil else { return nil }
         let id = node["id"]?.scalar ?? ""
@@ -44,9 +44,34 @@ struct WorkflowLoader {
             collector.error(reference.at, "reference to unknown step 'steps.\(reference.id)'; known steps: "
                 + (stepIDs.keys.sorted().joined(separator: ", ")))
         }
+        let searchFields = node["search"].map { loadSearchFields($0) } ?? []
         guard let trigger, !id.isEmpty else { return nil }
-        return Workflow(id: id, description: node["description"]?.scalar, trigger: trigger, triggerFilter: triggerFilter, steps: steps,
-                        file: node.file)
+        var workflow = Workflow(id: id, description: node["description"]?.scalar, trigger: trigger, triggerFilter: triggerFilter,
+                                steps: steps, file: node.file)
+        workflow.searchFields = searchFields
+        return workflow
+    }
+
+    /// `search: [data.inquiry.id, ...]`: paths into the event's data or the API input.
+    private mutating func loadSearchFields(_ node: YAMLNode) -> [SearchField] {
+        guard let items = node.sequence else {
+            collector.error(node, "search must be a list of fields such as data.inquiry.id or input.business_name")
+            return []
+        }
+        if items.count > RunSearch.maximumFields {
+            collector.error(node, "search lists \(items.count) fields; at most \(RunSearch.maximumFields)")
+        }
+        var fields: [SearchField] = []
+        for item in items {
+            guard let text = item.scalar, let field = SearchField(text) else {
+                collector.error(item, "search field '\(item.scalar ?? "")' must be a path under data or input, "
+                    + "such as data.inquiry.id or input.business_name")
+                continue
+            }
+            if fields.contains(field) { collector.error(item, "search field '\(field)' is listed twice") }
+            fields.append(field)
+        }
+        return fields
     }
 
     static func isIdentifier(_ text: String) -> Bool {

@@ -23,11 +23,11 @@ extension Console {
             return notFound("There is no workflow \(id).", user: user)
         }
         let versions = try await gateway.store.workflowVersions(id)
-        // Decisions of the last 24 hours, from the newest runs (at most 500 read).
+        // Decisions of the runs started in the last 24 hours that have finished.
         let since = gateway.clock.now().addingTimeInterval(-86_400)
         var counts: [String: Int] = [:]
-        for run in try await gateway.store.listRuns(RunQuery(workflow: id, limit: 500)) where run.createdAt >= since && run.status.isFinished {
-            counts[run.decision?.rawValue ?? "none", default: 0] += 1
+        for (decision, count) in try await gateway.store.finishedRunCounts(workflow: id, since: since) {
+            counts[decision?.rawValue ?? "none", default: 0] += count
         }
         let object: [String: Any] = [
             "id": workflow.id, "version": workflow.version.map { "v\($0)" } ?? "—", "description": workflow.description as Any,

@@ -7,46 +7,59 @@ import Hummingbird
 extension Console {
     func runsPage(_ request: Request, _ user: User) async throws -> Response {
         let parameters = request.uri.queryParameters
+        func text(_ name: String) -> String {
+            parameters[Substring(name)].map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+        }
         var query = RunQuery(limit: 100)
-        let workflow = parameters["workflow"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-        let status = parameters["status"].map(String.init).flatMap(RunStatus.init(rawValue:))
-        query.workflow = workflow
-        query.status = status
-        if let cursor = parameters["cursor"] { query.before = RunID(String(cursor)) }
-        let decision = parameters["decision"].map(String.init).flatMap(Decision.init(rawValue:))
-        query.decision = decision
-        var notice: String?
-        let q = parameters["q"].map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+        var notices: [String] = []
+        query.workflow = text("workflow").isEmpty ? nil : text("workflow")
+        query.status = RunStatus(rawValue: text("status"))
+        query.decision = Decision(rawValue: text("decision"))
+        for (name, keyPath) in [("since", \RunQuery.since), ("until", \RunQuery.until)] where !text(name).isEmpty {
+            if let date = Self.time(text(name)) {
+                query[keyPath: keyPath] = date
+            } else {
+                notices.append("\(name) must be a time such as 2026-11-26T10:00:00Z, 2026-11-26T10:00 or 2026-11-26 (UTC); not applied.")
+            }
+        }
+        if !text("cursor").isEmpty { query.before = RunID(text("cursor")) }
+        let q = text("q")
+        var searchable = true  // false when the search box holds nothing that can be looked up
         if !q.isEmpty {
             if q.hasPrefix("run_") {
                 if try await gateway.store.loadRun(RunID(q)) != nil { return Self.redirect("/console/runs/\(Self.pathEscape(q))") }
-                notice = "No run \(q)."
+                notices.append("No run \(q).")
             } else if q.hasPrefix("evt_") {
                 query.eventID = EventID(q)
             } else if let equals = q.firstIndex(of: "="), equals != q.startIndex {
-                // A field of the event: data.inquiry.id=inq_123
-                let path = q[..<equals].split(separator: ".").map(String.init)
-                query.eventField = (path, String(q[q.index(after: equals)...]))
+                // A field a workflow lists under `search`: data.inquiry.id=inq_123
+                let name = q[..<equals].trimmingCharacters(in: .whitespaces)
+                let value = q[q.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                let fields = Set(gateway.configuration.workflows.flatMap(\.searchFields).map(\.description))
+                if fields.contains(name) {
+                    query.searchTerm = RunSearch.term(name, value)
+                } else {
+                    searchable = false
+                    notices.append("Runs are not found by \(name): a workflow lists the fields its runs are found by under search: "
+                        + (fields.isEmpty ? "(none does)." : "(" + fields.sorted().joined(separator: ", ") + ")."))
+                }
             } else {
-                notice = "Search takes a run id (run_...), an event id (evt_...) or a field of the event (data.inquiry.id=inq_123)."
+                searchable = false
+                notices.append("Search takes a run id (run_...), an event id (evt_...) or a search field (data.inquiry.id=inq_123).")
             }
         }
-        let runs = try await gateway.store.listRuns(query)
+        let runs = searchable ? try await gateway.store.listRuns(query) : []
         var next: String?
         if runs.count == query.limit, let last = runs.last {
-            var items = [("cursor", last.id.rawValue)]
-            if let workflow { items.append(("workflow", workflow)) }
-            if let status { items.append(("status", status.rawValue)) }
-            if let decision { items.append(("decision", decision.rawValue)) }
-            if !q.isEmpty { items.append(("q", q)) }
-            next = "/console/runs?" + FormEncoding.encode(items)
+            let items = ["q", "workflow", "status", "decision", "since", "until"].map { ($0, text($0)) }.filter { !$0.1.isEmpty }
+            next = "/console/runs?" + FormEncoding.encode(items + [("cursor", last.id.rawValue)])
         }
         let object: [String: Any] = [
-            "q": parameters["q"].map(String.init) ?? "",
-            "notice": notice as Any,
-            "workflows": gateway.configuration.workflows.map { ["id": $0.id, "selected": $0.id == workflow] },
-            "statuses": RunStatus.allCases.map { ["name": $0.rawValue, "selected": $0 == status] },
-            "decisions": Decision.allCases.map { ["name": $0.rawValue, "selected": $0 == decision] },
+            "q": q, "since": text("since"), "until": text("until"),
+            "notice": notices.isEmpty ? nil as String? : notices.joined(separator: " ") as Any,
+            "workflows": gateway.configuration.workflows.map { ["id": $0.id, "selected": $0.id == query.workflow] },
+            "statuses": RunStatus.allCases.map { ["name": $0.rawValue, "selected": $0 == query.status] },
+            "decisions": Decision.allCases.map { ["name": $0.rawValue, "selected": $0 == query.decision] },
             "runs": runs.map { run -> [String: Any] in
                 ["id": run.id.rawValue, "workflow": run.workflow, "status": run.status.rawValue,
                  "decision": run.decision?.rawValue ?? "", "tags": run.tags.joined(separator: ", "), "created": run.createdAt.rfc3339]
@@ -55,6 +68,14 @@ extension Console {
             "nav_runs": true,
         ]
         return page("Runs", "runs", object, user: user)
+    }
+
+    /// A time from a filter: RFC 3339, or `2026-11-26T10:00` (a browser's datetime-local field) or
+    /// `2026-11-26`, both read as UTC.
+    static func time(_ text: String) -> Date? {
+        if let date = Date(rfc3339: text) { return date }
+        if let date = Date(rfc3339: text + ":00Z") { return date }
+        return Date(rfc3339: text + "T00:00:00Z")
     }
 
     func runPage(_ id: RunID, _ user: User) async throws -> Response {
@@ -105,9 +126,15 @@ extension Console {
         return page(run.workflow, "run", object, user: user)
     }
 
-    func reviewsPage(_ user: User) async throws -> Response {
+    /// Waiting runs oldest first, 100 a page; those that wait for a review are shown (others wait
+    /// for a timer or a callback).
+    func reviewsPage(_ request: Request, _ user: User) async throws -> Response {
+        var query = RunQuery(status: .waiting, limit: 100)
+        query.oldestFirst = true
+        if let cursor = request.uri.queryParameters["cursor"], !cursor.isEmpty { query.after = RunID(String(cursor)) }
+        let runs = try await gateway.store.listRuns(query)
         var waiting: [[String: Any]] = []
-        for run in try await gateway.store.listRuns(RunQuery(status: .waiting, limit: 500)).reversed() {
+        for run in runs {
             guard let snapshot = try await gateway.store.loadRun(run.id) else { continue }
             try await gateway.live.prepare(for: run, store: gateway.store)
             guard let workflow = try? gateway.live.workflow(for: run).get(), Self.waitsForReview(snapshot, workflow) else { continue }
@@ -120,7 +147,8 @@ extension Console {
             waiting.append(["id": run.id.rawValue, "workflow": run.workflow, "since": (review?.startedAt ?? run.createdAt).rfc3339,
                             "facts": Self.pretty(facts), "canReview": user.can("reviews:write")])
         }
-        return page("Reviews", "reviews", ["reviews": waiting, "nav_reviews": true], user: user)
+        let next = runs.count == query.limit ? runs.last.map { "/console/reviews?cursor=\($0.id.rawValue)" } : nil
+        return page("Reviews", "reviews", ["reviews": waiting, "next": next as Any, "nav_reviews": true], user: user)
     }
 
     func review(_ id: RunID, _ request: Request, _ context: GatewayRequestContext) async throws -> Response {

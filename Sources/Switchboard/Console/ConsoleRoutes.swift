@@ -109,7 +109,7 @@ struct Console: Sendable {
             try await signedIn(request, scope: "admin") { user in try await auditPage(request, user) }
         }
         router.get("/console/reviews") { request, _ in
-            try await signedIn(request, scope: "runs:read") { user in try await reviewsPage(user) }
+            try await signedIn(request, scope: "runs:read") { user in try await reviewsPage(request, user) }
         }
     }
 

@@ -65,6 +65,8 @@ enum ConsoleTemplates {
             <h1>Runs</h1>
             <form class="filters" method="get" action="/console/runs">
               <input name="q" value="{{q}}" placeholder="run id, event id, or data.inquiry.id=inq_123" aria-label="Search" size="36">
+              <input name="since" value="{{since}}" placeholder="since (UTC)" aria-label="Since" size="17" title="2026-11-26 or 2026-11-26T10:00 (UTC)">
+              <input name="until" value="{{until}}" placeholder="until (UTC)" aria-label="Until" size="17" title="2026-11-26 or 2026-11-26T10:00 (UTC)">
               <select name="workflow" aria-label="Workflow">
                 <option value="">all workflows</option>
                 {{#workflows}}<option value="{{id}}"{{#selected}} selected{{/selected}}>{{id}}</option>{{/workflows}}
@@ -162,6 +164,7 @@ enum ConsoleTemplates {
               {{^reviews}}<tr><td colspan="5" class="empty">Nothing waits for a review.</td></tr>{{/reviews}}
               </tbody>
             </table>
+            {{#next}}<p class="pager"><a href="{{next}}">Newer runs →</a></p>{{/next}}
             """,
         "deliveries": """
             <h1>Deliveries</h1>

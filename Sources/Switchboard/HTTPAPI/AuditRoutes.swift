@@ -16,14 +16,8 @@ extension Gateway {
                 var query = AuditQuery()
                 query.action = parameters["action"].map(String.init)
                 query.actor = parameters["actor"].map(String.init)
-                for (name, keyPath) in [("since", \AuditQuery.since), ("until", \AuditQuery.until)] {
-                    if let text = parameters[Substring(name)] {
-                        guard let date = Date(rfc3339: String(text)) else {
-                            throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-26T10:00:00Z")
-                        }
-                        query[keyPath: keyPath] = date
-                    }
-                }
+                query.since = try Self.time(parameters, "since")
+                query.until = try Self.time(parameters, "until")
                 if let cursor = parameters["cursor"] { query.before = AuditID(String(cursor)) }
                 if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }
                 let entries = try await store.auditLog(query)

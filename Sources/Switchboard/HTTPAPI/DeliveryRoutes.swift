@@ -23,14 +23,8 @@ extension Gateway {
                     }
                     query.status = parsed
                 }
-                for (name, keyPath) in [("since", \DeliveryQuery.since), ("until", \DeliveryQuery.until)] {
-                    if let text = parameters[Substring(name)] {
-                        guard let date = Date(rfc3339: String(text)) else {
-                            throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-26T10:00:00Z")
-                        }
-                        query[keyPath: keyPath] = date
-                    }
-                }
+                query.since = try Self.time(parameters, "since")
+                query.until = try Self.time(parameters, "until")
                 if let cursor = parameters["cursor"] { query.before = DeliveryID(String(cursor)) }
                 if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }
                 let deliveries = try await store.listDeliveries(query)

@@ -223,12 +223,12 @@ extension Gateway {
                 let run = try await startRun(workflow, input: input)
                 return Response.json(run.json(), status: .accepted)
             },
-            Route(.get, "/v1/runs", "List runs, newest first (filters: workflow, status; cursor, limit)",
+            Route(.get, "/v1/runs", "List runs, newest first (filters: workflow, status, decision, since, until; cursor, limit)",
                   .scope("runs:read"),
                   query: [QueryParameter("workflow", .string, "Only runs of this workflow."),
                           QueryParameter("status", .oneOf(RunStatus.allCases.map(\.rawValue)), "Only runs with this status."),
                           QueryParameter("decision", .oneOf(Decision.allCases.map(\.rawValue)), "Only runs with this decision."),
-                          .cursor, .limit],
+                          .since, .until, .cursor, .limit],
                   answers: [.json(200, .page(.ref("Run")))
                       .link("run", to: "get_v1_runs_id", ["id": "$response.body#/data/0/id"])
                       .link("review", to: "post_v1_runs_id_review", ["id": "$response.body#/data/0/id"])
@@ -248,6 +248,8 @@ extension Gateway {
                     }
                     query.decision = parsed
                 }
+                query.since = try Self.time(parameters, "since")
+                query.until = try Self.time(parameters, "until")
                 if let cursor = parameters["cursor"] { query.before = RunID(String(cursor)) }
                 if let limit = try pageLimit(parameters["limit"]) { query.limit = limit }
                 let runs = try await store.listRuns(query)
@@ -354,6 +356,15 @@ extension Gateway {
                 return Response(status: .noContent)
             },
         ]
+    }
+
+    /// A time query parameter (`since`, `until`): RFC 3339, or nil when absent.
+    static func time(_ parameters: Parameters, _ name: String) throws -> Date? {
+        guard let text = parameters[Substring(name)] else { return nil }
+        guard let date = Date(rfc3339: String(text)) else {
+            throw Problem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-26T10:00:00Z")
+        }
+        return date
     }
 
     /// The `limit` query parameter of a list route: 1 to 500.

@@ -112,6 +112,9 @@ public struct RunRecord: Sendable, Equatable {
     public var version: Int = 0
     /// What its `output` steps set (merged, later keys win); nil when none ran.
     public var output: JSON?
+    /// The terms it can be found by (`data.inquiry.id=inq_123`), from its workflow's `search`
+    /// fields (``Workflow/searchTerms(event:input:)``); written when the run is created.
+    public var searchTerms: [String] = []
     /// The version of its workflow the run was started on (``WorkflowVersionRecord``), which
     /// interprets it until it ends; nil for a run started before versions were kept.
     public var workflowVersion: Int?
@@ -249,10 +252,18 @@ public struct RunQuery: Sendable {
     public var decision: Decision?
     /// Only the runs of this event.
     public var eventID: EventID?
-    /// Only runs whose event has this value at this path (`["data", "inquiry", "id"]`), compared as text.
-    public var eventField: (path: [String], value: String)?
-    /// Only runs older than this id (the previous page's last id).
+    /// Only runs stored with this search term (``RunRecord/searchTerms``: `data.inquiry.id=inq_123`).
+    public var searchTerm: String?
+    /// Only runs created at or after this time.
+    public var since: Date?
+    /// Only runs created before this time.
+    public var until: Date?
+    /// Only runs older than this id (the previous page's last id, newest first).
     public var before: RunID?
+    /// Only runs newer than this id (the previous page's last id, with ``oldestFirst``).
+    public var after: RunID?
+    /// Oldest first (the review queue) instead of newest first.
+    public var oldestFirst = false
     public var limit: Int
 
     public init(workflow: String? = nil, status: RunStatus? = nil, decision: Decision? = nil, before: RunID? = nil, limit: Int = 50) {

@@ -193,8 +193,11 @@ extension SQLiteStore {
             filter.add("run_id = ?", query.run?.rawValue)
             filter.add("connector = ?", query.connector)
             filter.add("status = ?", query.status?.rawValue)
-            filter.add("created_at >= ?", query.since?.microseconds)
-            filter.add("created_at < ?", query.until?.microseconds)
+            // The condition of the partial index deliveries_settled, written as it is so that SQLite uses it.
+            if query.status == .failed || query.status == .dead { filter.add("status IN ('failed', 'dead')") }
+            // Ids are time-ordered: a time filter is a range of the primary key.
+            filter.add("id >= ?", query.since.map { DeliveryID.lowerBound(at: $0).rawValue })
+            filter.add("id < ?", query.until.map { DeliveryID.lowerBound(at: $0).rawValue })
             filter.add("id < ?", query.before?.rawValue)
             return try Row.fetchAll(db, sql: "SELECT \(DeliveryColumn.list) FROM deliveries \(filter.whereClause) ORDER BY id DESC LIMIT ?",
                                     arguments: filter.arguments + [query.limit]).map(Self.delivery(from:))

@@ -79,6 +79,7 @@ extension SQLiteStore {
             run.updatedAt = run.updatedAt.storedPrecision
             run.wakeAt = run.wakeAt?.storedPrecision
             run.version = 0
+            run.searchTerms = []  // kept in their own table, not read back with the run
         }
         for new in checkpoint.steps {
             var step = new
@@ -138,6 +139,10 @@ extension SQLiteStore {
              .text(eventStored ? run.trigger.eventID?.rawValue : nil), .text(run.input?.text), .text(try run.error.map(encode)),
              .integer(run.createdAt.microseconds), .integer(run.updatedAt.microseconds), .integer(run.wakeAt?.microseconds),
              .integer(run.workflowVersion.map(Int64.init)), .text(run.output?.text)])
+        for term in run.searchTerms {
+            try db.execute(cached: "INSERT OR IGNORE INTO run_search_terms (term, run_id) VALUES (?, ?)",
+                           [.text(term), .text(run.id.rawValue)])
+        }
     }
 
     // Rows are read by position, from explicit column lists: GRDB's lookup by name lowercases
@@ -299,6 +304,11 @@ struct SQLFilter {
         guard let value else { return }
         clauses.append(clause)
         arguments += [value]
+    }
+
+    /// A clause with no value of its own (one that names a partial index's condition).
+    mutating func add(_ clause: String) {
+        clauses.append(clause)
     }
 
     var whereClause: String { clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ") }

@@ -188,6 +188,19 @@ extension SQLiteStore {
                   expires_at INTEGER NOT NULL, ended_at INTEGER) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v17: what the console finds runs and deliveries by") { db in
+            // Search terms of runs (a workflow's `search` fields), keyed by term so that a search
+            // reads only its runs. Runs by decision, and deliveries that failed or died, by id:
+            // partial indexes, which a run without a decision and a delivery that succeeds (the
+            // forwarding path) never enter.
+            try db.execute(sql: """
+                CREATE TABLE run_search_terms (
+                  term TEXT NOT NULL, run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                  PRIMARY KEY (term, run_id)) WITHOUT ROWID;
+                CREATE INDEX runs_by_decision ON runs (decision, id) WHERE decision IS NOT NULL;
+                CREATE INDEX deliveries_settled ON deliveries (status, id) WHERE status IN ('failed', 'dead');
+                """)
+        }
         return migrator
     }
 }

@@ -123,23 +123,33 @@ public final class SQLiteStore: Store {
             filter.add("workflow = ?", query.workflow)
             filter.add("status = ?", query.status?.rawValue)
             filter.add("decision = ?", query.decision?.rawValue)
-            filter.add("event_id = ?", query.eventID?.rawValue)
+            // Ids are time-ordered: a time filter is a range of the primary key.
+            filter.add("id >= ?", query.since.map { RunID.lowerBound(at: $0).rawValue })
+            filter.add("id < ?", query.until.map { RunID.lowerBound(at: $0).rawValue })
             filter.add("id < ?", query.before?.rawValue)
-            if let field = query.eventField {
-                // The run's event is in the events table (event_id) or, for a run that keeps its own, in `event`.
-                filter.add("""
-                    CAST(json_extract(COALESCE((SELECT payload FROM events WHERE events.id = runs.event_id), runs.event), ?) AS TEXT) = ?
-                    """, Self.jsonPath(field.path))
-                filter.arguments += [field.value]
-            }
-            return try Row.fetchAll(db, sql: "SELECT \(RunColumn.list) FROM runs \(filter.whereClause) ORDER BY id DESC LIMIT ?",
-                                    arguments: filter.arguments + [query.limit]).map(Self.run(from:))
+            filter.add("id > ?", query.after?.rawValue)
+            // An event lists the runs it started.
+            filter.add("id IN (SELECT json_extract(value, '$.id') FROM json_each((SELECT runs FROM events WHERE id = ?)))",
+                       query.eventID?.rawValue)
+            filter.add("id IN (SELECT run_id FROM run_search_terms WHERE term = ?)", query.searchTerm)
+            return try Row.fetchAll(db, sql: """
+                SELECT \(RunColumn.list) FROM runs \(filter.whereClause) ORDER BY id \(query.oldestFirst ? "ASC" : "DESC") LIMIT ?
+                """, arguments: filter.arguments + [query.limit]).map(Self.run(from:))
         }
     }
 
-    /// `$."data"."inquiry"."id"`: a JSON path for SQLite's json_extract, each key quoted.
-    static func jsonPath(_ path: [String]) -> String {
-        "$" + path.map { ".\"" + $0.replacingOccurrences(of: "\"", with: "") + "\"" }.joined()
+    public func finishedRunCounts(workflow: String, since: Date) async throws -> [Decision?: Int] {
+        try await pool.read { db in
+            var counts: [Decision?: Int] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT decision, COUNT(*) FROM runs
+                WHERE workflow = ? AND id >= ? AND status IN ('completed', 'failed', 'cancelled') GROUP BY decision
+                """, arguments: [workflow, RunID.lowerBound(at: since).rawValue])
+            {
+                counts[(row[0] as String?).flatMap(Decision.init(rawValue:)), default: 0] += row[1] as Int
+            }
+            return counts
+        }
     }
 
     public func save(_ checkpoint: RunCheckpoint) async throws {

@@ -26,8 +26,10 @@ public protocol Store: Sendable {
     /// later write has changed: a checkpoint made from it is then refused by its version check,
     /// and the caller loads the run again without.
     func loadRun(_ id: RunID, allowStale: Bool) async throws -> RunSnapshot?
-    /// Runs matching a query, newest first.
+    /// Runs matching a query, newest first (or oldest first, ``RunQuery/oldestFirst``).
     func listRuns(_ query: RunQuery) async throws -> [RunRecord]
+    /// How many runs of `workflow` created at or after `since` have finished, by decision (nil: none).
+    func finishedRunCounts(workflow: String, since: Date) async throws -> [Decision?: Int]
     /// Commits a run's progress: the run row and every step record that changed. Throws
     /// ``StoreError/conflict(_:)`` when the run changed since the version the checkpoint was made from.
     func save(_ checkpoint: RunCheckpoint) async throws

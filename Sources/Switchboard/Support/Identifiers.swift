@@ -17,6 +17,14 @@ extension PrefixedID {
         Self(rawValue: TimeOrderedID.make(prefix: prefix, milliseconds: UInt64(max(0, date.timeIntervalSince1970 * 1000))))
     }
 
+    /// The least identifier of the instant `date`: every identifier made at or after it sorts at
+    /// or after this, every one made before sorts before. Time filters on tables keyed by these
+    /// identifiers are ranges of the key (`id >= lowerBound(since) AND id < lowerBound(until)`).
+    public static func lowerBound(at date: Date) -> Self {
+        Self(rawValue: String(TimeOrderedID.make(prefix: prefix, milliseconds: UInt64(max(0, date.timeIntervalSince1970 * 1000)))
+            .dropLast(16)))
+    }
+
     public var description: String { rawValue }
 }
 

@@ -157,8 +157,10 @@ public final class Gateway: Sendable {
         // The text stored is the text the runs see: the event as it arrived (encoded when built in code).
         let text = event.text ?? event.raw.text
         let runs = workflows.map { workflow in
-            RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID), event: event.raw,
-                      eventText: text, createdAt: now, workflowVersion: workflow.version)
+            var run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID), event: event.raw,
+                                eventText: text, createdAt: now, workflowVersion: workflow.version)
+            run.searchTerms = workflow.searchTerms(event: event.raw, input: nil)
+            return run
         }
         return try await record(event, id: eventID, text: text, dedupeKey: idempotencyKey ?? event.id, receipt: receipt, runs: runs,
                                 at: now)
@@ -176,9 +178,10 @@ public final class Gateway: Sendable {
                          "data": ["workflow": .string(workflow.id), "scheduled_at": .string(tick.rfc3339)]]
         let event = CloudEvent(id: key, source: "switchboard:schedule/\(workflow.id)", type: "switchboard.schedule.tick", raw: raw,
                                text: raw.text)
-        let run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID, scheduledAt: tick),
+        var run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID, scheduledAt: tick),
                             event: raw, eventText: raw.text, input: ["scheduled_at": .string(tick.rfc3339)], createdAt: now,
                             workflowVersion: workflow.version)
+        run.searchTerms = workflow.searchTerms(event: raw, input: run.input)
         return try await record(event, id: eventID, text: raw.text, dedupeKey: key, receipt: nil, runs: [run], at: now)
     }
 
@@ -232,8 +235,9 @@ public final class Gateway: Sendable {
     /// Starts a run of an API-triggered workflow; the input must already be valid.
     public func startRun(_ workflow: Workflow, input: JSON) async throws -> RunRecord {
         let now = clock.now()
-        let run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(api: true), input: input,
+        var run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(api: true), input: input,
                             createdAt: now, workflowVersion: workflow.version)
+        run.searchTerms = workflow.searchTerms(event: nil, input: input)
         let checkpoints = engine.startInline([run])
         try await engine.commit(checkpoints, after: nil) { try await store.createRuns($0) } committed: { true }
         return checkpoints[0].run

@@ -321,10 +321,11 @@ struct RunInterpreter {
                                                     "starts_at": .string(startsAt.rfc3339)])
         }
         let later = startsAt > now
-        let childRun = RunRecord(
+        var childRun = RunRecord(
             id: .generate(at: now), workflow: child.id, status: later ? .waiting : .pending,
             trigger: RunTrigger(parent: ParentRun(run: run.id, step: step.id, depth: depth, wait: spec.wait)), input: input,
             createdAt: now, wakeAt: later ? startsAt : nil, workflowVersion: child.version)
+        childRun.searchTerms = child.searchTerms(event: nil, input: input)
         newRuns.append(childRun)
         guard spec.wait else { return finish(&current, .done, output: ["run_id": .string(childRun.id.rawValue)]) }
         return suspend(&current, until: nil)

@@ -13,6 +13,8 @@ public struct Workflow: Sendable {
     public var steps: [Step] {
         didSet { stepsByID = Self.index(steps) }
     }
+    /// `search`: the fields its runs can be found by (``SearchField``).
+    public var searchFields: [SearchField] = []
     /// The file the workflow was loaded from.
     public var file: String
     /// The file's text, as read.

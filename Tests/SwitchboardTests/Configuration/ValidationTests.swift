@@ -43,7 +43,7 @@ struct ValidationTests {
                 if: steps.nope.output.x == 1
                 then: [ { id: b, action: explode } ]
             """)
-        #expect(found.contains("w.yaml:3:1: unknown key 'colour' in workflow; expected one of: id, description, trigger, steps"))
+        #expect(found.contains("w.yaml:3:1: unknown key 'colour' in workflow; expected one of: id, description, trigger, search, steps"))
         #expect(found.contains { $0.hasPrefix("w.yaml:6:") && $0.contains("in if expression 'data.inquiry.age >'") })
         #expect(found.contains("w.yaml:8:9: duplicate step id 'first' (first used at line 5); step ids are unique within a workflow"))
         #expect(found.contains("w.yaml:11:5: unknown key 'frobnicate' in step; expected one of: \(WorkflowLoader.stepKeys.joined(separator: ", "))"))
@@ -112,6 +112,23 @@ struct ValidationTests {
         let found = try problems(workflow: "id: w\nsteps: [ { id: a\n")
         #expect(found.count == 1)
         #expect(found[0].hasPrefix("w.yaml:3:1: invalid YAML"))
+    }
+
+    @Test("search fields are paths under data or input, listed once")
+    func searchFields() throws {
+        let found = try problems(workflow: """
+            id: w
+            trigger: { event: t }
+            search: [data.inquiry.id, inquiry.id, "data..id", data.inquiry.id, data]
+            steps: [ { id: a, action: approve } ]
+            """)
+        #expect(found.contains("w.yaml:3:27: search field 'inquiry.id' must be a path under data or input, such as data.inquiry.id or input.business_name"))
+        #expect(found.contains("w.yaml:3:39: search field 'data..id' must be a path under data or input, such as data.inquiry.id or input.business_name"))
+        #expect(found.contains("w.yaml:3:51: search field 'data.inquiry.id' is listed twice"))
+        #expect(found.contains("w.yaml:3:68: search field 'data' must be a path under data or input, such as data.inquiry.id or input.business_name"))
+        #expect(found.count == 4)
+        let notAList = try problems(workflow: "id: w\ntrigger: { event: t }\nsearch: data.inquiry.id\nsteps: [ { id: a, action: approve } ]\n")
+        #expect(notAList == ["w.yaml:3:9: search must be a list of fields such as data.inquiry.id or input.business_name"])
     }
 
     @Test("wait, timeout and input schema values are checked")

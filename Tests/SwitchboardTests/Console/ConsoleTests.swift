@@ -160,6 +160,34 @@ struct ConsoleTests {
             #expect(reviews.body.contains(run))
         }
     }
+
+    @Test("runs are found by a workflow's search field, by event id and by time; other fields are refused with the ones that work")
+    func search() async throws {
+        try await Self.withGateway { gateway, api in
+            let run = try await Self.minor(api)
+            var browser = Browser(api: api)
+            try await browser.signIn(gateway.apiKey)
+            let found = try await browser.get("/console/runs?" + FormEncoding.encode([("q", "data.inquiry.id=inq_console_1")]))
+            #expect(found.status == .ok && found.body.contains(run))
+            let none = try await browser.get("/console/runs?" + FormEncoding.encode([("q", "data.inquiry.id=inq_other")]))
+            #expect(!none.body.contains(run) && none.body.contains("No runs match."))
+
+            let undeclared = try await browser.get("/console/runs?" + FormEncoding.encode([("q", "data.inquiry.name_first=Tim")]))
+            #expect(undeclared.body.contains("Runs are not found by data.inquiry.name_first"))
+            #expect(undeclared.body.contains("data.inquiry.id") && !undeclared.body.contains(run))
+
+            let event = try #require(try await api.request(.get, "/v1/runs/\(run)").json["trigger"]?["event_id"]?.stringValue)
+            let byEvent = try await browser.get("/console/runs?q=\(event)")
+            #expect(byEvent.body.contains(run))
+
+            let day = try await browser.get("/console/runs?" + FormEncoding.encode([("since", Date().addingTimeInterval(-3600).rfc3339)]))
+            #expect(day.body.contains(run))
+            let before = try await browser.get("/console/runs?until=2020-01-01")
+            #expect(before.status == .ok && !before.body.contains(run))
+            let bad = try await browser.get("/console/runs?since=yesterday")
+            #expect(bad.body.contains("since must be a time") && bad.body.contains(run), "a bad time is named and not applied")
+        }
+    }
 }
 
 /// The console's deliveries: the log filtered, each attempt's request and response, a curl command

@@ -111,8 +111,11 @@ extension PostgresStore {
         filter.add("run_id", query.run?.rawValue)
         filter.add("connector", query.connector)
         filter.add("status", query.status?.rawValue)
-        filter.add("created_at", query.since?.microseconds, op: ">=")
-        filter.add("created_at", query.until?.microseconds, op: "<")
+        // The condition of the partial index deliveries_settled, written as it is so that the planner uses it.
+        if query.status == .failed || query.status == .dead { filter.add("status IN ('failed', 'dead')") }
+        // Ids are time-ordered: a time filter is a range of the primary key.
+        filter.add("id", query.since.map { DeliveryID.lowerBound(at: $0).rawValue }, op: ">=")
+        filter.add("id", query.until.map { DeliveryID.lowerBound(at: $0).rawValue }, op: "<")
         filter.add("id", query.before?.rawValue, op: "<")
         return try await rows(filter.query("SELECT \(Self.deliveryColumns) FROM deliveries", order: "ORDER BY id DESC",
                                            limit: query.limit)).map(Self.delivery(from:))

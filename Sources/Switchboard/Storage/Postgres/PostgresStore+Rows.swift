@@ -23,6 +23,12 @@ extension PostgresStore {
               \(run.createdAt.microseconds), \(run.updatedAt.microseconds), \(run.wakeAt?.microseconds), \(run.workflowVersion),
               \(run.output?.text))
             """, logger: logger)
+        if !run.searchTerms.isEmpty {
+            try await connection.query("""
+                INSERT INTO run_search_terms (term, run_id) SELECT unnest(\(run.searchTerms)::text[]), \(run.id.rawValue)
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+        }
     }
 
     /// Writes a run's row, ends its lease and moves its version, if the store still has it at
@@ -270,14 +276,16 @@ struct PostgresFilter {
         clauses.append("\(column) \(op) $\(bindings.count)")
     }
 
-    /// A run whose event (in the events table, or its own) has `value` at `path`, compared as text.
-    mutating func add(eventField path: [String], equals value: String) {
-        bindings.append("{" + path.map { $0.replacingOccurrences(of: ",", with: "").replacingOccurrences(of: "}", with: "") }
-            .joined(separator: ",") + "}")
-        let pathBinding = bindings.count
+    /// A clause with no value of its own (one that names a partial index's condition).
+    mutating func add(_ clause: String) {
+        clauses.append(clause)
+    }
+
+    /// `clause` with `$?` standing for `value`'s binding.
+    mutating func add(clause: String, _ value: String?) {
+        guard let value else { return }
         bindings.append(value)
-        clauses.append("(COALESCE((SELECT payload FROM events WHERE events.id = runs.event_id), runs.event)::jsonb "
-            + "#>> $\(pathBinding)::text[]) = $\(bindings.count)")
+        clauses.append(clause.replacingOccurrences(of: "$?", with: "$\(bindings.count)"))
     }
 
     func query(_ select: String, order: String, limit: Int) -> PostgresQuery {

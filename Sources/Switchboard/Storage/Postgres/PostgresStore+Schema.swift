@@ -124,6 +124,16 @@ extension PostgresStore {
             WHERE scopes::jsonb ? 'runs:write' AND NOT scopes::jsonb ? 'reviews:write'
             """,
         ]),
+        (9, "what the console finds runs and deliveries by", [
+            // As SQLite's v17: search terms keyed by term; partial indexes that a run without a
+            // decision and a delivery that succeeds never enter.
+            """
+            CREATE TABLE run_search_terms (
+              term TEXT NOT NULL, run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, PRIMARY KEY (term, run_id))
+            """,
+            "CREATE INDEX runs_by_decision ON runs (decision, id) WHERE decision IS NOT NULL",
+            "CREATE INDEX deliveries_settled ON deliveries (status, id) WHERE status IN ('failed', 'dead')",
+        ]),
     ]
 
     /// Applies the migrations not applied yet, each in its own transaction, holding the advisory

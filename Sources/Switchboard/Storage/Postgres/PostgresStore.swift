@@ -183,13 +183,32 @@ public final class PostgresStore: Store {
         filter.add("workflow", query.workflow)
         filter.add("status", query.status?.rawValue)
         filter.add("decision", query.decision?.rawValue)
-        filter.add("event_id", query.eventID?.rawValue)
+        // Ids are time-ordered: a time filter is a range of the primary key.
+        filter.add("id", query.since.map { RunID.lowerBound(at: $0).rawValue }, op: ">=")
+        filter.add("id", query.until.map { RunID.lowerBound(at: $0).rawValue }, op: "<")
         filter.add("id", query.before?.rawValue, op: "<")
-        if let field = query.eventField {
-            filter.add(eventField: field.path, equals: field.value)
-        }
-        return try await rows(filter.query("SELECT \(Self.runColumns) FROM runs", order: "ORDER BY id DESC", limit: query.limit))
+        filter.add("id", query.after?.rawValue, op: ">")
+        // An event lists the runs it started.
+        filter.add(clause: "id IN (SELECT r ->> 'id' FROM events, jsonb_array_elements(events.runs::jsonb) AS r WHERE events.id = $?)",
+                   query.eventID?.rawValue)
+        filter.add(clause: "id IN (SELECT run_id FROM run_search_terms WHERE term = $?)", query.searchTerm)
+        return try await rows(filter.query("SELECT \(Self.runColumns) FROM runs", order: "ORDER BY id \(query.oldestFirst ? "ASC" : "DESC")",
+                                           limit: query.limit))
             .map(Self.run(from:))
+    }
+
+    public func finishedRunCounts(workflow: String, since: Date) async throws -> [Decision?: Int] {
+        var counts: [Decision?: Int] = [:]
+        for row in try await rows("""
+            SELECT decision, COUNT(*) FROM runs
+            WHERE workflow = \(workflow) AND id >= \(RunID.lowerBound(at: since).rawValue)
+              AND status IN ('completed', 'failed', 'cancelled') GROUP BY decision
+            """)
+        {
+            let (decision, count) = try row.decode((String?, Int64).self)
+            counts[decision.flatMap(Decision.init(rawValue:)), default: 0] += Int(count)
+        }
+        return counts
     }
 
     public func save(_ checkpoint: RunCheckpoint) async throws {
