@@ -142,8 +142,7 @@ extension Console {
                 if case .wait(.review)? = workflow.stepsByID[step.id]?.kind { return step.status == .waiting }
                 return false
             }
-            // What the run started with: the event's data, or the API input.
-            let facts = snapshot.run.event?["data"] ?? snapshot.run.input ?? .object([:])
+            let facts = Self.reviewFacts(snapshot, workflow)
             waiting.append(["id": run.id.rawValue, "workflow": run.workflow, "since": (review?.startedAt ?? run.createdAt).rfc3339,
                             "facts": Self.pretty(facts), "canReview": user.can("reviews:write")])
         }
@@ -170,6 +169,17 @@ extension Console {
             throw Problem(.conflict, "run '\(id)' is not waiting for a review (already decided?)")
         }
         return Self.redirect("/console/runs/\(Self.pathEscape(id.rawValue))")
+    }
+
+    /// What a reviewer is shown: the `facts` of the review alert the run sent (a connector step
+    /// with `facts` in its `with`, evaluated as the step did), else the event's data or the input.
+    static func reviewFacts(_ snapshot: RunSnapshot, _ workflow: Workflow) -> JSON {
+        for step in snapshot.steps {
+            guard case let .connector(_, _, with)? = workflow.stepsByID[step.id]?.kind, let template = with["facts"] else { continue }
+            let context = RunContext(run: snapshot.run, steps: snapshot.steps, now: step.startedAt, lists: ListIndexSnapshot(lists: []))
+            if let facts = try? template.evaluate(in: context), case let .object(fields) = facts, !fields.isEmpty { return facts }
+        }
+        return snapshot.run.event?["data"] ?? snapshot.run.input ?? .object([:])
     }
 
     static func waitsForReview(_ snapshot: RunSnapshot, _ workflow: Workflow) -> Bool {
