@@ -120,6 +120,9 @@ public final class SQLiteStore: Store {
     public func listRuns(_ query: RunQuery) async throws -> [RunRecord] {
         try await pool.read { db in
             var filter = SQLFilter()
+            // A search reads its term's runs newest first, in the terms' key order, and stops at
+            // the limit (an IN over every run with a common value would read them all).
+            filter.add("t.term = ?", query.searchTerm)
             filter.add("workflow = ?", query.workflow)
             filter.add("status = ?", query.status?.rawValue)
             filter.add("decision = ?", query.decision?.rawValue)
@@ -131,9 +134,10 @@ public final class SQLiteStore: Store {
             // An event lists the runs it started.
             filter.add("id IN (SELECT json_extract(value, '$.id') FROM json_each((SELECT runs FROM events WHERE id = ?)))",
                        query.eventID?.rawValue)
-            filter.add("id IN (SELECT run_id FROM run_search_terms WHERE term = ?)", query.searchTerm)
+            let from = query.searchTerm == nil ? "runs" : "run_search_terms AS t CROSS JOIN runs ON runs.id = t.run_id"
+            let order = query.searchTerm == nil ? "id" : "t.run_id"
             return try Row.fetchAll(db, sql: """
-                SELECT \(RunColumn.list) FROM runs \(filter.whereClause) ORDER BY id \(query.oldestFirst ? "ASC" : "DESC") LIMIT ?
+                SELECT \(RunColumn.list) FROM \(from) \(filter.whereClause) ORDER BY \(order) \(query.oldestFirst ? "ASC" : "DESC") LIMIT ?
                 """, arguments: filter.arguments + [query.limit]).map(Self.run(from:))
         }
     }

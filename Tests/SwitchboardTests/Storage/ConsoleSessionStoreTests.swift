@@ -111,6 +111,13 @@ struct RunSearchStoreTests {
             #expect(try await store.listRuns(query).map(\.id) == [ids["inq_2"]!])
             query.searchTerm = "data.kind=person"
             #expect(try await store.listRuns(query).map(\.id) == [ids["inq_3"]!, ids["inq_2"]!, ids["inq_1"]!], "newest first")
+            query.decision = .declined
+            #expect(try await store.listRuns(query).map(\.id) == [ids["inq_1"]!], "with the other filters")
+            query.decision = nil
+            query.limit = 1
+            query.before = ids["inq_3"]!
+            #expect(try await store.listRuns(query).map(\.id) == [ids["inq_2"]!], "a keyset page of a search")
+            query = RunQuery()
             query.searchTerm = "input.ein=12-3456789"
             #expect(try await store.listRuns(query).map(\.id) == [api.id])
             query.searchTerm = "data.inquiry.id=inq_9"

@@ -180,6 +180,8 @@ public final class PostgresStore: Store {
 
     public func listRuns(_ query: RunQuery) async throws -> [RunRecord] {
         var filter = PostgresFilter()
+        // A search reads its term's runs newest first, in the terms' key order, and stops at the limit.
+        filter.add("t.term", query.searchTerm)
         filter.add("workflow", query.workflow)
         filter.add("status", query.status?.rawValue)
         filter.add("decision", query.decision?.rawValue)
@@ -191,8 +193,9 @@ public final class PostgresStore: Store {
         // An event lists the runs it started.
         filter.add(clause: "id IN (SELECT r ->> 'id' FROM events, jsonb_array_elements(events.runs::jsonb) AS r WHERE events.id = $?)",
                    query.eventID?.rawValue)
-        filter.add(clause: "id IN (SELECT run_id FROM run_search_terms WHERE term = $?)", query.searchTerm)
-        return try await rows(filter.query("SELECT \(Self.runColumns) FROM runs", order: "ORDER BY id \(query.oldestFirst ? "ASC" : "DESC")",
+        let from = query.searchTerm == nil ? "runs" : "run_search_terms AS t JOIN runs ON runs.id = t.run_id"
+        let order = query.searchTerm == nil ? "id" : "t.run_id"
+        return try await rows(filter.query("SELECT \(Self.runColumns) FROM \(from)", order: "ORDER BY \(order) \(query.oldestFirst ? "ASC" : "DESC")",
                                            limit: query.limit))
             .map(Self.run(from:))
     }
