@@ -7,8 +7,8 @@ import Hummingbird
 extension Console {
     func deliveriesPage(_ request: Request, _ user: User) async throws -> Response {
         let parameters = request.uri.queryParameters
-        let notice = parameters["retried"].map { "\($0) deliveries sent again." }
         let filter = Self.deliveryFilter(parameters.map { (String($0.key), String($0.value)) })
+        let notice = parameters["retried"].map { "\($0) deliveries sent again." } ?? filter.notice
         var query = filter.query
         query.limit = 100
         if let cursor = parameters["cursor"] { query.before = DeliveryID(String(cursor)) }
@@ -20,6 +20,7 @@ extension Console {
         let canRetry = user.can("deliveries:write")
         let object: [String: Any] = [
             "run": query.run?.rawValue ?? "", "connector": query.connector ?? "", "status": query.status?.rawValue ?? "",
+            "since": Self.value("since", in: filter.items), "until": Self.value("until", in: filter.items),
             "connectors": gateway.configuration.connectors.keys.sorted().map { ["id": $0, "selected": $0 == query.connector] },
             "statuses": DeliveryStatus.allCases.map { ["name": $0.rawValue, "selected": $0 == query.status] },
             "canRetry": canRetry, "notice": notice as Any,
@@ -64,7 +65,8 @@ extension Console {
     func retryAll(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
         guard let (user, fields) = try await formUser(request) else { return Self.redirect("/console/login") }
         guard user.can("deliveries:write") else { throw Problem(.forbidden, "the key '\(user.key.name)' lacks the scope deliveries:write") }
-        let filter = Self.deliveryFilter(fields.filter { ["run", "connector", "status"].contains($0.key) }.map { ($0.key, $0.value) })
+        let filter = Self.deliveryFilter(fields.filter { ["run", "connector", "status", "since", "until"].contains($0.key) }
+            .map { ($0.key, $0.value) })
         var selected: [Delivery] = []
         for status in [DeliveryStatus.failed, .dead] where filter.query.status == nil || filter.query.status == status {
             var query = filter.query
@@ -83,6 +85,7 @@ extension Console {
             return page("Retry deliveries", "confirm-retry", [
                 "count": selected.count, "filter": described.isEmpty ? nil as String? : described as Any,
                 "run": filter.query.run?.rawValue ?? "", "connector": filter.query.connector ?? "", "status": filter.query.status?.rawValue ?? "",
+                "since": Self.value("since", in: filter.items), "until": Self.value("until", in: filter.items),
                 "nav_deliveries": true,
             ], user: user)
         }
@@ -94,20 +97,35 @@ extension Console {
         return Self.redirect("/console/deliveries?" + FormEncoding.encode(filter.items + [("retried", String(retried))]))
     }
 
-    /// The delivery filter of a query string or form: `run`, `connector`, `status`; the items it
-    /// was made from, for links.
-    static func deliveryFilter(_ pairs: [(String, String)]) -> (query: DeliveryQuery, items: [(String, String)]) {
+    /// The delivery filter of a query string or form: `run`, `connector`, `status`, `since`,
+    /// `until` (as on the runs page); the items it was made from, for links and forms, and a
+    /// notice naming a time that could not be read (and was not applied).
+    static func deliveryFilter(_ pairs: [(String, String)]) -> (query: DeliveryQuery, items: [(String, String)], notice: String?) {
         var query = DeliveryQuery()
         var items: [(String, String)] = []
-        for (name, value) in pairs where !value.isEmpty {
+        var notice: String?
+        for (name, raw) in pairs {
+            let value = raw.trimmingCharacters(in: .whitespaces)
+            guard !value.isEmpty else { continue }
             switch name {
             case "run": query.run = RunID(value); items.append((name, value))
             case "connector": query.connector = value; items.append((name, value))
             case "status": if let status = DeliveryStatus(rawValue: value) { query.status = status; items.append((name, value)) }
+            case "since", "until":
+                guard let date = time(value) else {
+                    notice = unreadableTime(name)
+                    continue
+                }
+                if name == "since" { query.since = date } else { query.until = date }
+                items.append((name, value))
             default: break
             }
         }
-        return (query, items.sorted { $0.0 < $1.0 })
+        return (query, items.sorted { $0.0 < $1.0 }, notice)
+    }
+
+    static func value(_ name: String, in items: [(String, String)]) -> String {
+        items.first { $0.0 == name }?.1 ?? ""
     }
 
     /// The delivery's request as a curl command: the headers as the last attempt sent them (secrets

@@ -19,7 +19,7 @@ extension Console {
             if let date = Self.time(text(name)) {
                 query[keyPath: keyPath] = date
             } else {
-                notices.append("\(name) must be a time such as 2026-11-26T10:00:00Z, 2026-11-26T10:00 or 2026-11-26 (UTC); not applied.")
+                notices.append(Self.unreadableTime(name))
             }
         }
         if !text("cursor").isEmpty { query.before = RunID(text("cursor")) }
@@ -76,6 +76,10 @@ extension Console {
         if let date = Date(rfc3339: text) { return date }
         if let date = Date(rfc3339: text + ":00Z") { return date }
         return Date(rfc3339: text + "T00:00:00Z")
+    }
+
+    static func unreadableTime(_ name: String) -> String {
+        "\(name) must be a time such as 2026-11-26T10:00:00Z, 2026-11-26T10:00 or 2026-11-26 (UTC); not applied."
     }
 
     func runPage(_ id: RunID, _ user: User) async throws -> Response {

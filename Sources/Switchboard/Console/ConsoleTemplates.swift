@@ -178,6 +178,8 @@ enum ConsoleTemplates {
                 <option value="">any status</option>
                 {{#statuses}}<option value="{{name}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/statuses}}
               </select>
+              <input name="since" value="{{since}}" placeholder="since (UTC)" aria-label="Since" size="17" title="2026-11-26 or 2026-11-26T10:00 (UTC)">
+              <input name="until" value="{{until}}" placeholder="until (UTC)" aria-label="Until" size="17" title="2026-11-26 or 2026-11-26T10:00 (UTC)">
               <button type="submit">Filter</button>
             </form>
             {{#notice}}<p class="notice" role="status">{{notice}}</p>{{/notice}}
@@ -186,6 +188,7 @@ enum ConsoleTemplates {
               <input type="hidden" name="csrf_token" value="{{csrf}}">
               <input type="hidden" name="run" value="{{run}}"><input type="hidden" name="connector" value="{{connector}}">
               <input type="hidden" name="status" value="{{status}}">
+              <input type="hidden" name="since" value="{{since}}"><input type="hidden" name="until" value="{{until}}">
               <button type="submit">Retry all failed and dead that match</button>
             </form>
             {{/canRetry}}
@@ -210,6 +213,7 @@ enum ConsoleTemplates {
               <input type="hidden" name="csrf_token" value="{{csrf}}">
               <input type="hidden" name="run" value="{{run}}"><input type="hidden" name="connector" value="{{connector}}">
               <input type="hidden" name="status" value="{{status}}"><input type="hidden" name="confirm" value="{{count}}">
+              <input type="hidden" name="since" value="{{since}}"><input type="hidden" name="until" value="{{until}}">
               <button type="submit" class="approve">Retry {{count}}</button> <a href="/console/deliveries">Cancel</a>
             </form>
             """,

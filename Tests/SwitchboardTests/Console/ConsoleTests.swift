@@ -247,6 +247,13 @@ struct ConsoleDeliveryTests {
                 let after = try await browser.get("/console/deliveries/\(ids[0])")
                 #expect(after.body.contains(#"data-attempt="2""#), "the new attempt is shown")
 
+                // A time filter: none of the dead ones is from before 2020; a bad time is named.
+                let old = try await browser.post("/console/deliveries/retry", [("csrf_token", csrf), ("status", "dead"), ("until", "2020-01-01")])
+                #expect(old.body.contains("Retry 0 deliveries?") && old.body.contains("until 2020-01-01"), "\(old.body)")
+                let listed = try await browser.get("/console/deliveries?status=dead&since=2020-01-01T00:00")
+                #expect(listed.body.contains(ids[1]) && !listed.body.contains("not applied"))
+                #expect(try await browser.get("/console/deliveries?since=soon").body.contains("since must be a time"))
+
                 // Retry all: the count first, nothing sent; then sent on confirming.
                 let asked = try await browser.post("/console/deliveries/retry", [("csrf_token", csrf), ("status", "dead")])
                 #expect(asked.status == .ok && asked.body.contains("Retry 1 deliveries?"), "\(asked.body)")
