@@ -72,7 +72,8 @@ let package = Package(
         .executableTarget(
             name: "switchboard-bench",
             dependencies: ["CEL", "Switchboard", "CELFuzzing", "MallocCounter",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/SwitchboardBenchmarks"
         ),
         .testTarget(name: "CELTests", dependencies: ["CEL", "CELFuzzing"]),

@@ -1,15 +1,16 @@
 import AsyncHTTPClient
 import CEL
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import Switchboard
 
-/// The console with a lot of data: fills an SQLite database with `count` runs (and as many
+/// The console with a lot of data: fills a database with `count` runs (and as many
 /// deliveries) spread over the last 30 days, then starts the `switchboard` binary beside this one
 /// on it and times every console page, signed in with a key of every scope.
 ///
-///   switchboard-bench console [COUNT] [DATABASE]
+///   switchboard-bench console [COUNT] [DATABASE]    # DATABASE: sqlite:PATH or postgres://...
 ///
 /// The runs are the shipped workflows' dry runs of the fixture events and KYB inputs, each copied
 /// with new ids, times and inquiry ids (`inq_b<n>`) and written through the store's ingest, 64
@@ -18,37 +19,38 @@ import Switchboard
 /// of the runs left waiting by their dry run, one in 20 still waits. The KYB reports answer as
 /// the sandbox does for a clean business. A database that already has
 /// the runs is used again (filling a million takes minutes).
-func benchmarkConsole(count: Int, databasePath: String?) async throws {
+func benchmarkConsole(count: Int, database: String?) async throws {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let path = databasePath ?? FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-console-bench-\(count).sqlite").path
+    let url = database ?? "sqlite:" + FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-console-bench-\(count).sqlite").path
     let (configuration, _) = try Configuration.loadValid(directory: root.path)
     let end = Date()
-    let store = try SQLiteStore(path: path)
-    try await store.migrate()
-    let existing = try await store.listRuns(RunQuery(limit: 1)).first
-    if existing == nil {
-        try await ConsoleFill(configuration: configuration, root: root, count: count, end: end).fill(store)
-    } else {
-        print("using the runs already in \(path)")
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    let found = try await DatabaseURL(url).withStore(logger: logger) { store -> (RunRecord, String, Delivery?) in
+        if try await store.listRuns(RunQuery(limit: 1)).isEmpty {
+            try await ConsoleFill(configuration: configuration, root: root, count: count, end: end).fill(store)
+        } else {
+            print("using the runs already in \(url)")
+        }
+        // A run, its event and its inquiry from half way back.
+        guard let old = try await store.listRuns(RunQuery(workflow: "review-minors",
+                                                          before: RunID.generate(at: end.addingTimeInterval(-15 * 86_400)), limit: 1)).first
+        else { throw BenchError("the database has no runs from 15 days ago: empty it and fill it again") }
+        let inquiry = try await store.loadRun(old.id)?.run.event?["data"]?["inquiry"]?["id"]?.stringValue ?? "inq_b0"
+        let dead = try await store.listDeliveries(DeliveryQuery(status: .dead, limit: 1)).first
+        return (old, inquiry, dead)
     }
-    let newest = try await store.listRuns(RunQuery(limit: 1))
-    // A run, its event and its inquiry from half way back.
-    let middle = try await store.listRuns(RunQuery(before: RunID.generate(at: end.addingTimeInterval(-15 * 86_400)), limit: 1))
-    guard let recent = newest.first, let old = middle.first, let oldEvent = old.trigger.eventID else {
-        throw BenchError("the database has no runs from 15 days ago: remove \(path) and fill it again")
-    }
-    let oldInquiry = try await store.loadRun(old.id)?.run.event?["data"]?["inquiry"]?["id"]?.stringValue ?? "inq_b0"
-    let dead = try await store.listDeliveries(DeliveryQuery(status: .dead, limit: 1)).first
-    _ = recent
+    let (old, oldInquiry, dead) = found
+    guard let oldEvent = old.trigger.eventID else { throw BenchError("the run 15 days back has no event") }
 
     let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         .appendingPathComponent("switchboard").path
-    let key = try BenchProcess.output(binary, ["keys", "create", "--name", "bench-\(getpid())", "--database", "sqlite:\(path)"])
+    let key = try BenchProcess.output(binary, ["keys", "create", "--name", "bench-\(getpid())", "--database", url])
         .trimmingCharacters(in: .whitespacesAndNewlines)
     let port = 18_190
     let server = Process()
     server.executableURL = URL(fileURLWithPath: binary)
-    server.arguments = ["serve", "--config", root.path, "--database", "sqlite:\(path)", "--port", String(port), "--log-level", "warning"]
+    server.arguments = ["serve", "--config", root.path, "--database", url, "--port", String(port), "--log-level", "warning"]
     var environment = ProcessInfo.processInfo.environment
     environment["SWITCHBOARD_RATE_LIMIT"] = "off"
     server.environment = environment
@@ -99,7 +101,7 @@ func benchmarkConsole(count: Int, databasePath: String?) async throws {
         ("audit", "/console/audit", nil),
     ]
     if let dead { pages.insert(("delivery, dead", "/console/deliveries/\(dead.id.rawValue)", nil), at: 18) }
-    print("console pages over \(count) runs and deliveries (SQLite, \(path)); 3 warm-up requests, then 15, one at a time")
+    print("console pages over \(count) runs and deliveries (\(url)); 3 warm-up requests, then 15, one at a time")
     print("page".padding(toLength: 40, withPad: " ", startingAt: 0) + "status  median ms   max ms")
     var slowest = 0.0
     for (name, path, form) in pages {
@@ -179,7 +181,7 @@ struct ConsoleFill {
         return nil
     }
 
-    func fill(_ store: SQLiteStore) async throws {
+    func fill(_ store: any Store) async throws {
         let templates = try templates()
         let list = try JSON.parse(Data(contentsOf: root.appendingPathComponent("fixtures/lists/blocked-ips.json")))
         try await store.putList(ListRecord(name: "blocked-ips", kind: .ip,
@@ -203,7 +205,7 @@ struct ConsoleFill {
         print("filled in \(ContinuousClock.now - started)")
     }
 
-    static func write(_ n: Int, _ template: Template, answered: Bool, at: Date, end: Date, _ store: SQLiteStore) async throws {
+    static func write(_ n: Int, _ template: Template, answered: Bool, at: Date, end: Date, _ store: any Store) async throws {
         var run = template.result.run
         run.id = .generate(at: at)
         run.createdAt = at

@@ -319,7 +319,7 @@ case "store":
     try await benchmarkStore(count: arguments.count > 1 ? Int(arguments[1]) ?? 20000 : 20000)
 case "console":
     try await benchmarkConsole(count: arguments.count > 1 ? Int(arguments[1]) ?? 1_000_000 : 1_000_000,
-                               databasePath: arguments.count > 2 ? arguments[2] : nil)
+                               database: arguments.count > 2 ? arguments[2] : nil)
 case "fuzz":
     fuzz(count: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000,
          seed: arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 20_261_126)
