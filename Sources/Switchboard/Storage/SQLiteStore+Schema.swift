@@ -190,8 +190,8 @@ extension SQLiteStore {
         }
         migrator.registerMigration("v17: what the console finds runs and deliveries by") { db in
             // Search terms of runs (a workflow's `search` fields), keyed by term so that a search
-            // reads only its runs. Runs by decision, and deliveries that failed or died, by id:
-            // partial indexes, which a run without a decision and a delivery that succeeds (the
+            // reads only its runs. Runs by decision, and deliveries that failed or died by id and by
+            // connector: partial indexes, which a run without a decision and a delivery that succeeds (the
             // forwarding path) never enter.
             try db.execute(sql: """
                 CREATE TABLE run_search_terms (
@@ -199,6 +199,7 @@ extension SQLiteStore {
                   PRIMARY KEY (term, run_id)) WITHOUT ROWID;
                 CREATE INDEX runs_by_decision ON runs (decision, id) WHERE decision IS NOT NULL;
                 CREATE INDEX deliveries_settled ON deliveries (status, id) WHERE status IN ('failed', 'dead');
+                CREATE INDEX deliveries_settled_by_connector ON deliveries (connector, status, id) WHERE status IN ('failed', 'dead');
                 """)
         }
         return migrator

@@ -133,6 +133,7 @@ extension PostgresStore {
             """,
             "CREATE INDEX runs_by_decision ON runs (decision, id) WHERE decision IS NOT NULL",
             "CREATE INDEX deliveries_settled ON deliveries (status, id) WHERE status IN ('failed', 'dead')",
+            "CREATE INDEX deliveries_settled_by_connector ON deliveries (connector, status, id) WHERE status IN ('failed', 'dead')",
         ]),
     ]
 
