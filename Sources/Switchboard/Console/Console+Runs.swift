@@ -138,8 +138,8 @@ extension Console {
         if let cursor = request.uri.queryParameters["cursor"], !cursor.isEmpty { query.after = RunID(String(cursor)) }
         let runs = try await gateway.store.listRuns(query)
         var waiting: [[String: Any]] = []
-        for run in runs {
-            guard let snapshot = try await gateway.store.loadRun(run.id) else { continue }
+        for snapshot in try await gateway.store.loadRuns(runs.map(\.id)) {
+            let run = snapshot.run
             try await gateway.live.prepare(for: run, store: gateway.store)
             guard let workflow = try? gateway.live.workflow(for: run).get(), Self.waitsForReview(snapshot, workflow) else { continue }
             let review = snapshot.steps.last { step in

@@ -26,6 +26,8 @@ public protocol Store: Sendable {
     /// later write has changed: a checkpoint made from it is then refused by its version check,
     /// and the caller loads the run again without.
     func loadRun(_ id: RunID, allowStale: Bool) async throws -> RunSnapshot?
+    /// Several runs with their steps, in the order asked, those that exist (a page of the console).
+    func loadRuns(_ ids: [RunID]) async throws -> [RunSnapshot]
     /// Runs matching a query, newest first (or oldest first, ``RunQuery/oldestFirst``).
     func listRuns(_ query: RunQuery) async throws -> [RunRecord]
     /// How many runs of `workflow` created at or after `since` have finished, by decision (nil: none).
@@ -179,6 +181,12 @@ extension Store {
     /// The run and its steps as the store holds them now.
     public func loadRun(_ id: RunID) async throws -> RunSnapshot? {
         try await loadRun(id, allowStale: false)
+    }
+
+    public func loadRuns(_ ids: [RunID]) async throws -> [RunSnapshot] {
+        var snapshots: [RunSnapshot] = []
+        for id in ids { if let snapshot = try await loadRun(id) { snapshots.append(snapshot) } }
+        return snapshots
     }
 
     /// Persists an event and runs that have not started.

@@ -71,6 +71,9 @@ struct RunSearchStoreTests {
             oldest.after = ids["inq_2"]!
             #expect(try await store.listRuns(oldest).map(\.id) == [ids["inq_3"]!])
 
+            let loaded = try await store.loadRuns([ids["inq_3"]!, RunID("run_missing"), ids["inq_1"]!])
+            #expect(loaded.map(\.run.id) == [ids["inq_3"]!, ids["inq_1"]!], "in the order asked, those that exist")
+
             let counts = try await store.finishedRunCounts(workflow: "w", since: now.addingTimeInterval(-3 * 3600))
             #expect(counts == [.declined: 1, .approved: 1], "the waiting run is not counted")
             let recent = try await store.finishedRunCounts(workflow: "w", since: now.addingTimeInterval(-1.5 * 3600))
