@@ -148,7 +148,7 @@ extension Console {
             }
             let facts = Self.reviewFacts(snapshot, workflow)
             waiting.append(["id": run.id.rawValue, "workflow": run.workflow, "since": (review?.startedAt ?? run.createdAt).rfc3339,
-                            "facts": Self.pretty(facts), "canReview": user.can("reviews:write")])
+                            "facts": Self.pretty(facts), "fields": Self.fields(facts) ?? [], "listed": Self.fields(facts) != nil, "canReview": user.can("reviews:write")])
         }
         let next = runs.count == query.limit ? runs.last.map { "/console/reviews?cursor=\($0.id.rawValue)" } : nil
         return page("Reviews", "reviews", ["reviews": waiting, "next": next as Any, "nav_reviews": true], user: user)
@@ -184,6 +184,22 @@ extension Console {
             if let facts = try? template.evaluate(in: context), case let .object(fields) = facts, !fields.isEmpty { return facts }
         }
         return snapshot.run.event?["data"] ?? snapshot.run.input ?? .object([:])
+    }
+
+    /// A flat object's fields as name and text (a string as it is, anything else as JSON), for a
+    /// list a reviewer reads at a glance; nil for anything else, which is shown as JSON.
+    static func fields(_ facts: JSON) -> [[String: String]]? {
+        guard case let .object(object) = facts, !object.isEmpty, object.count <= 20 else { return nil }
+        var fields: [[String: String]] = []
+        for name in object.keys.sorted() {
+            switch object[name] {
+            case .object?, .array?: return nil
+            case let .string(text)?: fields.append(["name": name, "value": text])
+            case let value?: fields.append(["name": name, "value": value.text])
+            case nil: break
+            }
+        }
+        return fields
     }
 
     static func waitsForReview(_ snapshot: RunSnapshot, _ workflow: Workflow) -> Bool {

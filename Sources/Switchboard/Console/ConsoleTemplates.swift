@@ -154,7 +154,7 @@ enum ConsoleTemplates {
               <tbody>
               {{#reviews}}
               <tr><td><a href="/console/runs/{{id}}"><code>{{id}}</code></a></td><td>{{workflow}}</td>
-                <td><time datetime="{{since}}">{{since}}</time></td><td><pre class="json small">{{facts}}</pre></td>
+                <td><time datetime="{{since}}">{{since}}</time></td><td>{{#listed}}<dl class="facts tight">{{#fields}}<dt>{{name}}</dt><dd>{{value}}</dd>{{/fields}}</dl>{{/listed}}{{^listed}}<pre class="json small">{{facts}}</pre>{{/listed}}</td>
                 <td>{{#canReview}}<form method="post" action="/console/runs/{{id}}/review">
                   <input type="hidden" name="csrf_token" value="{{csrf}}">
                   <button type="submit" name="decision" value="approve" class="approve">Approve</button>
@@ -365,7 +365,7 @@ enum ConsoleTemplates {
         .steps{list-style:none;padding:0;margin:0}.step{background:#fff;border:1px solid var(--line);border-left:3px solid #cbd2d9;border-radius:4px;padding:6px 10px;margin:0 0 6px}
         .step[data-status=completed],.step[data-status=succeeded]{border-left-color:var(--ok)}.step[data-status=failed]{border-left-color:var(--bad)}.step[data-status=waiting]{border-left-color:var(--warn)}
         pre.json{background:#fbfcfd;border:1px solid var(--line);border-radius:4px;padding:6px 8px;margin:4px 0;white-space:pre-wrap;word-break:break-word;max-height:240px;overflow:auto}
-        pre.small{max-height:90px}.review-actions{background:#fffaf0;border:1px solid #f6e0b5;border-radius:6px;padding:10px 14px;margin:0 0 14px}
+        pre.small{max-height:90px}.facts.tight{margin:0;gap:0 12px;font-size:13px}.review-actions{background:#fffaf0;border:1px solid #f6e0b5;border-radius:6px;padding:10px 14px;margin:0 0 14px}
         .review-actions form{display:flex;gap:10px}.pager{margin-top:10px}.bulk{margin:0 0 12px}
         details summary{cursor:pointer;color:var(--muted)}.curl{white-space:pre-wrap}pre.source{max-height:600px}
         """

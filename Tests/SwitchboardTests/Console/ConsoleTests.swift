@@ -158,7 +158,7 @@ struct ConsoleTests {
             let reviews = try await browser.get("/console/reviews")
             #expect(reviews.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
             #expect(reviews.body.contains(run))
-            #expect(reviews.body.contains("under 18"), "the review alert's facts are shown")
+            #expect(reviews.body.contains("<dt>Reason</dt><dd>under 18</dd>"), "the review alert's facts are listed")
         }
     }
 
