@@ -183,12 +183,6 @@ extension Store {
         try await loadRun(id, allowStale: false)
     }
 
-    public func loadRuns(_ ids: [RunID]) async throws -> [RunSnapshot] {
-        var snapshots: [RunSnapshot] = []
-        for id in ids { if let snapshot = try await loadRun(id) { snapshots.append(snapshot) } }
-        return snapshots
-    }
-
     /// Persists an event and runs that have not started.
     public func ingest(_ event: EventRecord, runs: [RunRecord]) async throws -> IngestOutcome {
         try await ingest(event, runs: runs.map { RunCheckpoint(run: $0, steps: []) })

@@ -26,7 +26,10 @@ struct RunSearchStoreTests {
                 run.searchTerms = ["data.inquiry.id=\(inquiry)", "data.kind=person"]
                 var stored = record
                 stored.runs = [RunReference(id: run.id, workflow: "w")]
-                _ = try await store.ingest(stored, runs: [RunCheckpoint(run: run, steps: [])])
+                let steps = (0 ..< index).map { n in
+                    StepRecord(id: "s\(n)", parent: nil, sequence: n, status: .completed, startedAt: at)
+                }
+                _ = try await store.ingest(stored, runs: [RunCheckpoint(run: run, steps: steps)])
                 ids[inquiry] = run.id
                 events[inquiry] = record.id
             }
@@ -73,6 +76,8 @@ struct RunSearchStoreTests {
 
             let loaded = try await store.loadRuns([ids["inq_3"]!, RunID("run_missing"), ids["inq_1"]!])
             #expect(loaded.map(\.run.id) == [ids["inq_3"]!, ids["inq_1"]!], "in the order asked, those that exist")
+            #expect(loaded.map { $0.steps.map(\.id) } == [["s0", "s1"], []], "each with its own steps")
+            #expect(loaded.first?.run.event?["data"]?["inquiry"]?["id"] == "inq_3", "and its event")
 
             let counts = try await store.finishedRunCounts(workflow: "w", since: now.addingTimeInterval(-3 * 3600))
             #expect(counts == [.declined: 1, .approved: 1], "the waiting run is not counted")

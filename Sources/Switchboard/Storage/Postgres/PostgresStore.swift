@@ -178,6 +178,10 @@ public final class PostgresStore: Store {
         try await snapshot(id, on: nil)
     }
 
+    public func loadRuns(_ ids: [RunID]) async throws -> [RunSnapshot] {
+        try await snapshots(ids)
+    }
+
     public func listRuns(_ query: RunQuery) async throws -> [RunRecord] {
         var filter = PostgresFilter()
         // A search reads its term's runs newest first, in the terms' key order, and stops at the limit.
