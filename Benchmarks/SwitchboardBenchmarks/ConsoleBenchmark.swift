@@ -247,7 +247,7 @@ struct ConsoleFill {
             var input = run.input ?? .object([:])
             input = input.setting(["ein"], .string(String(format: "%02d-%07d", n / 10_000_000, n % 10_000_000)))
             run.input = input
-            run.searchTerms = template.workflow.searchTerms(event: nil, input: input)
+            run.searchTerms = template.workflow.searchTerms(of: run)
             try await store.createRuns([RunCheckpoint(run: run, steps: steps, deliveries: [delivery])])
             return
         }
@@ -255,7 +255,7 @@ struct ConsoleFill {
         let eventID = EventID.generate(at: at)
         run.trigger = RunTrigger(eventID: eventID)
         run.event = event
-        run.searchTerms = template.workflow.searchTerms(event: event, input: nil)
+        run.searchTerms = template.workflow.searchTerms(of: run)
         let record = EventRecord(id: eventID, dedupeKey: "bench-\(n)", type: event["type"]?.stringValue ?? "", source: "bench",
                                  payload: event, receivedAt: at, runs: [RunReference(id: run.id, workflow: run.workflow)])
         _ = try await store.ingest(record, runs: [RunCheckpoint(run: run, steps: steps, deliveries: [delivery])])

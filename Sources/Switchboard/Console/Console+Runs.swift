@@ -147,8 +147,10 @@ extension Console {
                 return false
             }
             let facts = Self.reviewFacts(snapshot, workflow)
+            let fields = Self.fields(facts)
             waiting.append(["id": run.id.rawValue, "workflow": run.workflow, "since": (review?.startedAt ?? run.createdAt).rfc3339,
-                            "facts": Self.pretty(facts), "fields": Self.fields(facts) ?? [], "listed": Self.fields(facts) != nil, "canReview": user.can("reviews:write")])
+                            "facts": Self.pretty(facts), "fields": fields ?? [], "listed": fields != nil,
+                            "canReview": user.can("reviews:write")])
         }
         let next = runs.count == query.limit ? runs.last.map { "/console/reviews?cursor=\($0.id.rawValue)" } : nil
         return page("Reviews", "reviews", ["reviews": waiting, "next": next as Any, "nav_reviews": true], user: user)

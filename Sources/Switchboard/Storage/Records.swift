@@ -113,7 +113,7 @@ public struct RunRecord: Sendable, Equatable {
     /// What its `output` steps set (merged, later keys win); nil when none ran.
     public var output: JSON?
     /// The terms it can be found by (`data.inquiry.id=inq_123`), from its workflow's `search`
-    /// fields (``Workflow/searchTerms(event:input:)``); written when the run is created.
+    /// fields (``Workflow/searchTerms(of:)``); written when the run is created.
     public var searchTerms: [String] = []
     /// The version of its workflow the run was started on (``WorkflowVersionRecord``), which
     /// interprets it until it ends; nil for a run started before versions were kept.

@@ -298,7 +298,7 @@ extension Database {
 /// The WHERE clause of a list query, from the filters that are set.
 struct SQLFilter {
     private var clauses: [String] = []
-    var arguments: StatementArguments = []
+    private(set) var arguments: StatementArguments = []
 
     mutating func add(_ clause: String, _ value: (some DatabaseValueConvertible)?) {
         guard let value else { return }

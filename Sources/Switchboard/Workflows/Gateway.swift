@@ -159,7 +159,7 @@ public final class Gateway: Sendable {
         let runs = workflows.map { workflow in
             var run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID), event: event.raw,
                                 eventText: text, createdAt: now, workflowVersion: workflow.version)
-            run.searchTerms = workflow.searchTerms(event: event.raw, input: nil)
+            run.searchTerms = workflow.searchTerms(of: run)
             return run
         }
         return try await record(event, id: eventID, text: text, dedupeKey: idempotencyKey ?? event.id, receipt: receipt, runs: runs,
@@ -181,7 +181,7 @@ public final class Gateway: Sendable {
         var run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(eventID: eventID, scheduledAt: tick),
                             event: raw, eventText: raw.text, input: ["scheduled_at": .string(tick.rfc3339)], createdAt: now,
                             workflowVersion: workflow.version)
-        run.searchTerms = workflow.searchTerms(event: raw, input: run.input)
+        run.searchTerms = workflow.searchTerms(of: run)
         return try await record(event, id: eventID, text: raw.text, dedupeKey: key, receipt: nil, runs: [run], at: now)
     }
 
@@ -237,7 +237,7 @@ public final class Gateway: Sendable {
         let now = clock.now()
         var run = RunRecord(id: .generate(at: now), workflow: workflow.id, trigger: RunTrigger(api: true), input: input,
                             createdAt: now, workflowVersion: workflow.version)
-        run.searchTerms = workflow.searchTerms(event: nil, input: input)
+        run.searchTerms = workflow.searchTerms(of: run)
         let checkpoints = engine.startInline([run])
         try await engine.commit(checkpoints, after: nil) { try await store.createRuns($0) } committed: { true }
         return checkpoints[0].run

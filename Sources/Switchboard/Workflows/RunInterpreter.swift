@@ -325,7 +325,7 @@ struct RunInterpreter {
             id: .generate(at: now), workflow: child.id, status: later ? .waiting : .pending,
             trigger: RunTrigger(parent: ParentRun(run: run.id, step: step.id, depth: depth, wait: spec.wait)), input: input,
             createdAt: now, wakeAt: later ? startsAt : nil, workflowVersion: child.version)
-        childRun.searchTerms = child.searchTerms(event: nil, input: input)
+        childRun.searchTerms = child.searchTerms(of: childRun)
         newRuns.append(childRun)
         guard spec.wait else { return finish(&current, .done, output: ["run_id": .string(childRun.id.rawValue)]) }
         return suspend(&current, until: nil)

@@ -45,12 +45,12 @@ public enum RunSearch {
 }
 
 extension Workflow {
-    /// The terms a new run of this workflow is stored with: its ``searchFields`` that the event's
-    /// `data` or the input holds.
-    public func searchTerms(event: JSON?, input: JSON?) -> [String] {
+    /// The terms a new run of this workflow is stored with: its ``searchFields`` that the run's
+    /// event `data` or input holds.
+    public func searchTerms(of run: RunRecord) -> [String] {
         guard !searchFields.isEmpty else { return [] }
         return searchFields.compactMap { field in
-            var value: JSON? = field.path[0] == "data" ? event?["data"] : input
+            var value: JSON? = field.path[0] == "data" ? run.event?["data"] : run.input
             for key in field.path.dropFirst() { value = value?[key] }
             return value.flatMap(field.term(for:))
         }
